@@ -1,0 +1,13 @@
+"""digits: three steps to a deep learning model, with PyTorch Lightning.
+
+1. data set: :class:`digits.data.DigitsDataModule`
+2. model: :class:`digits.model.DigitsClassifier` around :class:`digits.model.MLP`
+3. training: :mod:`digits.cli` and ``python -m digits.fit``
+"""
+
+from __future__ import annotations
+
+from digits.data import DigitsDataModule
+from digits.model import MLP, DigitsClassifier
+
+__all__ = ["MLP", "DigitsClassifier", "DigitsDataModule"]

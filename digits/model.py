@@ -1,0 +1,144 @@
+"""Step 2, the model: the network alone (``MLP``) and how it learns (``DigitsClassifier``).
+
+Keeping the ``nn.Module`` apart from the ``LightningModule`` means the network can be
+used, exported or replaced without Lightning, and the LightningModule reads as the
+tutorial's loss + optimizer + metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class MLP(nn.Sequential):
+    """Fully connected layers with ReLU, the tutorial's network by default (64-32-10)."""
+
+    def __init__(
+        self,
+        num_features: int = 64,
+        hidden_sizes: Sequence[int] = (32,),
+        num_classes: int = 10,
+        dropout: float = 0.0,
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = num_features
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        super().__init__(*layers)
+
+
+def accuracy(num_classes: int) -> MulticlassAccuracy:
+    """The fraction of samples classified correctly, as the tutorial reports it."""
+    return MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+
+
+class DigitsClassifier(L.LightningModule):
+    """Cross-entropy, Adam and accuracy around an ``MLP``.
+
+    Metrics are updated every step and logged once per epoch: each ``self.log`` call
+    costs about as much as a training step of this small network, and an epoch-level
+    curve is what the user looks at anyway.
+
+    Args:
+        num_features: Inputs per sample; the CLI links it from the data module.
+        num_classes: Output classes; the CLI links it from the data module.
+        hidden_sizes: Width of each hidden layer (the tutorial: one layer of 32).
+        dropout: Dropout after each hidden layer; 0 switches it off.
+        lr: Adam's learning rate (the tutorial's 1e-3).
+        weight_decay: Adam's L2 penalty.
+    """
+
+    def __init__(
+        self,
+        num_features: int = 64,
+        num_classes: int = 10,
+        hidden_sizes: Sequence[int] = (32,),
+        dropout: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not hidden_sizes or min(hidden_sizes) < 1:
+            raise ValueError(f"model.hidden_sizes must be positive widths, got {hidden_sizes}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+        if lr <= 0:
+            raise ValueError(f"model.lr must be positive, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"model.weight_decay must be 0 or more, got {weight_decay}")
+        hidden_sizes = list(hidden_sizes)  # saved as a plain YAML list in hparams.yaml
+        self.save_hyperparameters()
+        self.network = MLP(num_features, hidden_sizes, num_classes, dropout)
+        # Plain accuracy (micro average; torchmetrics defaults to macro). validate_args
+        # and nan_strategy="disable" skip per-step checks that would each force a host
+        # synchronisation; a non-finite loss still shows in the epoch mean.
+        self.train_acc = accuracy(num_classes)
+        self.val_acc = accuracy(num_classes)
+        self.test_acc = accuracy(num_classes)
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
+        self.val_acc_best = MaxMetric(nan_strategy="disable")
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network(features)
+
+    def _shared_step(
+        self, batch: Batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+    ) -> torch.Tensor:
+        features, targets = batch
+        logits = self(features)
+        loss = F.cross_entropy(logits, targets)
+        loss_metric.update(loss.detach(), weight=targets.numel())
+        acc_metric.update(logits.detach(), targets)
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, self.train_loss, self.train_acc)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, self.val_loss, self.val_acc)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, self.test_loss, self.test_acc)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        features = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probability, digit = self(features).softmax(dim=-1).max(dim=-1)
+        return {"digit": digit, "probability": probability}
+
+    def on_train_start(self) -> None:
+        # The sanity check before training also runs validation: forget what it saw.
+        self.val_acc_best.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.train_loss)
+        self.log("train/acc", self.train_acc)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/loss", self.val_loss)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.val_acc_best.update(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute())
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss)
+        self.log("test/acc", self.test_acc)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

@@ -1,0 +1,108 @@
+"""`python -m digits.fit` end to end, in-process, with results read back from disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from digits import DigitsClassifier, DigitsDataModule
+from digits.fit import main
+from tests.conftest import QUIET, read_events, scalars
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    """One short training run shared by the tests that only read what it wrote."""
+    folder = tmp_path_factory.mktemp("fit")
+    save_dir = folder / "lightning_logs"
+    summary = main([*QUIET, "--trainer.max_epochs", str(EPOCHS), f"--trainer.logger.init_args.save_dir={save_dir}"])
+    return summary, Path(summary.log_dir)
+
+
+def test_every_metric_is_logged_once_per_epoch(run):
+    _, log_dir = run
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"):
+        assert len(scalars(log_dir, tag)) == EPOCHS, tag
+    assert len(scalars(log_dir, "test/acc")) == 1
+    assert len(scalars(log_dir, "test/loss")) == 1
+
+
+def test_training_learns_and_the_best_is_the_running_maximum(run):
+    _, log_dir = run
+    train_loss = [value for _, value in scalars(log_dir, "train/loss")]
+    assert train_loss[-1] < train_loss[0]
+    val_acc = [value for _, value in scalars(log_dir, "val/acc")]
+    best = [value for _, value in scalars(log_dir, "val/acc_best")]
+    assert best == pytest.approx([max(val_acc[: i + 1]) for i in range(EPOCHS)])
+
+
+def test_summary_matches_what_was_logged(run):
+    summary, log_dir = run
+    assert summary.test_acc == pytest.approx(scalars(log_dir, "test/acc")[0][1])
+    assert summary.best_val_acc == pytest.approx(max(v for _, v in scalars(log_dir, "val/acc")))
+    assert Path(summary.checkpoint).parent == log_dir / "checkpoints"
+    assert summary.tensorboard_logdir == str(log_dir.parent.parent)
+
+
+def test_best_and_last_checkpoints_are_kept(run):
+    summary, log_dir = run
+    files = sorted(path.name for path in (log_dir / "checkpoints").iterdir())
+    assert len(files) == 2 and "last.ckpt" in files
+    last = torch.load(log_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == EPOCHS - 1
+
+
+def test_reloaded_best_checkpoint_reproduces_test_acc(run):
+    summary, log_dir = run
+    model = DigitsClassifier.load_from_checkpoint(summary.checkpoint)
+    model.eval()
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    datamodule = DigitsDataModule(**config["data"])
+    datamodule.setup("test")
+    with torch.no_grad():
+        predictions = model(datamodule.test_set.features).argmax(dim=1)
+    accuracy = (predictions == datamodule.test_set.targets).float().mean().item()
+    assert accuracy == pytest.approx(summary.test_acc)
+
+
+def test_config_yaml_records_the_seed_and_split_seed(run):
+    _, log_dir = run
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert config["seed_everything"] == 0
+    assert config["data"]["split_seed"] == 0
+
+
+def test_hparams_tab_shows_hyperparameters_against_real_metrics(run):
+    _, log_dir = run
+    events = read_events(log_dir)
+    assert "hp_metric" not in events.Tags()["scalars"]
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    metrics = {info.name.tag for info in experiment.experiment.metric_infos}
+    assert metrics == {"val/acc_best", "test/acc"}
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["lr"].number_value == pytest.approx(1e-3)
+    assert hparams["batch_size"].number_value == 128
+    assert hparams["hidden_sizes"].string_value == "[32]"
+
+
+def test_each_run_gets_its_own_version_folder(tmp_path: Path):
+    first = main([*QUIET, "--trainer.max_epochs", "1"])
+    before = {path: path.read_bytes() for path in Path(first.log_dir).rglob("*") if path.is_file()}
+    second = main([*QUIET, "--trainer.max_epochs", "1"])
+    assert Path(first.log_dir).name == "version_0"
+    assert Path(second.log_dir).name == "version_1"
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_fast_dev_run_tests_the_weights_in_memory():
+    summary = main([*QUIET, "--trainer.fast_dev_run", "true"])
+    assert summary.checkpoint is None
+    assert 0.0 <= summary.test_acc <= 1.0

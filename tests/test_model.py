@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from digits import MLP, DigitsClassifier
+
+
+def test_mlp_is_the_tutorials_network_by_default():
+    network = MLP()
+    linears = [layer for layer in network if isinstance(layer, nn.Linear)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(64, 32), (32, 10)]
+    assert any(isinstance(layer, nn.ReLU) for layer in network)
+    assert not any(isinstance(layer, nn.Dropout) for layer in network)
+
+
+def test_mlp_shapes_follow_its_arguments():
+    network = MLP(num_features=16, hidden_sizes=[20, 12], num_classes=3, dropout=0.5)
+    assert network(torch.randn(5, 16)).shape == (5, 3)
+    assert sum(isinstance(layer, nn.Dropout) for layer in network) == 2
+
+
+def test_classifier_outputs_one_logit_per_class():
+    model = DigitsClassifier(num_features=64, num_classes=10)
+    assert model(torch.randn(7, 64)).shape == (7, 10)
+
+
+def test_hyperparameters_are_saved_for_reloading():
+    model = DigitsClassifier(hidden_sizes=(16, 8), lr=0.01)
+    assert model.hparams.hidden_sizes == [16, 8]
+    assert model.hparams.lr == 0.01
+
+
+def test_loss_falls_and_a_small_batch_is_overfitted():
+    torch.manual_seed(0)
+    model = DigitsClassifier()
+    features = torch.rand(32, 64) * 16
+    targets = torch.arange(32) % 10
+    optimizer = model.configure_optimizers()
+    losses = []
+    for step in range(300):
+        optimizer.zero_grad()
+        loss = model.training_step((features, targets), step)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10
+    assert (model(features).argmax(dim=1) == targets).all()
+
+
+def test_training_metrics_are_plain_accuracy_and_mean_loss():
+    model = DigitsClassifier(num_features=2, num_classes=2)
+    with torch.no_grad():
+        model.network[0].weight.copy_(torch.tensor([[1.0, 0.0]] * 32))
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    targets = torch.tensor([0, 0, 1])
+    logits = model(features)
+    model.validation_step((features, targets), 0)
+    expected_acc = (logits.argmax(dim=1) == targets).float().mean()
+    assert model.val_acc.compute() == pytest.approx(expected_acc.item())
+    expected_loss = nn.functional.cross_entropy(logits, targets)
+    assert model.val_loss.compute() == pytest.approx(expected_loss.item(), rel=1e-6)
+
+
+def test_predict_step_gives_the_digit_and_its_probability():
+    model = DigitsClassifier()
+    features = torch.randn(4, 64)
+    prediction = model.predict_step((features, torch.zeros(4, dtype=torch.long)), 0)
+    probabilities = model(features).softmax(dim=1)
+    assert torch.equal(prediction["digit"], probabilities.argmax(dim=1))
+    assert torch.allclose(prediction["probability"], probabilities.max(dim=1).values)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden_sizes": []}, "hidden_sizes"),
+        ({"hidden_sizes": [32, 0]}, "hidden_sizes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"lr": 0.0}, "lr"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+    ],
+)
+def test_bad_values_are_refused_with_their_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DigitsClassifier(**kwargs)
