@@ -84,6 +84,17 @@ class DigitsCLI(LightningCLI):
         parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
 
+    def _without_checkpointing(self) -> None:
+        # validate/test/predict only read a checkpoint: the callbacks that write them
+        # would restore their state from it and warn that its folder has changed.
+        self.trainer.callbacks = [
+            callback
+            for callback in self.trainer.callbacks
+            if not isinstance(callback, ModelCheckpoint)
+        ]
+
+    before_validate = before_test = before_predict = _without_checkpointing
+
 
 def tensorboard_logdir(logger: object) -> str | None:
     """The folder to hand to ``tensorboard --logdir`` to see this run beside earlier ones."""

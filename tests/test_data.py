@@ -52,7 +52,9 @@ def test_raw_scale_keeps_the_tutorials_pixel_values():
     datamodule = ready(scale="raw")
     images = load_digits().data
     train = datamodule.split_indices()["train"]
-    assert torch.equal(datamodule.train_set.features, torch.tensor(images[train], dtype=torch.float32))
+    assert torch.equal(
+        datamodule.train_set.features, torch.tensor(images[train], dtype=torch.float32)
+    )
 
 
 def test_standard_scale_is_fitted_on_the_training_split_only():
@@ -61,7 +63,9 @@ def test_standard_scale_is_fitted_on_the_training_split_only():
     # Mean 0 and std 1 on train (pixels that never vary in training stay constant)...
     assert train_features.mean(dim=0).abs().max() < 1e-4
     varying = train_features.std(dim=0, unbiased=False) > 0
-    assert torch.allclose(train_features.std(dim=0, unbiased=False)[varying], torch.tensor(1.0), atol=1e-4)
+    assert torch.allclose(
+        train_features.std(dim=0, unbiased=False)[varying], torch.tensor(1.0), atol=1e-4
+    )
     # ... and the test split is transformed with the training statistics, not its own.
     images = load_digits().data.astype(np.float32)
     split = datamodule.split_indices()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,11 @@ EPOCHS = 3
 def run(tmp_path_factory: pytest.TempPathFactory):
     """One short training run shared by the tests that only read what it wrote."""
     folder = tmp_path_factory.mktemp("fit")
-    save_dir = folder / "lightning_logs"
-    summary = main([*QUIET, "--trainer.max_epochs", str(EPOCHS), f"--trainer.logger.init_args.save_dir={save_dir}"])
-    return summary, Path(summary.log_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setattr(sys, "argv", ["digits"])
+        summary = main([*QUIET, "--trainer.max_epochs", str(EPOCHS)])
+    return summary, folder / summary.log_dir
 
 
 def test_every_metric_is_logged_once_per_epoch(run):
@@ -46,12 +49,14 @@ def test_summary_matches_what_was_logged(run):
     summary, log_dir = run
     assert summary.test_acc == pytest.approx(scalars(log_dir, "test/acc")[0][1])
     assert summary.best_val_acc == pytest.approx(max(v for _, v in scalars(log_dir, "val/acc")))
-    assert Path(summary.checkpoint).parent == log_dir / "checkpoints"
-    assert summary.tensorboard_logdir == str(log_dir.parent.parent)
+    assert (log_dir / "checkpoints" / Path(summary.checkpoint).name).is_file()
+    assert Path(summary.checkpoint).parent == Path(summary.log_dir) / "checkpoints"
+    assert summary.tensorboard_logdir == "lightning_logs"
+    assert log_dir.parent.parent.name == "lightning_logs"
 
 
 def test_best_and_last_checkpoints_are_kept(run):
-    summary, log_dir = run
+    _, log_dir = run
     files = sorted(path.name for path in (log_dir / "checkpoints").iterdir())
     assert len(files) == 2 and "last.ckpt" in files
     last = torch.load(log_dir / "checkpoints" / "last.ckpt", weights_only=True)
@@ -60,7 +65,9 @@ def test_best_and_last_checkpoints_are_kept(run):
 
 def test_reloaded_best_checkpoint_reproduces_test_acc(run):
     summary, log_dir = run
-    model = DigitsClassifier.load_from_checkpoint(summary.checkpoint)
+    model = DigitsClassifier.load_from_checkpoint(
+        log_dir / "checkpoints" / Path(summary.checkpoint).name
+    )
     model.eval()
     config = yaml.safe_load((log_dir / "config.yaml").read_text())
     datamodule = DigitsDataModule(**config["data"])

@@ -1,0 +1,67 @@
+"""Every shipped config parses and trains; configs/default.yaml is exactly the defaults."""
+
+from __future__ import annotations
+
+import io
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+import yaml
+
+from digits.cli import DigitsCLI
+from digits.fit import main
+from tests.conftest import QUIET, needs_gpu, scalars
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+GPU_CONFIGS = {"gpu.yaml"}
+
+
+def config_params() -> list:
+    return [
+        pytest.param(
+            path,
+            marks=[pytest.mark.gpu, needs_gpu] if path.name in GPU_CONFIGS else [],
+            id=path.name,
+        )
+        for path in sorted(CONFIGS.glob("*.yaml"))
+    ]
+
+
+def printed_config(*args: str) -> dict:
+    output = io.StringIO()
+    with redirect_stdout(output), pytest.raises(SystemExit) as exit_info:
+        DigitsCLI(run=False, args=[*args, "--print_config"])
+    assert exit_info.value.code in (None, 0)
+    return yaml.safe_load(output.getvalue())
+
+
+@pytest.mark.parametrize("config", config_params())
+def test_config_trains_with_fast_dev_run(config: Path):
+    summary = main(["--config", str(config), *QUIET, "--trainer.fast_dev_run", "true"])
+    assert 0.0 <= summary.test_acc <= 1.0
+
+
+def test_default_yaml_is_every_default_written_out():
+    assert yaml.safe_load((CONFIGS / "default.yaml").read_text()) == printed_config()
+
+
+def test_default_yaml_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert printed_config("--config", str(CONFIGS / "default.yaml")) == printed_config()
+    # ... and trains to the same numbers, bit for bit on the CPU.
+    short = [*QUIET, "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu"]
+    without = main(short)
+    with_default = main(["--config", str(CONFIGS / "default.yaml"), *short])
+    assert with_default.test_acc == without.test_acc
+    assert scalars(Path(with_default.log_dir), "train/loss") == scalars(
+        Path(without.log_dir), "train/loss"
+    )
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_config_trains_on_the_gpu():
+    summary = main(["--config", str(CONFIGS / "gpu.yaml"), *QUIET, "--trainer.max_epochs", "5"])
+    assert summary.test_acc > 0.5
+    sys.stdout.write(f"gpu test/acc after 5 epochs: {summary.test_acc:.4f}\n")
