@@ -139,6 +139,11 @@ class DigitsClassifier(L.LightningModule):
         self.log("test/acc", self.test_acc)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        # fused=True: one kernel for the whole update instead of a few per parameter,
+        # the largest single saving per step for a network this small.
         return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            fused=True,
         )
