@@ -103,7 +103,9 @@ class DigitsCLI(LightningCLI):
 
     def _without_checkpointing(self) -> None:
         # validate/test/predict only read a checkpoint: the callbacks that write them
-        # would restore their state from it and warn that its folder has changed.
+        # would restore their state from it and warn that its folder has changed, and
+        # Lightning's reminder that they are missing does not apply when nothing trains.
+        warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
         self.trainer.callbacks = [
             callback
             for callback in self.trainer.callbacks
