@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard.summary import hparams
+
+from digits.resume import resume_command
 
 
 def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
@@ -42,6 +45,11 @@ class HParamsMetrics(L.Callback):
         logger = trainer.logger
         if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero:
             return
+        resumed_here = trainer.ckpt_path is not None and Path(
+            trainer.ckpt_path
+        ).resolve().is_relative_to(Path(logger.log_dir).resolve())
+        if resumed_here:  # the run declared them when it first started
+            return
         params = dict(pl_module.hparams_initial)
         if trainer.datamodule is not None:
             params.update(trainer.datamodule.hparams_initial)
@@ -53,17 +61,37 @@ class HParamsMetrics(L.Callback):
             writer.add_summary(summary)
 
 
-class LatestBestCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that, among epochs with equal scores, keeps the latest.
+class InterruptCheckpoint(L.Callback):
+    """On Ctrl-C or SIGTERM, saves the interrupted state as ``interrupted.ckpt``.
 
-    Accuracy on a validation split of ~135 images moves in steps of 0.74%, so many
-    epochs tie. Lightning keeps the first of them, usually a model that has trained
-    for fewer epochs; the validation split cannot tell them apart, the test split can.
+    The run's ``last.ckpt`` (the end of the last complete epoch) stays as it was: that
+    is the one to resume from for the same result as an uninterrupted run. This one
+    keeps the part of an epoch that was done. Other exceptions save nothing, so a
+    diverged model is not kept as if it were a result.
     """
 
-    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
-        if current is None or len(self.best_k_models) < self.save_top_k or self.save_top_k < 0:
-            return super().check_monitor_top_k(trainer, current)
-        kth_score = self.best_k_models[self.kth_best_model_path]
-        ties = trainer.strategy.reduce_boolean_decision(bool(current == kth_score))
-        return ties or super().check_monitor_top_k(trainer, current)
+    def __init__(self) -> None:
+        self.saved: Path | None = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not checkpoint:
+            return
+        if checkpoint.dirpath is None:
+            return
+        self.saved = Path(checkpoint.dirpath) / "interrupted.ckpt"
+        trainer.save_checkpoint(self.saved, weights_only=False)
+        if not trainer.is_global_zero or trainer.log_dir is None:
+            return
+        last = Path(checkpoint.dirpath) / "last.ckpt"
+        signal = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
+        how = "from the end of the last complete epoch, as an uninterrupted run would go on"
+        print(
+            f"\nStopped by {signal} in epoch {trainer.current_epoch}; the state so far is in "
+            f"{self.saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
+            f"{resume_command(Path(trainer.log_dir), last if last.exists() else self.saved)}",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -2,33 +2,39 @@
 
 It sets the trainer defaults once (TensorBoard logger, best and last checkpoints, a
 fixed seed, the tutorial's 50 epochs), links the data module's shape into the model so
-that it is never typed twice, and turns a user's mistake into one line and exit code 2.
+that it is never typed twice, and checks everything a user gives it (values, the
+checkpoint, the GPU) before anything is written, so that ``digits.errors`` can turn a
+mistake into one line.
 """
 
 from __future__ import annotations
 
-import re
-import sys
+import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentError, lazy_instance
-from lightning.pytorch import Callback, Trainer
+import torch
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.plugins.io import CheckpointIO
 
-from digits.callbacks import HParamsMetrics, LatestBestCheckpoint
+from digits.callbacks import HParamsMetrics, InterruptCheckpoint
+from digits.checkpoints import LatestBestCheckpoint, SafeCheckpointIO, read_checkpoint
 from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
+from digits.resume import (
+    ResumableSaveConfig,
+    adopt_checkpoint_settings,
+    check_state_dict,
+    run_folder,
+)
 
 DEFAULT_SEED = 0  # recorded in every run's config.yaml as seed_everything
 LOG_DIR = "lightning_logs"
-USAGE_ERROR = 2  # the exit code argparse uses for a bad command line
-MAX_ERROR_LENGTH = 200
 PROGRESS_BAR_REFRESH_RATE = 10  # steps between redraws: about once per epoch by default
 
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -61,19 +67,32 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 # worker processes would only add start-up and inter-process copies. Lightning cannot
 # know that and suggests workers on machines with more than two cores.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+# "Seed set to 0" would come before any error about the values: the seed is in every
+# run's config.yaml, and an error should be the only line.
+logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 # Lightning 2.6 still uses torch's LeafSpec, which torch 2.13 deprecates; harmless, and
 # nothing a user of this project can change.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 class DigitsCLI(LightningCLI):
-    """LightningCLI with this project's defaults and argument links."""
+    """LightningCLI with this project's defaults, links and checks.
+
+    ``run=False`` (``python -m digits.fit``) adds ``--ckpt_path`` to resume from; the
+    subcommands of ``python -m digits`` have it already.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.resumes_fit = not kwargs.get("run", True)
+        self.checkpoint: dict[str, Any] | None = None
+        self.interrupt_checkpoint = InterruptCheckpoint()
         kwargs.setdefault("model_class", DigitsClassifier)
         kwargs.setdefault("datamodule_class", DigitsDataModule)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
-        kwargs.setdefault("trainer_defaults", {"callbacks": [HParamsMetrics()]})
+        kwargs.setdefault(
+            "trainer_defaults", {"callbacks": [HParamsMetrics(), self.interrupt_checkpoint]}
+        )
+        kwargs.setdefault("save_config_callback", ResumableSaveConfig)
         # Raise instead of printing a usage block, so that main() prints one line.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
         super().__init__(*args, **kwargs)
@@ -85,21 +104,89 @@ class DigitsCLI(LightningCLI):
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        if self.resumes_fit:
+            parser.add_argument(
+                "--ckpt_path",
+                type=str | None,
+                default=None,
+                help="Resume training from this checkpoint, usually a run's last.ckpt.",
+            )
+
+    @property
+    def stage_config(self) -> Any:
+        """The parsed config of the subcommand being run (or the whole one for fit.py)."""
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
+
+    @property
+    def fitting(self) -> bool:
+        return self.resumes_fit or self.config.get("subcommand") == "fit"
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning reads the checkpoint right after this, before any other hook: check
+        # it here, so that a bad one is a one-line error and not a traceback.
+        config = self.stage_config
+        if config.get("ckpt_path"):
+            self.checkpoint = read_checkpoint(config.ckpt_path)
+            subcommand = self.config.get("subcommand")
+            stage_parser = self._subcommand_parsers[subcommand] if subcommand else parser
+            adopt_checkpoint_settings(
+                config, stage_parser.get_defaults(), self.checkpoint, config.ckpt_path
+            )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.stage_config
+        accelerator = str(config.trainer.accelerator)
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
+            )
+        max_epochs = config.trainer.max_epochs
+        if self.fitting and max_epochs is not None and max_epochs < 1:
+            raise ValueError(f"trainer.max_epochs must be at least 1, got {max_epochs}")
+        if self.fitting and self.checkpoint is not None:
+            self._continue_in_run_folder(config)
+
+    def _continue_in_run_folder(self, config: Any) -> None:
+        """A resumed run writes on in the folder of the run it continues."""
+        run = run_folder(config.ckpt_path)
+        logger = config.trainer.logger
+        if run is None or not isinstance(logger, Namespace):
+            return
+        if not str(logger.get("class_path", "")).endswith(".TensorBoardLogger"):
+            return
+        configured = Path(logger.init_args.save_dir) / str(logger.init_args.name)
+        if configured.resolve() != run.parent.resolve():
+            logger.init_args.save_dir = str(run.parent.parent)
+            logger.init_args.name = run.parent.name
+        logger.init_args.version = run.name
+        # Steps logged after the checkpoint was written are hidden, so that the epochs
+        # the resumed run repeats appear once.
+        logger.init_args.purge_step = int(self.checkpoint["global_step"])
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, with a progress bar redrawn every few steps instead of every step.
+        """The trainer, with this project's progress bar and checkpoint writer.
 
-        An epoch here is ten steps of about a millisecond each; redrawing the bar after
-        each one costs more than the step. ``--trainer.enable_progress_bar false`` still
-        switches it off, and a progress bar in ``--trainer.callbacks`` replaces it.
+        The progress bar is redrawn every few steps instead of every step: an epoch
+        here is ten steps of about a millisecond each, and a redraw costs more than a
+        step. ``--trainer.enable_progress_bar false`` still switches it off, and a
+        progress bar in ``--trainer.callbacks`` replaces it. Checkpoints are written
+        and read by ``SafeCheckpointIO`` unless ``--trainer.plugins`` names another.
         """
+        # The model exists and the trainer not yet: the last moment to refuse a checkpoint
+        # before Lightning starts printing about the machine.
+        if self.checkpoint is not None:
+            check_state_dict(self.model, self.checkpoint, self.stage_config.ckpt_path)
         trainer_config = self._get(self.config_init, "trainer", default={})
-        callbacks = trainer_config.get("callbacks") or []
-        callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+        callbacks = _as_list(trainer_config.get("callbacks"))
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
-        return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
+        plugins = _as_list(trainer_config.get("plugins"))
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(SafeCheckpointIO())
+        return super().instantiate_trainer(**{"callbacks": callbacks, "plugins": plugins, **kwargs})
 
     def _without_checkpointing(self) -> None:
         # validate/test/predict only read a checkpoint: the callbacks that write them
@@ -115,6 +202,13 @@ class DigitsCLI(LightningCLI):
     before_validate = before_test = before_predict = _without_checkpointing
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A trainer argument that takes one object or a list of them, as a new list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 def tensorboard_logdir(logger: object) -> str | None:
     """The folder to hand to ``tensorboard --logdir`` to see this run beside earlier ones."""
     if isinstance(logger, TensorBoardLogger):
@@ -122,31 +216,11 @@ def tensorboard_logdir(logger: object) -> str | None:
     return None
 
 
-def one_line(message: str) -> str:
-    """jsonargparse's multi-line explanation of a bad value, as one readable line."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    if not lines:
-        return "invalid arguments"
-    text = lines[0]
-    details = dict(line.partition(": ")[::2] for line in lines[1:])
-    if "Given value" in details and "Subtypes" in details:
-        text += f" expected one of {details['Subtypes']}, got {details['Given value']!r}"
-    elif len(lines) > 1:
-        text += " " + lines[1]
-    text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
-    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
+def close_process_group() -> None:
+    """After DDP, close the process group before the interpreter exits.
 
-
-@contextmanager
-def exit_on_user_error() -> Iterator[None]:
-    """Turn a mistake in the configuration into one line on stderr and exit code 2.
-
-    Wraps building the CLI: parsing and instantiating the data module, the model and
-    the trainer. Those only check and store values, so an error there means a bad
-    value from the user, and nothing has been written yet.
+    Otherwise gloo's threads abort at shutdown with "terminate called without an active
+    exception" after a run that succeeded.
     """
-    try:
-        yield
-    except (ArgumentError, ValueError, MisconfigurationException) as error:
-        print(f"error: {one_line(str(error))}", file=sys.stderr)
-        raise SystemExit(USAGE_ERROR) from None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -14,6 +14,7 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -72,7 +73,7 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
 
 
@@ -119,6 +120,13 @@ class DigitsDataModule(L.LightningDataModule):
         self.train_set: BatchTensorDataset | None = None
         self.val_set: BatchTensorDataset | None = None
         self.test_set: BatchTensorDataset | None = None
+        try:  # Splitting takes milliseconds: find an impossible split now, not mid-run.
+            self.split_indices()
+        except ValueError as error:
+            raise ValueError(
+                f"data.test_size={test_size} and data.val_size={val_size} leave a split too "
+                f"small to hold every class ({error})"
+            ) from None
 
     @cached_property
     def _raw(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,18 +216,33 @@ class DigitsDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        # The base seed comes from torch's global generator, which the CLI seeds with
-        # --seed_everything: a different seed gives a different order, the same seed
-        # the same order, including after a resume.
-        base_seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        assert self.train_set is not None, "call setup() first"
-        return self._loader(self.train_set, EpochShuffleSampler(len(self.train_set), base_seed))
+        # The order depends on --seed_everything (torch's initial seed, which it sets)
+        # and the epoch, nothing else: a resumed run shuffles as the original did.
+        if self.train_set is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        sampler = EpochShuffleSampler(len(self.train_set), torch.initial_seed())
+        return self._loader(self.train_set, sampler)
+
+    def _evaluation_sampler(self, dataset: BatchTensorDataset | None) -> Sampler | None:
+        """Under DDP, each process evaluates its own share of the images, each image once.
+
+        Lightning's default DistributedSampler repeats images to even out the shares
+        (135 validation images over 2 processes would count one twice), so metrics
+        would differ from a single-process run. Uneven shares are fine here: evaluation
+        synchronises only the metric states, once per epoch.
+        """
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        if world_size < 2 or dataset is None:
+            return None
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, None)
+        return self._loader(self.val_set, self._evaluation_sampler(self.val_set))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, None)
+        return self._loader(self.test_set, self._evaluation_sampler(self.test_set))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, None)
+        return self._loader(self.test_set, self._evaluation_sampler(self.test_set))

@@ -4,6 +4,7 @@ Usage::
 
     python -m digits.fit --trainer.max_epochs 50
     python -m digits.fit --config configs/gpu.yaml
+    python -m digits.fit --config RUN/config.yaml --ckpt_path RUN/checkpoints/last.ckpt
     python -m digits.fit --help
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from digits.cli import DigitsCLI, exit_on_user_error, tensorboard_logdir
+from digits.cli import DigitsCLI, close_process_group, tensorboard_logdir
+from digits.errors import exit_on_training_failure, exit_on_user_error
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,12 @@ class FitSummary:
 
 
 def main(args: list[str] | None = None) -> FitSummary:
-    """Run ``fit`` then ``test(ckpt_path="best")`` and print a summary."""
+    """Run ``fit`` (or resume it with ``--ckpt_path``), then ``test`` the best checkpoint."""
     with exit_on_user_error():
         cli = DigitsCLI(run=False, args=args)
     trainer = cli.trainer
-    trainer.fit(cli.model, datamodule=cli.datamodule)
+    with exit_on_training_failure():
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
 
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
@@ -58,7 +61,9 @@ def main(args: list[str] | None = None) -> FitSummary:
         log_dir=trainer.log_dir if trainer.logger is not None and best_path else None,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if best_path else None,
     )
-    print("\n".join(summary.lines()))
+    if trainer.is_global_zero:
+        print("\n".join(summary.lines()))
+    close_process_group()
     return summary
 
 

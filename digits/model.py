@@ -19,6 +19,10 @@ from torchmetrics.classification import MulticlassAccuracy
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+class NonFiniteLossError(ArithmeticError):
+    """Training diverged: continuing would only produce and save a broken model."""
+
+
 class MLP(nn.Sequential):
     """Fully connected layers with ReLU, the tutorial's network by default (64-32-10)."""
 
@@ -125,6 +129,15 @@ class DigitsClassifier(L.LightningModule):
         self.val_acc_best.reset()
 
     def on_train_epoch_end(self) -> None:
+        # One check per epoch (a step-level check would wait on the device every step).
+        # It runs before the epoch's checkpoints are written, so none holds the
+        # diverged weights.
+        loss = self.train_loss.compute()
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training diverged: train/loss is {loss.item()} in epoch {self.current_epoch}"
+                f" (model.lr={self.hparams.lr}); try a smaller learning rate"
+            )
         self.log("train/loss", self.train_loss)
         self.log("train/acc", self.train_acc)
 
@@ -132,7 +145,9 @@ class DigitsClassifier(L.LightningModule):
         self.log("val/loss", self.val_loss)
         self.log("val/acc", self.val_acc, prog_bar=True)
         self.val_acc_best.update(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute())
+        # A tensor, not the metric object, which Lightning would reset every epoch. Its
+        # value is the same in every process; sync_dist says so to Lightning under DDP.
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self.test_loss)

@@ -16,6 +16,9 @@ from tests.conftest import QUIET, needs_gpu, scalars
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 GPU_CONFIGS = {"gpu.yaml"}
+# DDP launches one more process per device by re-running the command line, so these
+# run as real commands (tests/test_trust.py), not inside pytest's process.
+MULTI_PROCESS_CONFIGS = {"ddp_cpu.yaml"}
 
 
 def config_params() -> list:
@@ -26,6 +29,7 @@ def config_params() -> list:
             id=path.name,
         )
         for path in sorted(CONFIGS.glob("*.yaml"))
+        if path.name not in MULTI_PROCESS_CONFIGS
     ]
 
 
