@@ -1,0 +1,325 @@
+"""Reproducible runs, resume after a crash, no lost work, clear errors, DDP.
+
+Where a user would type a command (kill it, resume it, run two processes), the test runs
+the real command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from digits.checkpoints import SafeCheckpointIO, read_checkpoint
+from digits.cli import DigitsCLI
+from digits.fit import main
+from tests.conftest import QUIET, read_events, scalars
+
+TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
+FIT = [sys.executable, "-m", "digits.fit", *QUIET]
+
+
+def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
+    return {tag: scalars(run, tag) for tag in TAGS}
+
+
+def run_dir(tmp_path: Path, version: int) -> Path:
+    return tmp_path / "lightning_logs" / "digits" / f"version_{version}"
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "the run ended before the file appeared"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.005)
+
+
+# 1. Reproducible -----------------------------------------------------------------------
+
+
+def test_same_seeds_give_identical_metrics_bit_for_bit(tmp_path: Path):
+    first = main([*QUIET, "--trainer.max_epochs", "3"])
+    second = main([*QUIET, "--trainer.max_epochs", "3"])
+    assert curves(Path(first.log_dir)) == curves(Path(second.log_dir))
+
+
+def built(*args: str) -> DigitsCLI:
+    cli = DigitsCLI(run=False, args=[*QUIET, *args])
+    cli.datamodule.setup("fit")
+    return cli
+
+
+def first_epoch_order(cli: DigitsCLI) -> torch.Tensor:
+    return next(iter(cli.datamodule.train_dataloader()))[1]
+
+
+def test_seed_changes_initialisation_and_shuffle_but_not_the_split():
+    # The order is read from the seed when training starts: one run at a time.
+    base = built()
+    base_order = first_epoch_order(base)
+    reseeded = built("--seed_everything", "1")
+    assert not torch.equal(base.model.network[0].weight, reseeded.model.network[0].weight)
+    assert not torch.equal(base_order, first_epoch_order(reseeded))
+    assert torch.equal(base.datamodule.test_set.features, reseeded.datamodule.test_set.features)
+
+
+def test_split_seed_changes_the_split_and_not_the_initialisation():
+    base, resplit = built(), built("--data.split_seed", "1")
+    assert torch.equal(base.model.network[0].weight, resplit.model.network[0].weight)
+    assert not torch.equal(base.datamodule.test_set.features, resplit.datamodule.test_set.features)
+
+
+# 2. Resume with the same result ----------------------------------------------------------
+
+
+def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
+    epochs = ["--trainer.max_epochs", "25"]
+    subprocess.run([*FIT, *epochs], check=True, capture_output=True, timeout=300)
+    uninterrupted = run_dir(tmp_path, 0)
+
+    killed = subprocess.Popen([*FIT, *epochs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = run_dir(tmp_path, 1)
+    wait_for(run / "checkpoints" / "last.ckpt", killed)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+    stopped_after = read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"]
+    assert stopped_after < 24, "the kill came too late to test a resume"
+
+    # The command the README gives.
+    resume = ["--config", str(run / "config.yaml")]
+    resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=300)
+
+    resumed, expected = curves(run), curves(uninterrupted)
+    assert resumed == expected  # every epoch once, same values, same final test
+    steps = [step for step, _ in resumed["val/acc"]]
+    assert steps == sorted(set(steps)) and len(steps) == 25
+    assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
+    assert not run_dir(tmp_path, 2).exists()
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sent, code, name):
+    process = subprocess.Popen(
+        [*FIT, "--trainer.max_epochs", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = run_dir(tmp_path, 0)
+    wait_for(run / "checkpoints" / "last.ckpt", process)
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code
+    assert "Traceback" not in stderr
+    assert f"Stopped by {name}" in stderr
+    assert read_checkpoint(run / "checkpoints" / "interrupted.ckpt")["state_dict"]
+    command = stderr.strip().splitlines()[-1].split()
+    assert command[:3] == ["python", "-m", "digits.fit"]
+    assert command[-1] == str(Path("lightning_logs/digits/version_0/checkpoints/last.ckpt"))
+    assert read_checkpoint(command[-1])["epoch"] >= 0
+
+
+# 3. No lost work -----------------------------------------------------------------------
+
+
+def test_checkpoint_write_that_dies_midway_leaves_the_previous_one(tmp_path: Path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    writer = SafeCheckpointIO()
+    writer.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
+
+    def crash(_descriptor: int) -> None:
+        raise KeyboardInterrupt  # as if the process died after writing, before the rename
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        writer.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    assert read_checkpoint(path)["epoch"] == 1
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_bad_input_after_a_run_deletes_and_writes_nothing(tmp_path: Path, capsys):
+    summary = main([*QUIET, "--trainer.max_epochs", "1"])
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for bad in (
+        ["--data.batch_size", "0"],
+        ["--ckpt_path", summary.checkpoint, "--model.lr", "0.5"],
+    ):
+        with pytest.raises(SystemExit):
+            main([*QUIET, *bad])
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
+
+
+# 4. Clear errors ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoint")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setattr(sys, "argv", ["digits"])
+        main([*QUIET, "--trainer.max_epochs", "1"])
+    return folder / "lightning_logs/digits/version_0/checkpoints/last.ckpt"
+
+
+def bad_files(folder: Path, good: Path) -> dict[str, Path]:
+    truncated = folder / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[:4000])
+    corrupt = folder / "corrupt.ckpt"
+    corrupt.write_text("not a checkpoint")
+    config = folder / "broken.yaml"
+    config.write_text("model:\n  lr: [1\n")
+    return {"truncated": truncated, "corrupt": corrupt, "config": config}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag"),
+        (["--model.lr", "fast"], 'Parser key "model.lr"'),
+        (["--trainer.max_epochs", "0"], "trainer.max_epochs must be at least 1"),
+        (["--data.batch_size", "0"], "data.batch_size must be at least 1"),
+        (["--model.lr", "0"], "model.lr must be positive"),
+        (["--model.lr", "-1"], "model.lr must be positive"),
+        (["--model.hidden_sizes", "[]"], "model.hidden_sizes must be positive"),
+        (["--model.hidden_sizes", "[32, 0]"], "model.hidden_sizes must be positive"),
+        (["--data.test_size", "1.5"], "data.test_size must be between 0 and 1"),
+        (["--data.val_size", "0"], "data.val_size must be between 0 and 1"),
+        (["--data.test_size", "0.999"], "too small to hold every class"),
+        (["--model.dropout", "1"], "model.dropout must be in [0, 1)"),
+        (["--config", "missing.yaml"], "File does not exist"),
+        (["--config", "{config}"], "Problems parsing config"),
+        (["--ckpt_path", "missing.ckpt"], "checkpoint not found: missing.ckpt"),
+        (["--ckpt_path", "{truncated}"], "is not a readable checkpoint"),
+        (["--ckpt_path", "{corrupt}"], "is not a readable checkpoint"),
+        (["--ckpt_path", "{good}", "--model.hidden_sizes", "[64]"], "model.hidden_sizes=[64]"),
+        (["--ckpt_path", "{good}", "--data.split_seed", "3"], "data.split_seed=3"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_write_nothing(
+    args, expected, checkpoint: Path, tmp_path: Path, capsys
+):
+    files = {**bad_files(tmp_path, checkpoint), "good": checkpoint}
+    args = [arg.format(**files) for arg in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, *args])
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("error: ") and expected in stderr[0]
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_gpu_asked_for_without_one_is_a_one_line_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, "--trainer.accelerator", "gpu"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: trainer.accelerator=gpu asks for a GPU, but torch finds none here"
+    )
+
+
+def test_checkpoint_of_another_network_is_refused(checkpoint: Path, tmp_path: Path, capsys):
+    other = torch.load(checkpoint, weights_only=True)
+    other["state_dict"]["network.0.weight"] = torch.zeros(16, 64)
+    other_path = tmp_path / "other.ckpt"
+    torch.save(other, other_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, "--ckpt_path", str(other_path)])
+    assert exit_info.value.code == 2
+    assert "holds a different network: network.0.weight" in capsys.readouterr().err
+
+
+def test_test_subcommand_takes_the_checkpoints_settings_unless_told_otherwise(
+    checkpoint: Path, capsys
+):
+    from digits.__main__ import main as digits_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        digits_main(["test", *QUIET, "--ckpt_path", str(checkpoint), "--model.hidden_sizes", "[8]"])
+    assert exit_info.value.code == 2
+    assert "model.hidden_sizes=[8] but the checkpoint has [32]" in capsys.readouterr().err
+
+
+def test_diverging_training_stops_naming_the_epoch_and_keeps_no_broken_model(
+    tmp_path: Path, capsys
+):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, "--model.lr", "1e30", "--trainer.max_epochs", "3"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: training diverged: train/loss is nan in epoch 0")
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_large_but_finite_learning_rate_still_finishes():
+    summary = main([*QUIET, "--model.lr", "1e3", "--trainer.max_epochs", "2"])
+    assert summary.checkpoint is not None
+
+
+# 5. Safe loading ------------------------------------------------------------------------
+
+
+class Payload:
+    """Unpickling this would create a folder: proof that code ran."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.folder),))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unopened(tmp_path: Path, capsys):
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload(tmp_path / "pwned")}, evil)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, "--ckpt_path", str(evil)])
+    assert exit_info.value.code == 2
+    assert "refusing to load" in capsys.readouterr().err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_run_checkpoints_load_with_weights_only(checkpoint: Path):
+    assert torch.load(checkpoint, weights_only=True)["state_dict"]
+
+
+# 6. Multi-process training --------------------------------------------------------------
+
+
+def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
+    config = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
+    result = subprocess.run(
+        [*FIT, "--config", str(config), "--trainer.max_epochs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "terminate called" not in result.stderr
+    run = run_dir(tmp_path, 0)
+    ddp_test_acc = scalars(run, "test/acc")[0][1]
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    single = subprocess.run(
+        [sys.executable, "-m", "digits", "test", *QUIET, "--ckpt_path", str(best)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert single.returncode == 0
+    assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == ddp_test_acc
+    assert read_events(run).Tags()["scalars"]
