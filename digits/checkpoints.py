@@ -98,3 +98,19 @@ class LatestBestCheckpoint(ModelCheckpoint):
         kth_score = self.best_k_models[self.kth_best_model_path]
         ties = trainer.strategy.reduce_boolean_decision(bool(current == kth_score))
         return ties or super().check_monitor_top_k(trainer, current)
+
+
+def load_for_inference(ckpt_path: str | os.PathLike) -> tuple[L.LightningModule, Any]:
+    """The trained model (in eval mode, on the CPU) and the data module it was trained with.
+
+    The data module matters for inference: it knows the split and the input scaling
+    (``scale_images``) that the model expects.
+    """
+    from digits.data import DigitsDataModule
+    from digits.model import DigitsClassifier
+
+    read_checkpoint(ckpt_path)  # one-line errors for missing, corrupt or unsafe files
+    model = DigitsClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    model.eval()
+    datamodule = DigitsDataModule.load_from_checkpoint(ckpt_path, weights_only=True)
+    return model, datamodule

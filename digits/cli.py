@@ -26,6 +26,7 @@ from digits.callbacks import HParamsMetrics, InterruptCheckpoint
 from digits.checkpoints import LatestBestCheckpoint, SafeCheckpointIO, read_checkpoint
 from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
+from digits.pictures import TensorBoardPictures
 from digits.resume import (
     ResumableSaveConfig,
     adopt_checkpoint_settings,
@@ -89,9 +90,8 @@ class DigitsCLI(LightningCLI):
         kwargs.setdefault("model_class", DigitsClassifier)
         kwargs.setdefault("datamodule_class", DigitsDataModule)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
-        kwargs.setdefault(
-            "trainer_defaults", {"callbacks": [HParamsMetrics(), self.interrupt_checkpoint]}
-        )
+        callbacks = [HParamsMetrics(), TensorBoardPictures(), self.interrupt_checkpoint]
+        kwargs.setdefault("trainer_defaults", {"callbacks": callbacks})
         kwargs.setdefault("save_config_callback", ResumableSaveConfig)
         # Raise instead of printing a usage block, so that main() prints one line.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})

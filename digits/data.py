@@ -165,27 +165,44 @@ class DigitsDataModule(L.LightningDataModule):
         )
         return {"train": train, "val": val, "test": test}
 
+    @cached_property
+    def scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) that ``scale_images`` applies, fitted on the training split only."""
+        images = self._raw[0]
+        if self.scale == "standard":
+            train_images = images[self.split_indices()["train"]]
+            mean, std = train_images.mean(axis=0), train_images.std(axis=0)
+            # Border pixels are always 0 in training: keep them at 0 instead of 0/0.
+            std[std == 0] = 1.0
+            return mean, std
+        width = images.shape[1]
+        return np.zeros(width, dtype=np.float32), np.ones(width, dtype=np.float32)
+
+    def scale_images(self, images: np.ndarray) -> np.ndarray:
+        """Images in load_digits' 0..16 format, as the model sees them (float32)."""
+        mean, std = self.scaling
+        return np.ascontiguousarray((np.asarray(images, dtype=np.float32) - mean) / std)
+
+    def raw_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A split's images in load_digits' 0..16 format, and labels: for pictures."""
+        images, labels = self._raw
+        indices = self.split_indices()[split]
+        return images[indices], labels[indices]
+
+    def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A split's scaled images and labels as NumPy arrays, for scikit-learn."""
+        images, labels = self.raw_split(split)
+        return self.scale_images(images), labels
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        images, labels = self._raw
-        indices = self.split_indices()
-        train_images = images[indices["train"]]
-        if self.scale == "standard":
-            mean = train_images.mean(axis=0)
-            # Border pixels are always 0 in training: keep them at 0 instead of 0/0.
-            std = train_images.std(axis=0)
-            std[std == 0] = 1.0
-        else:
-            mean, std = np.float32(0.0), np.float32(1.0)
-
         device = self._device()
 
         def tensors(split: str) -> BatchTensorDataset:
-            scaled = (images[indices[split]] - mean) / std
+            features, labels = self.split_arrays(split)
             return BatchTensorDataset(
-                torch.from_numpy(np.ascontiguousarray(scaled, dtype=np.float32)).to(device),
-                torch.from_numpy(labels[indices[split]]).to(device),
+                torch.from_numpy(features).to(device), torch.from_numpy(labels).to(device)
             )
 
         self.train_set, self.val_set, self.test_set = (

@@ -33,3 +33,16 @@ def read_events(log_dir: Path) -> EventAccumulator:
 def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
     """(step, value) of one scalar curve as TensorBoard would draw it."""
     return [(event.step, event.value) for event in read_events(log_dir).Scalars(tag)]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of one short run, shared by the tests that only read it."""
+    from digits.fit import main
+
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setattr(sys, "argv", ["digits"])
+        summary = main([*QUIET, "--trainer.max_epochs", "15"])
+    return folder / summary.checkpoint

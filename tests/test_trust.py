@@ -81,7 +81,7 @@ def test_split_seed_changes_the_split_and_not_the_initialisation():
 
 def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     epochs = ["--trainer.max_epochs", "25"]
-    subprocess.run([*FIT, *epochs], check=True, capture_output=True, timeout=300)
+    subprocess.run([*FIT, *epochs], check=True, capture_output=True, timeout=180)
     uninterrupted = run_dir(tmp_path, 0)
 
     killed = subprocess.Popen([*FIT, *epochs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -95,7 +95,7 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     # The command the README gives.
     resume = ["--config", str(run / "config.yaml")]
     resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
-    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=300)
+    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
 
     resumed, expected = curves(run), curves(uninterrupted)
     assert resumed == expected  # every epoch once, same values, same final test
@@ -305,7 +305,7 @@ def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
         [*FIT, "--config", str(config), "--trainer.max_epochs", "3"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=180,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -317,9 +317,10 @@ def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
         [sys.executable, "-m", "digits", "test", *QUIET, "--ckpt_path", str(best)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=180,
         check=True,
     )
     assert single.returncode == 0
     assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == ddp_test_acc
-    assert read_events(run).Tags()["scalars"]
+    # The pictures are drawn by one process without waiting on the other.
+    assert "test/confusion_matrix" in read_events(run).Tags()["images"]

@@ -1,0 +1,122 @@
+"""What the numbers look like: confusion matrices and digit grids in TensorBoard's Images tab.
+
+Drawn once per run, never per step: sample training inputs when training starts, the
+validation confusion matrix when fitting ends, the test confusion matrix and the
+misclassified test digits when testing ends. matplotlib is imported only to draw, so
+that it adds nothing to start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torch.utils.tensorboard import SummaryWriter
+
+    from digits.data import DigitsDataModule
+
+
+def digit_grid(images: np.ndarray, titles: list[str], columns: int = 8) -> Figure:
+    """8x8 digits in rows, each with a title, dark ink on white as on paper."""
+    from matplotlib.figure import Figure
+
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(columns * 1.1, rows * 1.3), dpi=80)
+    for position, (image, title) in enumerate(zip(images, titles, strict=True)):
+        axes = figure.add_subplot(rows, columns, position + 1)
+        axes.imshow(np.asarray(image).reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
+        axes.set_title(title, fontsize=9)
+        axes.set_axis_off()
+    if not len(images):
+        figure.text(0.5, 0.5, "none", ha="center", va="center")
+    figure.tight_layout()
+    return figure
+
+
+def confusion_figure(predictions: torch.Tensor, targets: torch.Tensor, title: str) -> Figure:
+    """torchmetrics' confusion matrix with counts, true labels down, predicted across."""
+    num_classes = 10
+    # Drawn by one process over the whole split: no synchronisation with the others,
+    # which are not computing it (under DDP they would wait forever).
+    matrix = MulticlassConfusionMatrix(num_classes=num_classes, sync_on_compute=False)
+    matrix = matrix.to(predictions.device)
+    matrix.update(predictions, targets)
+    figure, axes = matrix.plot(labels=[str(label) for label in range(num_classes)])
+    axes.set_title(title)
+    return figure
+
+
+class TensorBoardPictures(L.Callback):
+    """Adds the pictures to the run's TensorBoard log (rank zero, TensorBoard only).
+
+    Args:
+        samples: How many training inputs to show.
+        max_misclassified: At most how many misclassified test digits to show.
+    """
+
+    def __init__(self, samples: int = 32, max_misclassified: int = 48) -> None:
+        self.samples = samples
+        self.max_misclassified = max_misclassified
+
+    @staticmethod
+    def _writer(trainer: L.Trainer) -> SummaryWriter | None:
+        logger = trainer.logger
+        if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero:
+            return None
+        if getattr(trainer.datamodule, "test_set", None) is None:
+            return None
+        return logger.experiment
+
+    @staticmethod
+    def _predict(pl_module: L.LightningModule, features: torch.Tensor) -> torch.Tensor:
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            predictions = pl_module(features.to(pl_module.device)).argmax(dim=1)
+        pl_module.train(was_training)
+        return predictions
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self._writer(trainer)
+        if writer is None or trainer.ckpt_path is not None:  # once per run, not per resume
+            return
+        datamodule: DigitsDataModule = trainer.datamodule
+        images, labels = datamodule.raw_split("train")
+        shown = slice(0, self.samples)
+        titles = [str(label) for label in labels[shown]]
+        writer.add_figure("train/samples", digit_grid(images[shown], titles), global_step=0)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self._writer(trainer)
+        if writer is None:
+            return
+        val_set = trainer.datamodule.val_set
+        predictions = self._predict(pl_module, val_set.features)
+        figure = confusion_figure(predictions, val_set.targets.to(predictions.device), "validation")
+        writer.add_figure("val/confusion_matrix", figure, global_step=trainer.global_step)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self._writer(trainer)
+        if writer is None:
+            return
+        datamodule: DigitsDataModule = trainer.datamodule
+        test_set = datamodule.test_set
+        predictions = self._predict(pl_module, test_set.features)
+        targets = test_set.targets.to(predictions.device)
+        step = trainer.global_step
+        writer.add_figure(
+            "test/confusion_matrix", confusion_figure(predictions, targets, "test"), step
+        )
+        wrong = (predictions != targets).nonzero().flatten()[: self.max_misclassified].cpu()
+        images, labels = datamodule.raw_split("test")
+        guesses = predictions.cpu().numpy()
+        titles = [f"{labels[i]} -> {guesses[i]}" for i in wrong.tolist()]
+        writer.add_figure("test/misclassified", digit_grid(images[wrong.numpy()], titles), step)
+        writer.flush()

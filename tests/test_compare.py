@@ -1,0 +1,43 @@
+"""digits.compare: the network and the baselines over several splits."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from digits.compare import main, parse_seeds
+
+
+def test_split_seeds_accept_ranges_and_lists():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,7") == [0, 2, 7]
+    assert parse_seeds("1-2,5") == [1, 2, 5]
+    for bad in ("", "a-b", "3-", "1,1"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_compare_writes_every_score_and_a_summary(tmp_path: Path, capsys):
+    scores = main(
+        [
+            "--split-seeds", "0-1",
+            "--models", "[knn]",
+            "--fit_args", '[--trainer.max_epochs, "2"]',
+            "--output", str(tmp_path / "scores.csv"),
+        ]
+    )  # fmt: skip
+    assert {(score.split_seed, score.model) for score in scores} == {
+        (0, "network:default"), (0, "knn"), (1, "network:default"), (1, "knn"),
+    }  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
+    assert len(rows) == 4
+    assert {row["model"] for row in rows} == {"network:default", "knn"}
+    output = capsys.readouterr().out
+    assert "the network beats knn on" in output
+    # Each split's network run is its own run folder with that split seed.
+    configs = sorted((tmp_path / "lightning_logs/digits").glob("version_*/config.yaml"))
+    split_seeds = [yaml.safe_load(config.read_text())["data"]["split_seed"] for config in configs]
+    assert split_seeds == [0, 1]

@@ -1,0 +1,59 @@
+"""The pictures in TensorBoard's Images tab, read back from the event files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digits.pictures import confusion_figure, digit_grid
+from tests.conftest import read_events
+
+
+def images(run: Path) -> dict[str, list[np.ndarray]]:
+    events = read_events(run)
+    return {
+        tag: [
+            np.asarray(Image.open(io.BytesIO(e.encoded_image_string))) for e in events.Images(tag)
+        ]
+        for tag in events.Tags()["images"]
+    }
+
+
+@pytest.fixture(scope="module")
+def pictures(trained: Path) -> dict[str, list[np.ndarray]]:
+    return images(trained.parent.parent)
+
+
+def test_every_picture_is_in_the_images_tab_once(pictures):
+    assert {tag: len(shown) for tag, shown in pictures.items()} == {
+        "train/samples": 1,
+        "val/confusion_matrix": 1,
+        "test/confusion_matrix": 1,
+        "test/misclassified": 1,
+    }
+
+
+def test_pictures_are_real_images_with_content(pictures):
+    for tag, (picture,) in pictures.items():
+        assert picture.ndim == 3 and picture.shape[0] > 200 and picture.shape[1] > 200, tag
+        assert picture.std() > 10, f"{tag} is blank"
+
+
+def test_confusion_figure_counts_what_torchmetrics_counts():
+    predictions = torch.tensor([0, 1, 1, 2, 9])
+    targets = torch.tensor([0, 1, 2, 2, 9])
+    figure = confusion_figure(predictions, targets, "test")
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert len(texts) == 100  # one count per cell of the 10 x 10 matrix
+    assert texts.count("1") == 5 and texts.count("0") == 95  # (2, 1) is the one mistake
+
+
+def test_digit_grid_titles_say_true_and_predicted():
+    figure = digit_grid(np.zeros((3, 64)), ["1 -> 7", "4 -> 9", "3 -> 8"])
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["1 -> 7", "4 -> 9", "3 -> 8"]
