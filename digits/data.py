@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-Scale = Literal["raw", "standard"]
+Scale = Literal["raw", "standard", "unit"]
 
 
 class BatchTensorDataset(Dataset):
@@ -77,6 +78,21 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
 
 
+def shift_images(features: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Move each (N, side*side) image by its own random offset, filling with 0 (no ink)."""
+    count, pixels = features.shape
+    side = round(pixels**0.5)
+    padded = F.pad(features.reshape(count, side, side), (shift, shift, shift, shift))
+    offsets = torch.randint(
+        0, 2 * shift + 1, (2, count, 1), generator=generator, device=features.device
+    )
+    grid = torch.arange(side, device=features.device)
+    rows = (offsets[0] + grid)[:, :, None]  # (N, side, 1)
+    cols = (offsets[1] + grid)[:, None, :]  # (N, 1, side)
+    batch = torch.arange(count, device=features.device)[:, None, None]
+    return padded[batch, rows, cols].reshape(count, pixels)
+
+
 class DigitsDataModule(L.LightningDataModule):
     """scikit-learn's ``load_digits`` split into train, validation and test.
 
@@ -88,9 +104,13 @@ class DigitsDataModule(L.LightningDataModule):
         split_seed: Seed of the stratified split, separate from the training seed so that
             models can be compared on the same split.
         scale: ``raw`` keeps the tutorial's 0..16 pixel values; ``standard`` subtracts the
-            mean and divides by the standard deviation, both fitted on the training split.
+            mean and divides by the standard deviation, both fitted on the training split;
+            ``unit`` divides by 16, the same for every pixel, which keeps the image's
+            shape for a convolution.
         num_workers: DataLoader worker processes. 0 is fastest here: the data is already
             in memory and a batch is a single indexing operation.
+        shift: Augmentation: move each training image by up to this many pixels in each
+            direction (0 = off). Validation and test images are never moved.
     """
 
     def __init__(
@@ -101,6 +121,7 @@ class DigitsDataModule(L.LightningDataModule):
         split_seed: int = 0,
         scale: Scale = "raw",
         num_workers: int = 0,
+        shift: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -110,6 +131,8 @@ class DigitsDataModule(L.LightningDataModule):
                 raise ValueError(f"data.{name} must be between 0 and 1, got {fraction}")
         if num_workers < 0:
             raise ValueError(f"data.num_workers must be 0 or more, got {num_workers}")
+        if not 0 <= shift < 4:
+            raise ValueError(f"data.shift must be 0 to 3 pixels, got {shift}")
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.test_size = test_size
@@ -117,6 +140,7 @@ class DigitsDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.scale = scale
         self.num_workers = num_workers
+        self.shift = shift
         self.train_set: BatchTensorDataset | None = None
         self.val_set: BatchTensorDataset | None = None
         self.test_set: BatchTensorDataset | None = None
@@ -176,7 +200,8 @@ class DigitsDataModule(L.LightningDataModule):
             std[std == 0] = 1.0
             return mean, std
         width = images.shape[1]
-        return np.zeros(width, dtype=np.float32), np.ones(width, dtype=np.float32)
+        spread = 16.0 if self.scale == "unit" else 1.0
+        return np.zeros(width, dtype=np.float32), np.full(width, spread, dtype=np.float32)
 
     def scale_images(self, images: np.ndarray) -> np.ndarray:
         """Images in load_digits' 0..16 format, as the model sees them (float32)."""
@@ -239,6 +264,16 @@ class DigitsDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() before asking for a dataloader")
         sampler = EpochShuffleSampler(len(self.train_set), torch.initial_seed())
         return self._loader(self.train_set, sampler)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Shift training images, on the device, a batch at a time."""
+        if self.shift == 0 or self.trainer is None or not self.trainer.training:
+            return batch
+        features, targets = batch
+        # Seeded by the run's seed and the step: a resumed run shifts as the original.
+        generator = torch.Generator(features.device)
+        generator.manual_seed((torch.initial_seed() * 1_000_003 + self.trainer.global_step) % 2**63)
+        return shift_images(features, self.shift, generator), targets
 
     def _evaluation_sampler(self, dataset: BatchTensorDataset | None) -> Sampler | None:
         """Under DDP, each process evaluates its own share of the images, each image once.

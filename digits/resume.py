@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
 # The data module settings that decide which images are test images.
@@ -47,17 +48,43 @@ def adopt_checkpoint_settings(
             if _same(value, saved_value):
                 continue
             if _same(value, defaults[group][key]):
-                config[group][key] = saved_value
+                config[group][key] = (
+                    dict_to_namespace(saved_value) if isinstance(saved_value, dict) else saved_value
+                )
             else:
-                conflicts.append(f"{group}.{key}={value!r} but the checkpoint has {saved_value!r}")
+                conflicts += [
+                    f"{group}.{name}={mine!r} but the checkpoint has {theirs!r}"
+                    for name, mine, theirs in _differences(key, value, saved_value)
+                ]
     if conflicts:
         raise ValueError(f"{ckpt_path} does not match the config: " + "; ".join(conflicts))
 
 
+def _plain(value: Any) -> Any:
+    """Namespaces as dicts and tuples as lists, so that a config compares to a checkpoint."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _differences(name: str, mine: Any, theirs: Any) -> list[tuple[str, Any, Any]]:
+    """(dotted name, mine, theirs) for each leaf where two settings differ."""
+    mine, theirs = _plain(mine), _plain(theirs)
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return [
+            difference
+            for key in dict.fromkeys([*mine, *theirs])
+            for difference in _differences(f"{name}.{key}", mine.get(key), theirs.get(key))
+        ]
+    return [] if mine == theirs else [(name, mine, theirs)]
+
+
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) == list(b)
-    return a == b
+    return _plain(a) == _plain(b)
 
 
 def check_state_dict(model: torch.nn.Module, checkpoint: dict[str, Any], ckpt_path: str) -> None:

@@ -97,7 +97,7 @@ def test_hparams_tab_shows_hyperparameters_against_real_metrics(run):
     hparams = session.session_start_info.hparams
     assert hparams["lr"].number_value == pytest.approx(1e-3)
     assert hparams["batch_size"].number_value == 128
-    assert hparams["hidden_sizes"].string_value == "[32]"
+    assert "MLP" in hparams["network"].string_value
 
 
 def test_each_run_gets_its_own_version_folder(tmp_path: Path):

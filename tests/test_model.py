@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch import nn
 
-from digits import MLP, DigitsClassifier
+from digits import DigitsClassifier
+from digits.networks import MLP, ConvNet
 
 
 def test_mlp_is_the_tutorials_network_by_default():
@@ -16,7 +19,7 @@ def test_mlp_is_the_tutorials_network_by_default():
 
 
 def test_mlp_shapes_follow_its_arguments():
-    network = MLP(num_features=16, hidden_sizes=[20, 12], num_classes=3, dropout=0.5)
+    network = MLP(num_features=16, num_classes=3, hidden_sizes=[20, 12], dropout=0.5)
     assert network(torch.randn(5, 16)).shape == (5, 3)
     assert sum(isinstance(layer, nn.Dropout) for layer in network) == 2
 
@@ -26,10 +29,22 @@ def test_classifier_outputs_one_logit_per_class():
     assert model(torch.randn(7, 64)).shape == (7, 10)
 
 
-def test_hyperparameters_are_saved_for_reloading():
-    model = DigitsClassifier(hidden_sizes=(16, 8), lr=0.01)
-    assert model.hparams.hidden_sizes == [16, 8]
+def test_hyperparameters_are_saved_as_plain_values_for_reloading():
+    model = DigitsClassifier(network=functools.partial(MLP, hidden_sizes=[16, 8]), lr=0.01)
+    assert model.hparams.network == {
+        "class_path": "digits.networks.MLP",
+        "init_args": {"hidden_sizes": [16, 8]},
+    }
     assert model.hparams.lr == 0.01
+    rebuilt = DigitsClassifier(**model.hparams)
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in model.parameters()]
+
+
+def test_convnet_reads_the_8x8_grid():
+    network = ConvNet(num_features=64, num_classes=10, channels=4, hidden_size=8)
+    assert network(torch.randn(5, 64)).shape == (5, 10)
+    convolution = network.features[0]
+    assert isinstance(convolution, nn.Conv2d) and convolution.kernel_size == (3, 3)
 
 
 def test_loss_falls_and_a_small_batch_is_overfitted():
@@ -75,9 +90,10 @@ def test_predict_step_gives_the_digit_and_its_probability():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"hidden_sizes": []}, "hidden_sizes"),
-        ({"hidden_sizes": [32, 0]}, "hidden_sizes"),
-        ({"dropout": 1.0}, "dropout"),
+        ({"network": functools.partial(MLP, hidden_sizes=[])}, "hidden_sizes"),
+        ({"network": functools.partial(MLP, hidden_sizes=[32, 0])}, "hidden_sizes"),
+        ({"network": functools.partial(MLP, dropout=1.0)}, "dropout"),
+        ({"network": functools.partial(ConvNet, channels=0)}, "channels"),
         ({"lr": 0.0}, "lr"),
         ({"weight_decay": -1.0}, "weight_decay"),
     ],

@@ -192,18 +192,22 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
         (["--data.batch_size", "0"], "data.batch_size must be at least 1"),
         (["--model.lr", "0"], "model.lr must be positive"),
         (["--model.lr", "-1"], "model.lr must be positive"),
-        (["--model.hidden_sizes", "[]"], "model.hidden_sizes must be positive"),
-        (["--model.hidden_sizes", "[32, 0]"], "model.hidden_sizes must be positive"),
+        (["--model.network.hidden_sizes", "[]"], "model.network.hidden_sizes must be positive"),
+        (["--model.network.hidden_sizes", "[32, 0]"], "hidden_sizes must be positive"),
         (["--data.test_size", "1.5"], "data.test_size must be between 0 and 1"),
         (["--data.val_size", "0"], "data.val_size must be between 0 and 1"),
         (["--data.test_size", "0.999"], "too small to hold every class"),
-        (["--model.dropout", "1"], "model.dropout must be in [0, 1)"),
+        (["--model.network.dropout", "1"], "model.network.dropout must be in [0, 1)"),
+        (["--data.shift", "5"], "data.shift must be 0 to 3 pixels"),
         (["--config", "missing.yaml"], "File does not exist"),
         (["--config", "{config}"], "Problems parsing config"),
         (["--ckpt_path", "missing.ckpt"], "checkpoint not found: missing.ckpt"),
         (["--ckpt_path", "{truncated}"], "is not a readable checkpoint"),
         (["--ckpt_path", "{corrupt}"], "is not a readable checkpoint"),
-        (["--ckpt_path", "{good}", "--model.hidden_sizes", "[64]"], "model.hidden_sizes=[64]"),
+        (
+            ["--ckpt_path", "{good}", "--model.network.hidden_sizes", "[64]"],
+            "model.network.init_args.hidden_sizes=[64] but the checkpoint has [32]",
+        ),
         (["--ckpt_path", "{good}", "--data.split_seed", "3"], "data.split_seed=3"),
     ],
 )
@@ -248,9 +252,11 @@ def test_test_subcommand_takes_the_checkpoints_settings_unless_told_otherwise(
     from digits.__main__ import main as digits_main
 
     with pytest.raises(SystemExit) as exit_info:
-        digits_main(["test", *QUIET, "--ckpt_path", str(checkpoint), "--model.hidden_sizes", "[8]"])
+        digits_main(
+            ["test", *QUIET, "--ckpt_path", str(checkpoint), "--model.network.hidden_sizes", "[8]"]
+        )
     assert exit_info.value.code == 2
-    assert "model.hidden_sizes=[8] but the checkpoint has [32]" in capsys.readouterr().err
+    assert "hidden_sizes=[8] but the checkpoint has [32]" in capsys.readouterr().err
 
 
 def test_diverging_training_stops_naming_the_epoch_and_keeps_no_broken_model(
