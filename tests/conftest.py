@@ -9,6 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from digits.fit import FitSummary
+
 # Keep the runs quick and quiet: no progress bar or model table in the test log.
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -35,14 +37,18 @@ def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(event.step, event.value) for event in read_events(log_dir).Scalars(tag)]
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The best checkpoint of one short run, shared by the tests that only read it."""
+def fit_in(folder: Path, *args: str) -> FitSummary:
+    """``python -m digits.fit ARGS`` run in-process from ``folder``, for shared fixtures."""
     from digits.fit import main
 
-    folder = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setattr(sys, "argv", ["digits"])
-        summary = main([*QUIET, "--trainer.max_epochs", "15"])
-    return folder / summary.checkpoint
+        return main([*QUIET, *args])
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of one short run, shared by the tests that only read it."""
+    folder = tmp_path_factory.mktemp("trained")
+    return folder / fit_in(folder, "--trainer.max_epochs", "15").checkpoint

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from digits import DigitsClassifier, DigitsDataModule
 from digits.fit import main
-from tests.conftest import QUIET, read_events, scalars
+from tests.conftest import QUIET, fit_in, read_events, scalars
 
 EPOCHS = 3
 
@@ -21,10 +20,7 @@ EPOCHS = 3
 def run(tmp_path_factory: pytest.TempPathFactory):
     """One short training run shared by the tests that only read what it wrote."""
     folder = tmp_path_factory.mktemp("fit")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setattr(sys, "argv", ["digits"])
-        summary = main([*QUIET, "--trainer.max_epochs", str(EPOCHS)])
+    summary = fit_in(folder, "--trainer.max_epochs", str(EPOCHS))
     return summary, folder / summary.log_dir
 
 

@@ -164,13 +164,9 @@ def test_bad_input_after_a_run_deletes_and_writes_nothing(tmp_path: Path, capsys
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("checkpoint")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setattr(sys, "argv", ["digits"])
-        main([*QUIET, "--trainer.max_epochs", "1"])
-    return folder / "lightning_logs/digits/version_0/checkpoints/last.ckpt"
+def checkpoint(trained: Path) -> Path:
+    """A full checkpoint (optimizer and all), the kind a run resumes from."""
+    return trained.parent / "last.ckpt"
 
 
 def bad_files(folder: Path, good: Path) -> dict[str, Path]:
