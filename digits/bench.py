@@ -16,12 +16,11 @@ Usage::
 
     python -m digits.bench --epochs 50 --repeats 5
     python -m digits.bench --device all --json
-    python -m digits.bench -- --config configs/my.yaml   # B with more arguments
+    python -m digits.bench --fit_args '[--config, configs/best.yaml]'   # B with more arguments
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -36,8 +35,12 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
+from jsonargparse import ArgumentParser, Namespace
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from digits.errors import exit_on_user_error, fail
 
 
 @dataclass(frozen=True)
@@ -163,26 +166,36 @@ def devices(choice: str) -> list[str]:
     if choice == "all":
         return ["cpu", "cuda"] if has_cuda else ["cpu"]
     if choice == "cuda" and not has_cuda:
-        raise SystemExit("error: --device cuda asked for, but no CUDA GPU is available")
+        raise fail("--device cuda asked for, but torch finds no CUDA GPU here")
     return [choice]
 
 
-def main(args: list[str] | None = None) -> dict[str, list[dict]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=50, help="epochs per run (default 50)")
-    parser.add_argument("--repeats", type=int, default=3, help="A/B pairs per device")
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m digits.bench", exit_on_error=False)
+    parser.add_argument("--epochs", type=int, default=50, help="Epochs per run (default 50).")
+    parser.add_argument("--repeats", type=int, default=3, help="A/B pairs per device.")
+    parser.add_argument("--device", type=Literal["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object instead.")
     parser.add_argument(
-        "fit_args",
-        nargs=argparse.REMAINDER,
-        help="after --: more arguments for B, e.g. -- --config configs/my.yaml",
+        "--fit_args",
+        type=list[str],
+        default=[],
+        help="More digits.fit arguments for B, e.g. '[--config, configs/best.yaml]'.",
     )
-    options = parser.parse_args(args)
-    options.fit_args = [arg for arg in options.fit_args if arg != "--"]
-    if options.epochs < 2 or options.repeats < 1:
-        parser.error("--epochs must be at least 2 and --repeats at least 1")
+    return parser
 
+
+def parse_options(args: list[str] | None = None) -> Namespace:
+    """The command line, checked: the benchmark needs two epochs and one pair at least."""
+    with exit_on_user_error():
+        options = parser().parse_args(args)
+        if options.epochs < 2 or options.repeats < 1:
+            raise ValueError("--epochs must be at least 2 and --repeats at least 1")
+    return options
+
+
+def main(args: list[str] | None = None) -> dict[str, list[dict]]:
+    options = parse_options(args)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as log_root:
         for device in devices(options.device):

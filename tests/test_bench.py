@@ -1,0 +1,49 @@
+"""The benchmark runs both sides for real and reports what it measured (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from digits.bench import parse_options, spread
+from digits.tutorial import run
+
+BENCH = [sys.executable, "-m", "digits.bench"]
+
+
+def test_tutorial_loop_trains_and_times_every_epoch():
+    result = run(epochs=5)
+    assert len(result["epoch_seconds"]) == 5
+    assert all(seconds > 0 for seconds in result["epoch_seconds"])
+    assert 0.5 < result["test_acc"] <= 1.0
+
+
+def test_bench_compares_both_sides_and_reports_json():
+    result = subprocess.run(
+        [*BENCH, "--epochs", "3", "--repeats", "1", "--device", "cpu", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    (pair,) = json.loads(result.stdout)["cpu"]
+    for side in ("tutorial", "lightning"):
+        run_ = pair[side]
+        assert run_["epoch_seconds"] > 0 and run_["process_seconds"] > run_["epoch_seconds"]
+        assert 0 < run_["test_acc"] <= 1 and run_["peak_rss_mib"] > 50
+    # B ran under a terminal: its progress bar was drawn.
+    assert pair["lightning"]["terminal_bytes"] > 1000
+
+
+def test_spread_reads_median_min_max():
+    assert spread([3.0, 1.0, 2.0]) == "2.0 (1.0..3.0)"
+
+
+@pytest.mark.parametrize("args", [["--epochs", "1"], ["--repeats", "0"]])
+def test_too_little_to_measure_is_refused(args):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(args)
+    assert exit_info.value.code == 2
