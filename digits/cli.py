@@ -84,13 +84,13 @@ class DigitsCLI(LightningCLI):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.resumes_fit = not kwargs.get("run", True)
+        # run=False is python -m digits.fit, which runs fit and test itself.
+        self.is_fit_script = not kwargs.get("run", True)
         self.checkpoint: dict[str, Any] | None = None
-        self.interrupt_checkpoint = InterruptCheckpoint()
         kwargs.setdefault("model_class", DigitsClassifier)
         kwargs.setdefault("datamodule_class", DigitsDataModule)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
-        callbacks = [HParamsMetrics(), TensorBoardPictures(), self.interrupt_checkpoint]
+        callbacks = [HParamsMetrics(), TensorBoardPictures(), InterruptCheckpoint()]
         kwargs.setdefault("trainer_defaults", {"callbacks": callbacks})
         kwargs.setdefault("save_config_callback", ResumableSaveConfig)
         # Raise instead of printing a usage block, so that main() prints one line.
@@ -104,7 +104,7 @@ class DigitsCLI(LightningCLI):
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        if self.resumes_fit:
+        if self.is_fit_script:
             parser.add_argument(
                 "--ckpt_path",
                 type=str | None,
@@ -120,7 +120,7 @@ class DigitsCLI(LightningCLI):
 
     @property
     def fitting(self) -> bool:
-        return self.resumes_fit or self.config.get("subcommand") == "fit"
+        return self.is_fit_script or self.config.get("subcommand") == "fit"
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
