@@ -142,6 +142,10 @@ class DigitsCLI(LightningCLI):
             raise ValueError(
                 f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
             )
+        if torch.cuda.is_available():
+            # TensorFloat-32 matrix products on tensor cores. Lightning otherwise prints
+            # a tip about this on every run on such a GPU; float32 on the CPU is unchanged.
+            torch.set_float32_matmul_precision("high")
         max_epochs = config.trainer.max_epochs
         if self.fitting and max_epochs is not None and max_epochs < 1:
             raise ValueError(f"trainer.max_epochs must be at least 1, got {max_epochs}")
