@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard.summary import hparams
 
-from digits.resume import resume_command
+from digits.resume import resume_command, resumed_in_place
 
 
 def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
@@ -45,10 +45,7 @@ class HParamsMetrics(L.Callback):
         logger = trainer.logger
         if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero:
             return
-        resumed_here = trainer.ckpt_path is not None and Path(
-            trainer.ckpt_path
-        ).resolve().is_relative_to(Path(logger.log_dir).resolve())
-        if resumed_here:  # the run declared them when it first started
+        if resumed_in_place(trainer.ckpt_path, logger.log_dir):
             return
         params = dict(pl_module.hparams_initial)
         if trainer.datamodule is not None:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from pathlib import Path
@@ -33,14 +32,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise TypeError("SafeCheckpointIO takes no storage_options")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
         # The temporary file sits beside the target so that the rename stays on one
         # file system, where os.replace is atomic.
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(handle, "wb") as file:
-                file.write(buffer.getbuffer())
+                torch.save(checkpoint, file)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, target)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from jsonargparse import ArgumentParser
 from digits.baseline import Model, baseline_models, run_baselines
 from digits.data import DigitsDataModule
 from digits.errors import exit_on_user_error
+from digits.fit import main as fit_main
 
 QUIET_FIT = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -61,23 +63,19 @@ def compare(
     fit_args: Sequence[str] = (),
 ) -> list[Score]:
     """Train and score the network and the baselines on each split; return every score."""
-    import time
-
-    from digits.fit import main as fit
-
     factories = baseline_models()
+    chosen = {model: factories[model] for model in models}
     name = network_name(configs)
     scores: list[Score] = []
     for seed in split_seeds:
         args = [arg for config in configs for arg in ("--config", config)]
         args += [*QUIET_FIT, *fit_args, "--data.split_seed", str(seed)]
         started = time.perf_counter()
-        summary = fit(args)
+        summary = fit_main(args)
         scores.append(Score(seed, name, summary.test_acc, time.perf_counter() - started))
         # The baselines see the data exactly as this run did (its saved config).
         run_config = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())
         datamodule = DigitsDataModule(**run_config["data"])
-        chosen = {model: factories[model] for model in models}
         for result in run_baselines(datamodule, chosen, seed=seed):
             scores.append(Score(seed, result.model, result.test_acc, result.fit_seconds))
     return scores

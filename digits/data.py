@@ -173,6 +173,11 @@ class DigitsDataModule(L.LightningDataModule):
         Public so that other models (the scikit-learn baselines) can be trained and
         scored on exactly the same images.
         """
+        return self._split_indices
+
+    @cached_property
+    def _split_indices(self) -> dict[str, np.ndarray]:
+        # Computed once: __init__ checks it, then setup and scaling read it.
         labels = self._raw[1]
         everything = np.arange(len(labels))
         rest, test = train_test_split(

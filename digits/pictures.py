@@ -16,6 +16,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from digits.resume import resumed_in_place
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch.utils.tensorboard import SummaryWriter
@@ -85,8 +87,8 @@ class TensorBoardPictures(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = self._writer(trainer)
-        if writer is None or trainer.ckpt_path is not None:  # once per run, not per resume
-            return
+        if writer is None or resumed_in_place(trainer.ckpt_path, trainer.logger.log_dir):
+            return  # once per run, not again when it resumes
         datamodule: DigitsDataModule = trainer.datamodule
         images, labels = datamodule.raw_split("train")
         shown = slice(0, self.samples)

@@ -108,6 +108,17 @@ def run_folder(ckpt_path: str | Path) -> Path | None:
     return None
 
 
+def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
+    """Whether a run from ``ckpt_path`` continues an earlier run in that run's folder.
+
+    Such a run already wrote what a run writes once (the HPARAMS declaration, the
+    sample inputs) when it first started. Takes the logger's ``log_dir``, not the
+    trainer's, which under DDP is a collective call that every process must make.
+    """
+    run = run_folder(ckpt_path) if ckpt_path else None
+    return run is not None and run.resolve() == Path(log_dir).resolve()
+
+
 def resume_command(run: Path, checkpoint: Path) -> str:
     """The command that resumes a run, as the README shows it."""
     return f"python -m digits.fit --config {run / 'config.yaml'} --ckpt_path {checkpoint}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from digits.checkpoints import SafeCheckpointIO, read_checkpoint
 from digits.cli import DigitsCLI
@@ -102,6 +103,15 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     steps = [step for step, _ in resumed["val/acc"]]
     assert steps == sorted(set(steps)) and len(steps) == 25
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
+    # What a run writes once (sample inputs, the HPARAMS declaration) is not repeated.
+    assert len(read_events(run).Images("train/samples")) == 1
+    declared = [
+        value.tag
+        for file in run.glob("events.out.tfevents.*")
+        for event in EventFileLoader(str(file)).Load()
+        for value in event.summary.value
+    ]
+    assert declared.count("_hparams_/session_start_info") == 1
     assert not run_dir(tmp_path, 2).exists()
 
 
