@@ -89,10 +89,13 @@ class DigitsClassifier(L.LightningModule):
     ) -> torch.Tensor:
         features, targets = batch
         logits = self(features)
-        loss = F.cross_entropy(logits, targets)
-        loss_metric.update(loss.detach(), weight=targets.numel())
+        losses = F.cross_entropy(logits, targets, reduction="none")
+        # One value per image, so that the epoch's mean counts every image once however
+        # the batches are cut. (A batch mean with weight=batch size would do the same,
+        # but MeanMetric drops the weight under nan_strategy="disable": torchmetrics#3434.)
+        loss_metric.update(losses.detach())
         acc_metric.update(logits.detach(), targets)
-        return loss
+        return losses.mean()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, self.train_loss, self.train_acc)

@@ -59,7 +59,7 @@ def test_best_and_last_checkpoints_are_kept(run):
     assert last["epoch"] == EPOCHS - 1
 
 
-def test_reloaded_best_checkpoint_reproduces_test_acc(run):
+def test_reloaded_best_checkpoint_reproduces_test_acc_and_loss(run):
     summary, log_dir = run
     model = DigitsClassifier.load_from_checkpoint(
         log_dir / "checkpoints" / Path(summary.checkpoint).name
@@ -69,9 +69,14 @@ def test_reloaded_best_checkpoint_reproduces_test_acc(run):
     datamodule = DigitsDataModule(**config["data"])
     datamodule.setup("test")
     with torch.no_grad():
-        predictions = model(datamodule.test_set.features).argmax(dim=1)
-    accuracy = (predictions == datamodule.test_set.targets).float().mean().item()
+        logits = model(datamodule.test_set.features)
+    targets = datamodule.test_set.targets
+    accuracy = (logits.argmax(dim=1) == targets).float().mean().item()
     assert accuracy == pytest.approx(summary.test_acc)
+    # 450 test images come in batches of 128, 128, 128 and 66: the logged loss is still
+    # the mean over images, not over batches.
+    loss = torch.nn.functional.cross_entropy(logits, targets).item()
+    assert scalars(log_dir, "test/loss")[0][1] == pytest.approx(loss, rel=1e-5)
 
 
 def test_config_yaml_records_the_seed_and_split_seed(run):

@@ -78,6 +78,16 @@ def test_training_metrics_are_plain_accuracy_and_mean_loss():
     assert model.val_loss.compute() == pytest.approx(expected_loss.item(), rel=1e-6)
 
 
+def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
+    torch.manual_seed(0)
+    model = DigitsClassifier()
+    features, targets = torch.randn(135, 64), torch.arange(135) % 10
+    for index, rows in enumerate((slice(0, 128), slice(128, 135))):  # as validation cuts it
+        model.validation_step((features[rows], targets[rows]), index)
+    expected = nn.functional.cross_entropy(model(features), targets)
+    assert model.val_loss.compute() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_predict_step_gives_the_digit_and_its_probability():
     model = DigitsClassifier()
     features = torch.randn(4, 64)
