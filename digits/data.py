@@ -44,6 +44,11 @@ class BatchTensorDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices)
+        if self.features.device.type == "cuda":
+            # The sampler's indices start on the host. Copied from page-locked memory
+            # without blocking, they do not make the host wait for the GPU's previous
+            # step; indexing a CUDA tensor with a CPU index would (a blocking copy).
+            index = index.pin_memory().to(self.features.device, non_blocking=True)
         return self.features[index], self.targets[index]
 
 

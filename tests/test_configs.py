@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
+import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+from digits import DigitsDataModule
 from digits.cli import DigitsCLI
 from digits.fit import main
 from tests.conftest import QUIET, needs_gpu, scalars
@@ -69,3 +73,31 @@ def test_gpu_config_trains_on_the_gpu():
     summary = main(["--config", str(CONFIGS / "gpu.yaml"), *QUIET, "--trainer.max_epochs", "5"])
     assert summary.test_acc > 0.5
     sys.stdout.write(f"gpu test/acc after 5 epochs: {summary.test_acc:.4f}\n")
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_training_steps_do_not_wait_for_the_gpu():
+    """No host synchronisation per step: the count of waits must not grow with the steps.
+
+    torch's sync debug mode warns at every operation that makes the host wait for the
+    GPU. Epoch-level work (metrics, checkpoints) may wait; a smaller batch size only
+    adds steps, so any wait inside a step shows up once per added step.
+    """
+
+    def waits(batch_size: int) -> int:
+        args = ["--config", str(CONFIGS / "gpu.yaml"), *QUIET, "--trainer.max_epochs", "2"]
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                main([*args, "--data.batch_size", str(batch_size)])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(warning.message) for warning in caught)
+
+    train_images = len(DigitsDataModule().split_indices()["train"])
+    added_steps = 2 * (math.ceil(train_images / 32) - math.ceil(train_images / 128))
+    few_steps, many_steps = waits(128), waits(32)
+    sys.stdout.write(f"host waits: {few_steps} at batch 128, {many_steps} at batch 32\n")
+    assert many_steps - few_steps < added_steps

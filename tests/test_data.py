@@ -6,7 +6,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from digits import DigitsDataModule
-from digits.data import EpochShuffleSampler
+from digits.data import BatchTensorDataset, EpochShuffleSampler
+from tests.conftest import needs_gpu
 
 
 def ready(**kwargs) -> DigitsDataModule:
@@ -98,6 +99,24 @@ def test_training_batches_cover_the_training_split_once_per_epoch():
     targets = torch.cat([batch[1] for batch in loader])
     assert len(targets) == len(datamodule.train_set)
     assert torch.equal(targets.sort().values, datamodule.train_set.targets.sort().values)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_batch_is_fetched_on_the_gpu_without_waiting_for_it():
+    datamodule = ready(batch_size=128)
+    train = datamodule.train_set
+    datamodule.train_set = BatchTensorDataset(train.features.cuda(), train.targets.cuda())
+    loader = datamodule.train_dataloader()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any wait for the GPU raises
+    try:
+        batches = list(loader)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    targets = torch.cat([batch[1] for batch in batches]).cpu()
+    assert all(batch[0].is_cuda for batch in batches)
+    assert torch.equal(targets.sort().values, train.targets.sort().values)
 
 
 def test_shuffle_depends_only_on_seed_and_epoch():
