@@ -2,8 +2,8 @@
 
 Drawn once per run, never per step: sample training inputs when training starts, the
 validation confusion matrix when fitting ends, the test confusion matrix and the
-misclassified test digits when testing ends. matplotlib is imported only to draw, so
-that it adds nothing to start-up.
+misclassified test digits when testing ends. matplotlib is imported here only to draw
+(torchmetrics, which Lightning imports, loads it at start-up anyway when it is installed).
 """
 
 from __future__ import annotations
@@ -26,19 +26,28 @@ if TYPE_CHECKING:
 
 
 def digit_grid(images: np.ndarray, titles: list[str], columns: int = 8) -> Figure:
-    """8x8 digits in rows, each with a title, dark ink on white as on paper."""
+    """8x8 digits in rows, each with a title, dark ink on white as on paper.
+
+    The digits are laid out in one image with the titles as text on a single ``Axes``:
+    one ``Axes`` per digit made matplotlib take about 0.4 s for 32 digits (0.04 s now),
+    paid before the first training step.
+    """
     from matplotlib.figure import Figure
 
     rows = max(1, -(-len(images) // columns))
+    tile_width, tile_height, title_room = 10, 12, 3  # pixels: the digit, margins, title
+    canvas = np.zeros((rows * tile_height, columns * tile_width), dtype=np.float32)
     figure = Figure(figsize=(columns * 1.1, rows * 1.3), dpi=80)
+    axes = figure.add_axes((0, 0, 1, 1))
     for position, (image, title) in enumerate(zip(images, titles, strict=True)):
-        axes = figure.add_subplot(rows, columns, position + 1)
-        axes.imshow(np.asarray(image).reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
-        axes.set_title(title, fontsize=9)
-        axes.set_axis_off()
+        row, column = divmod(position, columns)
+        top, left = row * tile_height + title_room, column * tile_width + 1
+        canvas[top : top + 8, left : left + 8] = np.asarray(image).reshape(8, 8)
+        axes.text(left + 3.5, top - 0.7, title, ha="center", va="bottom", fontsize=9)
+    axes.imshow(canvas, cmap="gray_r", vmin=0, vmax=16, interpolation="nearest")
+    axes.set_axis_off()
     if not len(images):
-        figure.text(0.5, 0.5, "none", ha="center", va="center")
-    figure.tight_layout()
+        axes.text(0.5, 0.5, "none", ha="center", va="center", transform=axes.transAxes)
     return figure
 
 

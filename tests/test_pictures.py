@@ -54,6 +54,13 @@ def test_confusion_figure_counts_what_torchmetrics_counts():
 
 
 def test_digit_grid_titles_say_true_and_predicted():
-    figure = digit_grid(np.zeros((3, 64)), ["1 -> 7", "4 -> 9", "3 -> 8"])
-    titles = [axes.get_title() for axes in figure.axes]
-    assert titles == ["1 -> 7", "4 -> 9", "3 -> 8"]
+    images = np.zeros((3, 64))
+    images[1, 0] = 16  # the second digit's top-left pixel in full ink
+    figure = digit_grid(images, ["1 -> 7", "4 -> 9", "3 -> 8"])
+    (axes,) = figure.axes
+    assert [text.get_text() for text in axes.texts] == ["1 -> 7", "4 -> 9", "3 -> 8"]
+    canvas = axes.get_images()[0].get_array()
+    assert canvas.sum() == 16
+    (row, column) = np.argwhere(canvas == 16)[0]
+    title_x, title_y = axes.texts[1].get_position()
+    assert title_x - 3.5 == column and title_y < row  # the title centred above its digit
