@@ -71,6 +71,20 @@ warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 # "Seed set to 0" would come before any error about the values: the seed is in every
 # run's config.yaml, and an error should be the only line.
 logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+
+
+class WithoutCloudLoggingTip(logging.Filter):
+    """Drops Lightning's tip to install a cloud logging service.
+
+    Lightning 2.6 prints it on every run that has no LitLogger; it says nothing about
+    this run. Its other lines (which GPU was found, which checkpoint was restored) stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip: For seamless cloud logging" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudLoggingTip())
 # Lightning 2.6 still uses torch's LeafSpec, which torch 2.13 deprecates; harmless, and
 # nothing a user of this project can change.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")

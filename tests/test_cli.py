@@ -35,6 +35,16 @@ def test_an_unknown_flag_is_one_line_and_exit_code_2(tmp_path: Path):
     assert not (tmp_path / "lightning_logs").exists()
 
 
+def test_a_default_run_prints_no_warning():
+    result = run_module("digits.fit", "--trainer.max_epochs", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "warn" not in output.lower(), output
+    assert "Tip:" not in output  # Lightning's advertisement for a cloud logging service
+    assert "GPU available" in output  # while its lines about this run stay
+    assert result.stdout.splitlines()[-4].startswith("test/acc")
+
+
 def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
     digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
     checkpoint = tmp_path / "lightning_logs/digits/version_0/checkpoints/last.ckpt"
