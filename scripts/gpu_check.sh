@@ -22,7 +22,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
 } 2>&1 | tee "$out/machine.txt"
 
-timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt"
+timeout 150 python3 -m pytest -q -rA -m gpu -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt"
 
 timeout 120 python3 -m digits.fit --config configs/gpu.yaml --trainer.max_epochs 50 \
   --trainer.enable_progress_bar false 2>&1 | tee "$out/fit_gpu.txt"
