@@ -54,12 +54,14 @@ def main(args: list[str] | None = None) -> FitSummary:
     (results,) = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path or None)
 
     best_score = checkpoint.best_model_score if checkpoint is not None else None
+    # fast_dev_run swaps the logger for one that writes nothing.
+    wrote_logs = trainer.logger is not None and not trainer.fast_dev_run
     summary = FitSummary(
         best_val_acc=None if best_score is None else float(best_score),
         test_acc=results["test/acc"],
         checkpoint=best_path or None,
-        log_dir=trainer.log_dir if trainer.logger is not None and best_path else None,
-        tensorboard_logdir=tensorboard_logdir(trainer.logger) if best_path else None,
+        log_dir=trainer.log_dir if wrote_logs else None,
+        tensorboard_logdir=tensorboard_logdir(trainer.logger) if wrote_logs else None,
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))

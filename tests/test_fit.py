@@ -112,5 +112,14 @@ def test_each_run_gets_its_own_version_folder(tmp_path: Path):
 
 def test_fast_dev_run_tests_the_weights_in_memory():
     summary = main([*QUIET, "--trainer.fast_dev_run", "true"])
-    assert summary.checkpoint is None
+    assert summary.checkpoint is None and summary.log_dir is None
     assert 0.0 <= summary.test_acc <= 1.0
+
+
+def test_without_checkpoints_the_summary_still_points_to_the_logs():
+    off = ("--checkpoint.every_n_epochs", "0", "--last_checkpoint.every_n_epochs", "0")
+    summary = main([*QUIET, "--trainer.max_epochs", "1", *off])
+    assert summary.checkpoint is None
+    assert summary.log_dir == "lightning_logs/digits/version_0"
+    assert len(scalars(Path(summary.log_dir), "test/acc")) == 1
+    assert "checkpoint    none saved" in summary.lines()
