@@ -21,6 +21,24 @@ def test_tutorial_loop_trains_and_times_every_epoch():
     assert 0.5 < result["test_acc"] <= 1.0
 
 
+def test_the_tutorial_script_imports_no_lightning():
+    # Side A's process time must be the tutorial's alone, without Lightning's start-up.
+    probe = (
+        "import runpy, sys; runpy.run_module('digits.tutorial', run_name='__main__'); "
+        "print(sorted(sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    modules = result.stdout.strip().splitlines()[-1]
+    assert "'torch'" in modules and "'sklearn'" in modules
+    assert "lightning" not in modules and "torchmetrics" not in modules
+
+
 def test_bench_compares_both_sides_and_reports_json():
     result = subprocess.run(
         [*BENCH, "--epochs", "3", "--repeats", "1", "--device", "cpu", "--json"],
