@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard.summary import hparams
 
 from digits.resume import resume_command, resumed_in_place
@@ -92,3 +93,60 @@ class InterruptCheckpoint(L.Callback):
             file=sys.stderr,
             flush=True,
         )
+
+
+class EpochScalarsInCheckpoint(L.Callback):
+    """Keeps an epoch's ``train/*`` values in the checkpoints written at its end.
+
+    Lightning writes an epoch's checkpoints before it logs that epoch's training
+    metrics, about a millisecond later (validation metrics are logged and flushed
+    before). A run killed in between leaves a ``last.ckpt`` whose epoch has no
+    ``train/*`` points in TensorBoard, and the resumed run, which starts after that
+    epoch, would never log them. So the values go into the checkpoint, and a run
+    resumed in its own folder logs those that never reached the event files.
+    """
+
+    KEY = "digits_epoch_end_scalars"
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        progress = trainer.fit_loop.epoch_progress.current
+        if progress.processed == progress.completed:
+            return  # mid-epoch (Ctrl-C), where the last epoch's metrics are already logged
+        checkpoint[self.KEY] = {
+            "step": trainer.global_step - 1,  # where Lightning logs the epoch's metrics
+            "scalars": {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if name.startswith("train/")
+            },
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.pending = checkpoint.get(self.KEY)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pending, self.pending = self.pending, None
+        logger = trainer.logger
+        if pending is None or not isinstance(logger, TensorBoardLogger):
+            return
+        if not trainer.is_global_zero or not resumed_in_place(trainer.ckpt_path, logger.log_dir):
+            return
+        step = pending["step"]
+        events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+        events.Reload()
+        logged = set(events.Tags()["scalars"])
+        missing = {
+            name: value
+            for name, value in pending["scalars"].items()
+            if name not in logged or step not in {event.step for event in events.Scalars(name)}
+        }
+        if missing:
+            logger.log_metrics(missing, step=step)
+            logger.save()

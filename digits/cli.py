@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from digits.callbacks import HParamsMetrics, InterruptCheckpoint
+from digits.callbacks import EpochScalarsInCheckpoint, HParamsMetrics, InterruptCheckpoint
 from digits.checkpoints import LatestBestCheckpoint, SafeCheckpointIO, read_checkpoint
 from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
@@ -104,7 +104,12 @@ class DigitsCLI(LightningCLI):
         kwargs.setdefault("model_class", DigitsClassifier)
         kwargs.setdefault("datamodule_class", DigitsDataModule)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
-        callbacks = [HParamsMetrics(), TensorBoardPictures(), InterruptCheckpoint()]
+        callbacks = [
+            HParamsMetrics(),
+            TensorBoardPictures(),
+            InterruptCheckpoint(),
+            EpochScalarsInCheckpoint(),
+        ]
         kwargs.setdefault("trainer_defaults", {"callbacks": callbacks})
         kwargs.setdefault("save_config_callback", ResumableSaveConfig)
         # Raise instead of printing a usage block, so that main() prints one line.

@@ -103,6 +103,43 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     steps = [step for step, _ in resumed["val/acc"]]
     assert steps == sorted(set(steps)) and len(steps) == 25
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
+
+
+# Saves checkpoints as the project does, then dies the instant last.ckpt of epoch 2 is in
+# place: after that epoch's checkpoints, before Lightning logs its train/* metrics.
+KILLED_AFTER_LAST_CHECKPOINT = """
+import os, signal, sys
+from digits.checkpoints import SafeCheckpointIO
+from digits.fit import main
+
+save = SafeCheckpointIO.save_checkpoint
+
+def save_then_die(self, checkpoint, path, storage_options=None):
+    save(self, checkpoint, path, storage_options)
+    if str(path).endswith("last.ckpt") and checkpoint["epoch"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+SafeCheckpointIO.save_checkpoint = save_then_die
+main(sys.argv[1:])
+"""
+
+
+def test_a_kill_right_after_the_checkpoint_loses_no_point_of_the_curves(tmp_path: Path):
+    epochs = ["--trainer.max_epochs", "5"]
+    subprocess.run([*FIT, *epochs], check=True, capture_output=True, timeout=180)
+    uninterrupted = run_dir(tmp_path, 0)
+    code = KILLED_AFTER_LAST_CHECKPOINT
+    killed = subprocess.run(
+        [sys.executable, "-c", code, *QUIET, *epochs], capture_output=True, timeout=180
+    )
+    assert killed.returncode == -signal.SIGKILL
+    run = run_dir(tmp_path, 1)
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 2
+
+    resume = ["--config", str(run / "config.yaml")]
+    resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
+    assert curves(run) == curves(uninterrupted)
     # What a run writes once (sample inputs, the HPARAMS declaration) is not repeated.
     assert len(read_events(run).Images("train/samples")) == 1
     declared = [
