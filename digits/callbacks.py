@@ -31,6 +31,14 @@ def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | flo
     return shown
 
 
+def rank_zero_tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, in the one process that writes it (rank zero)."""
+    logger = trainer.logger
+    if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
+        return logger
+    return None
+
+
 class HParamsMetrics(L.Callback):
     """Shows the hyperparameters against the given metrics in TensorBoard's HPARAMS tab.
 
@@ -43,10 +51,8 @@ class HParamsMetrics(L.Callback):
         self.metrics = list(metrics)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = trainer.logger
-        if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero:
-            return
-        if resumed_in_place(trainer.ckpt_path, logger.log_dir):
+        logger = rank_zero_tensorboard(trainer)
+        if logger is None or resumed_in_place(trainer.ckpt_path, logger.log_dir):
             return
         params = dict(pl_module.hparams_initial)
         if trainer.datamodule is not None:
@@ -133,10 +139,10 @@ class EpochScalarsInCheckpoint(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pending, self.pending = self.pending, None
-        logger = trainer.logger
-        if pending is None or not isinstance(logger, TensorBoardLogger):
+        logger = rank_zero_tensorboard(trainer)
+        if pending is None or logger is None:
             return
-        if not trainer.is_global_zero or not resumed_in_place(trainer.ckpt_path, logger.log_dir):
+        if not resumed_in_place(trainer.ckpt_path, logger.log_dir):
             return
         step = pending["step"]
         events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from digits.callbacks import rank_zero_tensorboard
 from digits.resume import resumed_in_place
 
 if TYPE_CHECKING:
@@ -78,10 +78,8 @@ class TensorBoardPictures(L.Callback):
 
     @staticmethod
     def _writer(trainer: L.Trainer) -> SummaryWriter | None:
-        logger = trainer.logger
-        if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero:
-            return None
-        if getattr(trainer.datamodule, "test_set", None) is None:
+        logger = rank_zero_tensorboard(trainer)
+        if logger is None or getattr(trainer.datamodule, "test_set", None) is None:
             return None
         return logger.experiment
 
