@@ -66,10 +66,10 @@ def compare(
     factories = baseline_models()
     chosen = {model: factories[model] for model in models}
     name = network_name(configs)
+    config_args = [arg for config in configs for arg in ("--config", config)]
     scores: list[Score] = []
     for seed in split_seeds:
-        args = [arg for config in configs for arg in ("--config", config)]
-        args += [*QUIET_FIT, *fit_args, "--data.split_seed", str(seed)]
+        args = [*config_args, *QUIET_FIT, *fit_args, "--data.split_seed", str(seed)]
         started = time.perf_counter()
         summary = fit_main(args)
         scores.append(Score(seed, name, summary.test_acc, time.perf_counter() - started))
