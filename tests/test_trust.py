@@ -80,6 +80,12 @@ def test_split_seed_changes_the_split_and_not_the_initialisation():
 # 2. Resume with the same result ----------------------------------------------------------
 
 
+def resume_as_the_readme_says(run: Path) -> None:
+    resume = ["--config", str(run / "config.yaml")]
+    resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
+
+
 def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     epochs = ["--trainer.max_epochs", "25"]
     subprocess.run([*FIT, *epochs], check=True, capture_output=True, timeout=180)
@@ -93,16 +99,23 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     stopped_after = read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"]
     assert stopped_after < 24, "the kill came too late to test a resume"
 
-    # The command the README gives.
-    resume = ["--config", str(run / "config.yaml")]
-    resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
-    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
+    resume_as_the_readme_says(run)
 
     resumed, expected = curves(run), curves(uninterrupted)
     assert resumed == expected  # every epoch once, same values, same final test
     steps = [step for step, _ in resumed["val/acc"]]
     assert steps == sorted(set(steps)) and len(steps) == 25
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
+    # What a run writes once (sample inputs, the HPARAMS declaration) is not repeated.
+    assert len(read_events(run).Images("train/samples")) == 1
+    declared = [
+        value.tag
+        for file in run.glob("events.out.tfevents.*")
+        for event in EventFileLoader(str(file)).Load()
+        for value in event.summary.value
+    ]
+    assert declared.count("_hparams_/session_start_info") == 1
+    assert not run_dir(tmp_path, 2).exists()
 
 
 # Saves checkpoints as the project does, then dies the instant last.ckpt of epoch 2 is in
@@ -136,20 +149,8 @@ def test_a_kill_right_after_the_checkpoint_loses_no_point_of_the_curves(tmp_path
     run = run_dir(tmp_path, 1)
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 2
 
-    resume = ["--config", str(run / "config.yaml")]
-    resume += ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
-    subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
+    resume_as_the_readme_says(run)
     assert curves(run) == curves(uninterrupted)
-    # What a run writes once (sample inputs, the HPARAMS declaration) is not repeated.
-    assert len(read_events(run).Images("train/samples")) == 1
-    declared = [
-        value.tag
-        for file in run.glob("events.out.tfevents.*")
-        for event in EventFileLoader(str(file)).Load()
-        for value in event.summary.value
-    ]
-    assert declared.count("_hparams_/session_start_info") == 1
-    assert not run_dir(tmp_path, 2).exists()
 
 
 @pytest.mark.parametrize(
