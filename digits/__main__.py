@@ -1,5 +1,8 @@
 """``python -m digits {fit,validate,test,predict}``: LightningCLI's subcommands.
 
+``fit`` trains, tests the best checkpoint and prints the summary, as ``python -m
+digits.fit`` does; the others score or use a checkpoint given with ``--ckpt_path``.
+
 Usage::
 
     python -m digits fit --trainer.max_epochs 50
@@ -8,16 +11,21 @@ Usage::
 
 from __future__ import annotations
 
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
 from digits.cli import DigitsCLI, close_process_group
 from digits.errors import exit_on_training_failure, exit_on_user_error
+from digits.training.output import quiet_lightning
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> DigitsCLI:
+    quiet_lightning()
     # LightningCLI runs the subcommand while it is built: a mistake is found before
     # anything runs; divergence or SIGTERM once training is under way.
-    with exit_on_training_failure(), exit_on_user_error():
-        DigitsCLI(args=args)
+    with exit_on_training_failure(), exit_on_user_error(MisconfigurationException):
+        cli = DigitsCLI(args=args)
     close_process_group()
+    return cli
 
 
 if __name__ == "__main__":

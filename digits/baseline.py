@@ -1,8 +1,8 @@
 """The tutorial's question, asked fairly: classical models on exactly the same split.
 
-Each scikit-learn model is trained on the data module's training split (same
-``split_seed``, same scaling) and scored on its test split, so its number stands beside
-``test/acc`` of a Lightning run with the same data settings.
+Each scikit-learn model is trained on the training split that a Lightning run with the
+same data settings trains on (same ``split_seed``, same scaling) and scored on its test
+split, so its number stands beside that run's ``test/acc``.
 
 Usage::
 
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from jsonargparse import ArgumentParser
 
-from digits.data import DigitsDataModule
+from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
 
 Model = Literal["random_forest", "svc", "knn", "logistic_regression"]
@@ -51,11 +51,11 @@ class BaselineResult:
 
 
 def run_baselines(
-    datamodule: DigitsDataModule, models: dict[str, ModelFactory], seed: int = 0
+    splits: DigitsSplits, models: dict[str, ModelFactory], seed: int = 0
 ) -> list[BaselineResult]:
-    """Fit each model on the data module's train split, score it on its test split."""
-    train_x, train_y = datamodule.split_arrays("train")
-    test_x, test_y = datamodule.split_arrays("test")
+    """Fit each model on the train split, score it on the test split."""
+    train_x, train_y = splits.arrays("train")
+    test_x, test_y = splits.arrays("test")
     results = []
     for name, factory in models.items():
         model = factory(seed)
@@ -80,21 +80,21 @@ def parser() -> ArgumentParser:
         default=list(Model.__args__),
         help="Which models to train (default: all).",
     )
-    parser.add_class_arguments(DigitsDataModule, "data")
+    parser.add_class_arguments(DigitsSplits, "data")
     return parser
 
 
 def main(args: list[str] | None = None) -> list[BaselineResult]:
     with exit_on_user_error():
         config = parser().parse_args(args)
-        datamodule = DigitsDataModule(**config.data.as_dict())
+        splits = DigitsSplits(**config.data.as_dict())
+        sizes = {split: len(rows) for split, rows in splits.indices.items()}
     factories = baseline_models()
-    results = run_baselines(datamodule, {name: factories[name] for name in config.models})
+    results = run_baselines(splits, {name: factories[name] for name in config.models})
     data = config.data
     print(
         f"split_seed {data.split_seed}, scale {data.scale}: trained on "
-        f"{len(datamodule.split_indices()['train'])} images, tested on "
-        f"{len(datamodule.split_indices()['test'])}"
+        f"{sizes['train']} images, tested on {sizes['test']}"
     )
     print(table(results))
     return results

@@ -1,16 +1,15 @@
-"""Step 3, training: the ``LightningCLI`` that every entry point shares.
+"""Step 3, training: the ``LightningCLI`` that every training entry point shares.
 
 It sets the trainer defaults once (TensorBoard logger, best and last checkpoints, a
 fixed seed, the tutorial's 50 epochs), links the data module's shape into the model so
 that it is never typed twice, and checks everything a user gives it (values, the
-checkpoint, the GPU) before anything is written, so that ``digits.errors`` can turn a
-mistake into one line.
+checkpoint, the machine) before anything is written, so that ``digits.errors`` can turn
+a mistake into one line. Each hook below is one call into the module that owns the
+feature (``digits.training``).
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,23 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from digits.callbacks import EpochScalarsInCheckpoint, HParamsMetrics, InterruptCheckpoint
-from digits.checkpoints import LatestBestCheckpoint, SafeCheckpointIO, read_checkpoint
 from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
-from digits.pictures import TensorBoardPictures
-from digits.resume import (
+from digits.training.checkpoints import InterruptCheckpoint, LatestBestCheckpoint, SafeCheckpointIO
+from digits.training.folders import place_run
+from digits.training.pictures import TensorBoardPictures
+from digits.training.resume import (
+    EpochScalarsInCheckpoint,
     ResumableSaveConfig,
-    adopt_checkpoint_settings,
     check_state_dict,
-    run_folder,
+    read_and_adopt,
 )
+from digits.training.summary import FitSummary, evaluate_best_and_summarize
+from digits.training.tensorboard import HParamsMetrics
 
 DEFAULT_SEED = 0  # recorded in every run's config.yaml as seed_everything
 LOG_DIR = "lightning_logs"
+RUN_NAME = "digits"  # runs go to lightning_logs/digits/version_N
 PROGRESS_BAR_REFRESH_RATE = 10  # steps between redraws: about once per epoch by default
 
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -46,7 +48,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "log_every_n_steps": 1,
     # default_hp_metric=False: HParamsMetrics declares the real metrics instead.
     "logger": lazy_instance(
-        TensorBoardLogger, save_dir=LOG_DIR, name="digits", default_hp_metric=False
+        TensorBoardLogger, save_dir=LOG_DIR, name=RUN_NAME, default_hp_metric=False
     ),
 }
 
@@ -64,43 +66,30 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "last_checkpoint.save_top_k": 1,
 }
 
-# The data is a few hundred kilobytes in memory and a batch is one indexing operation:
-# worker processes would only add start-up and inter-process copies. Lightning cannot
-# know that and suggests workers on machines with more than two cores.
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-# "Seed set to 0" would come before any error about the values: the seed is in every
-# run's config.yaml, and an error should be the only line.
-logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
-
-
-class WithoutCloudLoggingTip(logging.Filter):
-    """Drops Lightning's tip to install a cloud logging service.
-
-    Lightning 2.6 prints it on every run that has no LitLogger; it says nothing about
-    this run. Its other lines (which GPU was found, which checkpoint was restored) stay.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip: For seamless cloud logging" not in record.getMessage()
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudLoggingTip())
-# Lightning 2.6 still uses torch's LeafSpec, which torch 2.13 deprecates; harmless, and
-# nothing a user of this project can change.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+DESCRIPTION = (
+    "The digits classifier's LightningCLI. fit: train, then test the best checkpoint and "
+    "print a summary (the same as python -m digits.fit). validate, test: score a "
+    "checkpoint (--ckpt_path) on the validation or test split of its own data settings. "
+    "predict: the digits it reads in the test split."
+)
+FIT_DESCRIPTION = (
+    "Train, then test the best checkpoint (by val/acc) and print where the checkpoint and "
+    "the TensorBoard logs are. --ckpt_path RUN/checkpoints/last.ckpt resumes a run."
+)
 
 
 class DigitsCLI(LightningCLI):
     """LightningCLI with this project's defaults, links and checks.
 
-    ``run=False`` (``python -m digits.fit``) adds ``--ckpt_path`` to resume from; the
-    subcommands of ``python -m digits`` have it already.
+    With subcommands (``python -m digits fit``) ``after_fit`` tests the best checkpoint
+    and prints the summary; ``run=False`` (``python -m digits.fit``) adds
+    ``--ckpt_path`` and leaves running to the caller, which ends with ``after_fit`` too.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # run=False is python -m digits.fit, which runs fit and test itself.
-        self.is_fit_script = not kwargs.get("run", True)
         self.checkpoint: dict[str, Any] | None = None
+        self.summary: FitSummary | None = None
+        self.is_fit_script = not kwargs.get("run", True)
         kwargs.setdefault("model_class", DigitsClassifier)
         kwargs.setdefault("datamodule_class", DigitsDataModule)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
@@ -113,12 +102,25 @@ class DigitsCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", {"callbacks": callbacks})
         kwargs.setdefault("save_config_callback", ResumableSaveConfig)
         # Raise instead of printing a usage block, so that main() prints one line.
-        kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
+        kwargs.setdefault(
+            "parser_kwargs",
+            {
+                "exit_on_error": False,
+                "description": DESCRIPTION,
+                "fit": {"exit_on_error": False, "description": FIT_DESCRIPTION},
+            },
+        )
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(LatestBestCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        # Added as plain argument groups, not as Lightning's auto-added callbacks, so that
+        # instantiate_trainer can leave them out where nothing is trained or saved.
+        parser.add_class_arguments(
+            LatestBestCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True
+        )
+        parser.add_class_arguments(
+            ModelCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
+        )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
@@ -130,12 +132,14 @@ class DigitsCLI(LightningCLI):
                 default=None,
                 help="Resume training from this checkpoint, usually a run's last.ckpt.",
             )
+        # Every subcommand's parser has the same model and data arguments, so any of
+        # them tells which values a user left at their defaults.
+        self.defaults_parser = parser
 
     @property
-    def stage_config(self) -> Any:
-        """The parsed config of the subcommand being run (or the whole one for fit.py)."""
-        subcommand = self.config.get("subcommand")
-        return self.config[subcommand] if subcommand else self.config
+    def stage_config(self) -> Namespace:
+        """The parsed config of the subcommand being run (or the whole one for run=False)."""
+        return _stage(self.config)
 
     @property
     def fitting(self) -> bool:
@@ -143,66 +147,43 @@ class DigitsCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        # Lightning reads the checkpoint right after this, before any other hook: check
-        # it here, so that a bad one is a one-line error and not a traceback.
-        config = self.stage_config
-        if config.get("ckpt_path"):
-            self.checkpoint = read_checkpoint(config.ckpt_path)
-            subcommand = self.config.get("subcommand")
-            stage_parser = self._subcommand_parsers[subcommand] if subcommand else parser
-            adopt_checkpoint_settings(
-                config, stage_parser.get_defaults(), self.checkpoint, config.ckpt_path
-            )
+        self.checkpoint = read_and_adopt(self.stage_config, self.defaults_parser.get_defaults())
 
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
-        accelerator = str(config.trainer.accelerator)
-        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
-            )
-        if torch.cuda.is_available():
-            # TensorFloat-32 matrix products on tensor cores. Lightning otherwise prints
-            # a tip about this on every run on such a GPU; float32 on the CPU is unchanged.
-            torch.set_float32_matmul_precision("high")
-        max_epochs = config.trainer.max_epochs
-        if self.fitting and max_epochs is not None and max_epochs < 1:
-            raise ValueError(f"trainer.max_epochs must be at least 1, got {max_epochs}")
-        if self.fitting and self.checkpoint is not None:
-            self._continue_in_run_folder(config)
-
-    def _continue_in_run_folder(self, config: Any) -> None:
-        """A resumed run writes on in the folder of the run it continues."""
-        run = run_folder(config.ckpt_path)
-        logger = config.trainer.logger
-        if run is None or not isinstance(logger, Namespace):
-            return
-        if not str(logger.get("class_path", "")).endswith(".TensorBoardLogger"):
-            return
-        configured = Path(logger.init_args.save_dir) / str(logger.init_args.name)
-        if configured.resolve() != run.parent.resolve():
-            logger.init_args.save_dir = str(run.parent.parent)
-            logger.init_args.name = run.parent.name
-        logger.init_args.version = run.name
-        # Steps logged after the checkpoint was written are hidden, so that the epochs
-        # the resumed run repeats appear once.
-        logger.init_args.purge_step = int(self.checkpoint["global_step"])
+        check_trainer_settings(config.trainer, fitting=self.fitting)
+        resumed_from = self.checkpoint if self.fitting else None
+        place_run(config.trainer, resumed_from, config.ckpt_path, root=Path(LOG_DIR, RUN_NAME))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, with this project's progress bar and checkpoint writer.
+        """The trainer, with this project's checkpoints, progress bar and checkpoint writer.
 
-        The progress bar is redrawn every few steps instead of every step: an epoch
-        here is ten steps of about a millisecond each, and a redraw costs more than a
-        step. ``--trainer.enable_progress_bar false`` still switches it off, and a
-        progress bar in ``--trainer.callbacks`` replaces it. Checkpoints are written
-        and read by ``SafeCheckpointIO`` unless ``--trainer.plugins`` names another.
+        The checkpoint callbacks are added where a run trains and keeps checkpoints
+        (``--trainer.enable_checkpointing false`` leaves them out). The progress bar is
+        redrawn every few steps instead of every step: an epoch here is ten steps of about
+        a millisecond each, and a redraw costs more than a step;
+        ``--trainer.enable_progress_bar false`` still switches it off, and a progress
+        bar in ``--trainer.callbacks`` replaces it. Checkpoints are written and read by
+        ``SafeCheckpointIO`` unless ``--trainer.plugins`` names another.
         """
         # The model exists and the trainer not yet: the last moment to refuse a checkpoint
         # before Lightning starts printing about the machine.
         if self.checkpoint is not None:
             check_state_dict(self.model, self.checkpoint, self.stage_config.ckpt_path)
-        trainer_config = self._get(self.config_init, "trainer", default={})
-        callbacks = _as_list(trainer_config.get("callbacks"))
+        init = _stage(self.config_init)
+        trainer_config = init.get("trainer") or {}
+        callbacks = [
+            callback
+            for callback in _as_list(trainer_config.get("callbacks"))
+            if self.fitting or not isinstance(callback, ModelCheckpoint)
+        ]
+        keeps_checkpoints = self.fitting and trainer_config.get("enable_checkpointing") is not False
+        if keeps_checkpoints:
+            callbacks += [init["checkpoint"], init["last_checkpoint"]]
+        elif not self.fitting:
+            # validate/test/predict only read a checkpoint: Lightning would otherwise add
+            # a checkpoint callback of its own.
+            kwargs.setdefault("enable_checkpointing", False)
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
@@ -211,18 +192,33 @@ class DigitsCLI(LightningCLI):
             plugins.append(SafeCheckpointIO())
         return super().instantiate_trainer(**{"callbacks": callbacks, "plugins": plugins, **kwargs})
 
-    def _without_checkpointing(self) -> None:
-        # validate/test/predict only read a checkpoint: the callbacks that write them
-        # would restore their state from it and warn that its folder has changed, and
-        # Lightning's reminder that they are missing does not apply when nothing trains.
-        warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
-        self.trainer.callbacks = [
-            callback
-            for callback in self.trainer.callbacks
-            if not isinstance(callback, ModelCheckpoint)
-        ]
+    def after_fit(self) -> None:
+        self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
 
-    before_validate = before_test = before_predict = _without_checkpointing
+
+def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
+    """Refuse, before anything is built, what Lightning would fail on later or not at all."""
+    accelerator = str(trainer.accelerator)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
+        )
+    if torch.cuda.is_available():
+        # TensorFloat-32 matrix products on tensor cores. Lightning otherwise prints a
+        # tip about this on every run on such a GPU; float32 on the CPU is unchanged.
+        torch.set_float32_matmul_precision("high")
+    if fitting and trainer.max_epochs is not None and trainer.max_epochs < 1:
+        raise ValueError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
+    if trainer.barebones:
+        raise ValueError(
+            "trainer.barebones=true is not supported: every run here logs its metrics and "
+            "keeps checkpoints; python -m digits.bench measures the raw training speed"
+        )
+
+
+def _stage(config: Namespace) -> Namespace:
+    subcommand = config.get("subcommand")
+    return config[subcommand] if subcommand else config
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -230,13 +226,6 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def tensorboard_logdir(logger: object) -> str | None:
-    """The folder to hand to ``tensorboard --logdir`` to see this run beside earlier ones."""
-    if isinstance(logger, TensorBoardLogger):
-        return str(logger.save_dir)
-    return None
 
 
 def close_process_group() -> None:

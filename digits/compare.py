@@ -24,7 +24,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from digits.baseline import Model, baseline_models, run_baselines
-from digits.data import DigitsDataModule
+from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
 from digits.fit import main as fit_main
 
@@ -74,9 +74,9 @@ def compare(
         summary = fit_main(args)
         scores.append(Score(seed, name, summary.test_acc, time.perf_counter() - started))
         # The baselines see the data exactly as this run did (its saved config).
-        run_config = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())
-        datamodule = DigitsDataModule(**run_config["data"])
-        for result in run_baselines(datamodule, chosen, seed=seed):
+        data = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())["data"]
+        splits = DigitsSplits.from_settings(data)
+        for result in run_baselines(splits, chosen, seed=seed):
             scores.append(Score(seed, result.model, result.test_acc, result.fit_seconds))
     return scores
 

@@ -1,9 +1,12 @@
 """How every entry point ends when something is wrong: one line, a meaningful exit code.
 
-A user's mistake (a bad flag, value, config or checkpoint) is found while the CLI is
-built, before anything is written, and ends with exit code 2 like any argparse error.
-Training that diverges ends with exit code 2 too, naming the epoch and the loss.
-Ctrl-C and SIGTERM end with 130 and 143, the shell's codes for them.
+A user's mistake (a bad flag, value, config or checkpoint) is found while the command
+line is read and the objects are built, before anything is written, and ends with exit
+code 2 like any argparse error. Training that diverges ends with exit code 2 too,
+naming the epoch and the loss. Ctrl-C and SIGTERM end with 130 and 143, the shell's
+codes for them.
+
+Nothing here imports Lightning: the tools that only read a checkpoint use it too.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from jsonargparse import ArgumentError
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
-
-from digits.model import NonFiniteLossError
 
 USAGE_ERROR = 2  # the exit code argparse uses for a bad command line
 INTERRUPTED = 130  # 128 + SIGINT
 TERMINATED = 143  # 128 + SIGTERM
 MAX_ERROR_LENGTH = 240
+
+
+class NonFiniteLossError(ArithmeticError):
+    """Training diverged: continuing would only produce and save a broken model."""
 
 
 def one_line(message: str) -> str:
@@ -36,30 +40,35 @@ def one_line(message: str) -> str:
     elif len(lines) > 1:
         text += " " + lines[1]
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
+    text = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1", text)
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> SystemExit:
+    """Print ``error: <message>`` as one line on stderr; the ``SystemExit`` to raise."""
     print(f"error: {one_line(message)}", file=sys.stderr)
     return SystemExit(code)
 
 
 @contextmanager
-def exit_on_user_error() -> Iterator[None]:
-    """Wraps building the CLI: parsing, and instantiating the data, model and trainer.
+def exit_on_user_error(*also: type[Exception]) -> Iterator[None]:
+    """Wraps reading the command line and building the objects it describes.
 
     Those only check and store values, so an error there is a bad value from the user,
-    and nothing has been written yet.
+    and nothing has been written yet. ``also`` adds exception types that mean the same
+    in the caller's library (Lightning's ``MisconfigurationException`` for training).
     """
     try:
         yield
-    except (ArgumentError, ValueError, MisconfigurationException) as error:
+    except (ArgumentError, ValueError, *also) as error:
         raise fail(str(error)) from None
 
 
 @contextmanager
 def exit_on_training_failure() -> Iterator[None]:
     """Wraps training: divergence and SIGTERM end with a line and an exit code."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
         yield
     except NonFiniteLossError as error:

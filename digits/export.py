@@ -24,8 +24,8 @@ import torch
 from jsonargparse import ArgumentParser
 from torch import nn
 
-from digits.checkpoints import load_for_inference
 from digits.errors import exit_on_user_error
+from digits.inference import load_trained
 
 Format = Literal["onnx", "torchscript"]
 
@@ -44,9 +44,9 @@ class PixelsToLogits(nn.Module):
 
 
 def exportable(ckpt_path: str) -> PixelsToLogits:
-    model, datamodule = load_for_inference(ckpt_path)
-    mean, std = (torch.as_tensor(value, dtype=torch.float32) for value in datamodule.scaling)
-    return PixelsToLogits(model.network, mean, std).eval()
+    trained = load_trained(ckpt_path)
+    mean, std = (torch.from_numpy(value) for value in (trained.scaling.mean, trained.scaling.std))
+    return PixelsToLogits(trained.network, mean, std).eval()
 
 
 def export(ckpt_path: str, format: Format, output: Path) -> Path:

@@ -17,13 +17,10 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from digits.errors import NonFiniteLossError
 from digits.networks import MLP, NetworkFactory, as_factory, describe
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class NonFiniteLossError(ArithmeticError):
-    """Training diverged: continuing would only produce and save a broken model."""
 
 
 def accuracy(num_classes: int) -> MulticlassAccuracy:

@@ -100,9 +100,16 @@ def check_dropout(dropout: float) -> None:
 def as_factory(network: NetworkFactory | dict[str, Any]) -> NetworkFactory:
     """A network class, a partial of one, or its ``{class_path, init_args}`` description."""
     if isinstance(network, dict):
-        module, _, name = network["class_path"].rpartition(".")
-        network_class = getattr(importlib.import_module(module), name)
-        return functools.partial(network_class, **network.get("init_args", {}))
+        class_path = network["class_path"]
+        module, _, name = class_path.rpartition(".")
+        try:
+            network_class = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise ValueError(f"no network class {class_path!r}") from None
+        # A checkpoint names its network: build nothing but a torch module from it.
+        if not (isinstance(network_class, type) and issubclass(network_class, nn.Module)):
+            raise ValueError(f"{class_path!r} is not a torch.nn.Module class")
+        return functools.partial(network_class, **(network.get("init_args") or {}))
     return network
 
 

@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from jsonargparse import ArgumentParser
 
-from digits.checkpoints import load_for_inference
 from digits.errors import exit_on_user_error
+from digits.inference import load_trained
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SOME_FAILED = 1
@@ -98,7 +97,7 @@ class Prediction:
 
 
 def predict_files(ckpt_path: str, files: list[str]) -> list[Prediction]:
-    model, datamodule = load_for_inference(ckpt_path)
+    trained = load_trained(ckpt_path)
     predictions = []
     for name in files:
         try:
@@ -106,14 +105,13 @@ def predict_files(ckpt_path: str, files: list[str]) -> list[Prediction]:
         except Exception as error:  # any unreadable file: say why and go on
             predictions.append(Prediction(name, error=str(error).splitlines()[0]))
             continue
-        features = torch.from_numpy(datamodule.scale_images(rows))
-        with torch.no_grad():
-            result = model.predict_step((features,), 0)
+        probabilities = trained.probabilities(rows)
         several = len(rows) > 1
-        for index, (digit, probability) in enumerate(
-            zip(result["digit"].tolist(), result["probability"].tolist(), strict=True)
-        ):
-            predictions.append(Prediction(name, index if several else None, digit, probability))
+        for index, row in enumerate(probabilities):
+            digit = int(row.argmax())
+            predictions.append(
+                Prediction(name, index if several else None, digit, float(row[digit]))
+            )
     return predictions
 
 

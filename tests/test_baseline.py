@@ -31,7 +31,7 @@ def test_baselines_see_the_data_modules_train_and_test_splits(scale):
     datamodule = DigitsDataModule(split_seed=3, scale=scale)
     datamodule.setup("fit")
     recorder = Recorder()
-    run_baselines(datamodule, {"recorder": lambda seed: recorder})
+    run_baselines(datamodule.splits, {"recorder": lambda seed: recorder})
     seen = recorder.seen
     assert np.array_equal(seen["train_x"], datamodule.train_set.features.numpy())
     assert np.array_equal(seen["train_y"], datamodule.train_set.targets.numpy())

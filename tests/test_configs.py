@@ -102,7 +102,7 @@ def test_training_steps_do_not_wait_for_the_gpu():
             torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(warning.message) for warning in caught)
 
-    train_images = len(DigitsDataModule().split_indices()["train"])
+    train_images = len(DigitsDataModule().splits.indices["train"])
     added_steps = epochs * (math.ceil(train_images / 16) - math.ceil(train_images / 128))
     few_steps, many_steps = waits(128), waits(16)
     sys.stdout.write(f"host waits: {few_steps} at batch 128, {many_steps} at batch 16\n")

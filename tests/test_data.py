@@ -6,7 +6,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from digits import DigitsDataModule
-from digits.data import BatchTensorDataset, EpochShuffleSampler
+from digits.batching import BatchTensorDataset, EpochShuffleSampler
 from tests.conftest import needs_gpu
 
 
@@ -17,14 +17,14 @@ def ready(**kwargs) -> DigitsDataModule:
 
 
 def test_split_sizes_add_up_to_the_whole_data_set():
-    split = DigitsDataModule().split_indices()
+    split = DigitsDataModule().splits.indices
     sizes = {name: len(indices) for name, indices in split.items()}
     assert sizes == {"train": 1212, "val": 135, "test": 450}  # 25% test, 10% of the rest val
     assert sum(sizes.values()) == len(load_digits().target)
 
 
 def test_splits_are_disjoint_and_cover_every_image():
-    split = DigitsDataModule().split_indices()
+    split = DigitsDataModule().splits.indices
     train, val, test = (set(split[name].tolist()) for name in ("train", "val", "test"))
     assert not train & val and not train & test and not val & test
     assert train | val | test == set(range(len(load_digits().target)))
@@ -33,7 +33,7 @@ def test_splits_are_disjoint_and_cover_every_image():
 def test_splits_are_stratified():
     labels = load_digits().target
     overall = np.bincount(labels) / len(labels)
-    for indices in DigitsDataModule().split_indices().values():
+    for indices in DigitsDataModule().splits.indices.values():
         share = np.bincount(labels[indices], minlength=10) / len(indices)
         assert np.abs(share - overall).max() < 0.02
 
@@ -42,17 +42,17 @@ def test_split_seed_decides_the_split_and_nothing_else():
     same_a, same_b = DigitsDataModule(split_seed=3), DigitsDataModule(split_seed=3)
     other = DigitsDataModule(split_seed=4)
     torch.manual_seed(123)  # the global seed must not matter for the split
-    a = same_a.split_indices()
+    a = same_a.splits.indices
     torch.manual_seed(456)
-    b = same_b.split_indices()
+    b = same_b.splits.indices
     assert all(np.array_equal(a[name], b[name]) for name in a)
-    assert not np.array_equal(a["test"], other.split_indices()["test"])
+    assert not np.array_equal(a["test"], other.splits.indices["test"])
 
 
 def test_raw_scale_keeps_the_tutorials_pixel_values():
     datamodule = ready(scale="raw")
     images = load_digits().data
-    train = datamodule.split_indices()["train"]
+    train = datamodule.splits.indices["train"]
     assert torch.equal(
         datamodule.train_set.features, torch.tensor(images[train], dtype=torch.float32)
     )
@@ -69,7 +69,7 @@ def test_standard_scale_is_fitted_on_the_training_split_only():
     )
     # ... and the test split is transformed with the training statistics, not its own.
     images = load_digits().data.astype(np.float32)
-    split = datamodule.split_indices()
+    split = datamodule.splits.indices
     mean, std = images[split["train"]].mean(axis=0), images[split["train"]].std(axis=0)
     std[std == 0] = 1
     expected = torch.from_numpy((images[split["test"]] - mean) / std)
@@ -106,7 +106,7 @@ def test_training_batches_cover_the_training_split_once_per_epoch():
 def test_a_batch_is_fetched_on_the_gpu_without_waiting_for_it():
     datamodule = ready(batch_size=128)
     train = datamodule.train_set
-    datamodule.train_set = BatchTensorDataset(train.features.cuda(), train.targets.cuda())
+    datamodule.datasets["train"] = BatchTensorDataset(train.features.cuda(), train.targets.cuda())
     loader = datamodule.train_dataloader()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any wait for the GPU raises

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from digits.checkpoints import load_for_inference
+from digits.dataset import DigitsSplits
 from digits.export import main
+from digits.model import DigitsClassifier
 
 
 @pytest.fixture(scope="module")
 def expected(trained: Path) -> tuple[np.ndarray, np.ndarray]:
     """Raw 0..16 test images and the checkpoint's logits for them."""
-    model, datamodule = load_for_inference(trained)
-    datamodule.setup("test")
-    raw_images, _ = datamodule.raw_split("test")
+    model = DigitsClassifier.load_from_checkpoint(trained, map_location="cpu").eval()
+    splits = DigitsSplits.from_settings(torch.load(trained)["datamodule_hyper_parameters"])
+    raw_images, _ = splits.arrays("test", scaled=False)
     with torch.no_grad():
-        logits = model(datamodule.test_set.features).numpy()
+        logits = model(torch.from_numpy(splits.scaling(raw_images))).numpy()
     return raw_images.astype(np.float32), logits
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from digits.pictures import confusion_figure, digit_grid
+from digits.training.pictures import confusion_figure, digit_grid
 from tests.conftest import read_events
 
 

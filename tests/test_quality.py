@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
+from digits.batching import shift_images
 from digits.cli import DigitsCLI
-from digits.data import shift_images
 from digits.fit import main
 from digits.networks import MLP, ConvNet
 from tests.conftest import QUIET, scalars
@@ -90,6 +90,6 @@ def test_augmentation_touches_training_batches_only(tmp_path: Path):
 
 def test_augmentation_is_off_by_default_and_written_in_the_config():
     cli = DigitsCLI(run=False, args=[*QUIET])
-    assert cli.datamodule.shift == 0
+    assert cli.datamodule.hparams.shift == 0
     cli = DigitsCLI(run=False, args=["--config", str(BEST), *QUIET])
-    assert cli.datamodule.shift == 1 and isinstance(cli.model.network, ConvNet)
+    assert cli.datamodule.hparams.shift == 1 and isinstance(cli.model.network, ConvNet)

@@ -17,9 +17,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from digits.checkpoints import SafeCheckpointIO, read_checkpoint
+from digits.checkpoint_file import read_checkpoint
 from digits.cli import DigitsCLI
 from digits.fit import main
+from digits.training.checkpoints import SafeCheckpointIO
 from tests.conftest import QUIET, read_events, scalars
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
@@ -122,8 +123,8 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
 # place: after that epoch's checkpoints, before Lightning logs its train/* metrics.
 KILLED_AFTER_LAST_CHECKPOINT = """
 import os, signal, sys
-from digits.checkpoints import SafeCheckpointIO
 from digits.fit import main
+from digits.training.checkpoints import SafeCheckpointIO
 
 save = SafeCheckpointIO.save_checkpoint
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from digits.callbacks import rank_zero_tensorboard
-from digits.resume import resumed_in_place
+from digits.training.folders import resumed_in_place
+from digits.training.tensorboard import rank_zero_tensorboard
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,8 +29,8 @@ def digit_grid(images: np.ndarray, titles: list[str], columns: int = 8) -> Figur
     """8x8 digits in rows, each with a title, dark ink on white as on paper.
 
     The digits are laid out in one image with the titles as text on a single ``Axes``:
-    one ``Axes`` per digit made matplotlib take about 0.4 s for 32 digits (0.04 s now),
-    paid before the first training step.
+    one ``Axes`` per digit is several times slower to draw, and the samples grid is
+    drawn before the first training step.
     """
     from matplotlib.figure import Figure
 
@@ -84,11 +84,16 @@ class TensorBoardPictures(L.Callback):
         return logger.experiment
 
     @staticmethod
-    def _predict(pl_module: L.LightningModule, features: torch.Tensor) -> torch.Tensor:
+    def _predict(
+        trainer: L.Trainer, pl_module: L.LightningModule, features: torch.Tensor
+    ) -> torch.Tensor:
+        """The model's digits for a whole split, in the trainer's precision (64-true, bf16...)."""
+        precision = trainer.precision_plugin
         was_training = pl_module.training
         pl_module.eval()
-        with torch.no_grad():
-            predictions = pl_module(features.to(pl_module.device)).argmax(dim=1)
+        with torch.no_grad(), precision.forward_context():
+            features = precision.convert_input(features.to(pl_module.device))
+            predictions = pl_module(features).argmax(dim=1)
         pl_module.train(was_training)
         return predictions
 
@@ -97,7 +102,7 @@ class TensorBoardPictures(L.Callback):
         if writer is None or resumed_in_place(trainer.ckpt_path, trainer.logger.log_dir):
             return  # once per run, not again when it resumes
         datamodule: DigitsDataModule = trainer.datamodule
-        images, labels = datamodule.raw_split("train")
+        images, labels = datamodule.splits.arrays("train", scaled=False)
         shown = slice(0, self.samples)
         titles = [str(label) for label in labels[shown]]
         writer.add_figure("train/samples", digit_grid(images[shown], titles), global_step=0)
@@ -107,7 +112,7 @@ class TensorBoardPictures(L.Callback):
         if writer is None:
             return
         val_set = trainer.datamodule.val_set
-        predictions = self._predict(pl_module, val_set.features)
+        predictions = self._predict(trainer, pl_module, val_set.features)
         figure = confusion_figure(predictions, val_set.targets.to(predictions.device), "validation")
         writer.add_figure("val/confusion_matrix", figure, global_step=trainer.global_step)
 
@@ -117,14 +122,14 @@ class TensorBoardPictures(L.Callback):
             return
         datamodule: DigitsDataModule = trainer.datamodule
         test_set = datamodule.test_set
-        predictions = self._predict(pl_module, test_set.features)
+        predictions = self._predict(trainer, pl_module, test_set.features)
         targets = test_set.targets.to(predictions.device)
         step = trainer.global_step
         writer.add_figure(
             "test/confusion_matrix", confusion_figure(predictions, targets, "test"), step
         )
         wrong = (predictions != targets).nonzero().flatten()[: self.max_misclassified].cpu()
-        images, labels = datamodule.raw_split("test")
+        images, labels = datamodule.splits.arrays("test", scaled=False)
         guesses = predictions.cpu().numpy()
         titles = [f"{labels[i]} -> {guesses[i]}" for i in wrong.tolist()]
         writer.add_figure("test/misclassified", digit_grid(images[wrong.numpy()], titles), step)

@@ -1,4 +1,4 @@
-"""Starting from a checkpoint: which settings it brings, and where a resumed run writes.
+"""Starting from a checkpoint: which settings it brings, and what a resumed run repeats.
 
 A checkpoint carries the model's and the data module's hyperparameters. Stock
 LightningCLI silently lets the checkpoint's model arguments override the command line;
@@ -6,11 +6,10 @@ here a setting the user left at its default takes the checkpoint's value, and on
 user set to something else is an error, since it would describe a model the checkpoint
 does not hold, or (for the split) test on images the model was trained on.
 
-A run resumed from a checkpoint inside ``<save_dir>/<name>/version_N/checkpoints/``
-continues in that same folder: its TensorBoard curves carry on (steps logged after the
-checkpoint are purged, so nothing is counted twice), and its checkpoint callbacks
-reload their best score. Its own config goes to ``config.resume-K.yaml`` beside the
-original ``config.yaml``, which stays untouched.
+A resumed run keeps its original ``config.yaml`` and writes its own as
+``config.resume-K.yaml`` beside it, and it logs the ``train/*`` values of the
+checkpoint's epoch if they never reached the event files. Where it writes is
+``digits.training.folders``'s business.
 """
 
 from __future__ import annotations
@@ -22,9 +21,25 @@ import lightning as L
 import torch
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import SaveConfigCallback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-# The data module settings that decide which images are test images.
-SPLIT_KEYS = ("test_size", "val_size", "split_seed", "scale")
+from digits.checkpoint_file import read_checkpoint
+from digits.dataset import SPLIT_SETTINGS
+from digits.training.folders import resumed_in_place
+from digits.training.tensorboard import rank_zero_tensorboard
+
+
+def read_and_adopt(config: Namespace, defaults: Namespace) -> dict[str, Any] | None:
+    """The checkpoint in ``config.ckpt_path`` (if any), its settings adopted into ``config``.
+
+    Read right after parsing, before Lightning reads it, so that a bad file is a
+    one-line error and not a traceback.
+    """
+    if not config.get("ckpt_path"):
+        return None
+    checkpoint = read_checkpoint(config.ckpt_path)
+    adopt_checkpoint_settings(config, defaults, checkpoint, config.ckpt_path)
+    return checkpoint
 
 
 def adopt_checkpoint_settings(
@@ -36,7 +51,7 @@ def adopt_checkpoint_settings(
         "data": {
             key: value
             for key, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items()
-            if key in SPLIT_KEYS
+            if key in SPLIT_SETTINGS
         },
     }
     conflicts = []
@@ -100,25 +115,6 @@ def check_state_dict(model: torch.nn.Module, checkpoint: dict[str, Any], ckpt_pa
         )
 
 
-def run_folder(ckpt_path: str | Path) -> Path | None:
-    """``<save_dir>/<name>/version_N`` when the checkpoint lies in a run's checkpoints/."""
-    folder = Path(ckpt_path).parent
-    if folder.name == "checkpoints" and folder.parent.name.startswith("version_"):
-        return folder.parent  # as the user wrote it: Lightning compares these paths as text
-    return None
-
-
-def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
-    """Whether a run from ``ckpt_path`` continues an earlier run in that run's folder.
-
-    Such a run already wrote what a run writes once (the HPARAMS declaration, the
-    sample inputs) when it first started. Takes the logger's ``log_dir``, not the
-    trainer's, which under DDP is a collective call that every process must make.
-    """
-    run = run_folder(ckpt_path) if ckpt_path else None
-    return run is not None and run.resolve() == Path(log_dir).resolve()
-
-
 def resume_command(run: Path, checkpoint: Path) -> str:
     """The command that resumes a run, as the README shows it."""
     return f"python -m digits.fit --config {run / 'config.yaml'} --ckpt_path {checkpoint}"
@@ -136,3 +132,60 @@ class ResumableSaveConfig(SaveConfigCallback):
                 resume += 1
             self.config_filename = f"config.resume-{resume}.yaml"
         super().setup(trainer, pl_module, stage)
+
+
+class EpochScalarsInCheckpoint(L.Callback):
+    """Keeps an epoch's ``train/*`` values in the checkpoints written at its end.
+
+    Lightning writes an epoch's checkpoints before it logs that epoch's training
+    metrics, about a millisecond later (validation metrics are logged and flushed
+    before). A run killed in between leaves a ``last.ckpt`` whose epoch has no
+    ``train/*`` points in TensorBoard, and the resumed run, which starts after that
+    epoch, would never log them. So the values go into the checkpoint, and a run
+    resumed in its own folder logs those that never reached the event files.
+    """
+
+    KEY = "digits_epoch_end_scalars"
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        progress = trainer.fit_loop.epoch_progress.current
+        if progress.processed == progress.completed:
+            return  # mid-epoch (Ctrl-C), where the last epoch's metrics are already logged
+        checkpoint[self.KEY] = {
+            "step": trainer.global_step - 1,  # where Lightning logs the epoch's metrics
+            "scalars": {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if name.startswith("train/")
+            },
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.pending = checkpoint.get(self.KEY)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pending, self.pending = self.pending, None
+        logger = rank_zero_tensorboard(trainer)
+        if pending is None or logger is None:
+            return
+        if not resumed_in_place(trainer.ckpt_path, logger.log_dir):
+            return
+        step = pending["step"]
+        events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+        events.Reload()
+        logged = set(events.Tags()["scalars"])
+        missing = {
+            name: value
+            for name, value in pending["scalars"].items()
+            if name not in logged or step not in {event.step for event in events.Scalars(name)}
+        }
+        if missing:
+            logger.log_metrics(missing, step=step)
+            logger.save()

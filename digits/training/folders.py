@@ -1,0 +1,95 @@
+"""Where a run writes: a folder of its own, or the folder of the run it continues.
+
+Every run gets ``<save_dir>/<name>/version_N/`` from its logger, with nothing shared
+with an earlier run. Without a logger (``--trainer.logger false``) Lightning would write
+checkpoints and ``config.yaml`` straight into the working folder, so that a second run
+there would collide with the first; such a run gets the next ``version_N`` folder too,
+as the trainer's root folder. A run resumed from a checkpoint inside
+``<save_dir>/<name>/version_N/checkpoints/`` continues in that same folder: its curves
+carry on (steps logged after the checkpoint are purged, so that nothing appears twice)
+and its checkpoint callbacks reload their best score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+
+
+def run_folder(ckpt_path: str | Path) -> Path | None:
+    """``<save_dir>/<name>/version_N`` when the checkpoint lies in a run's checkpoints/."""
+    folder = Path(ckpt_path).parent
+    if folder.name == "checkpoints" and folder.parent.name.startswith("version_"):
+        return folder.parent  # as the user wrote it: Lightning compares these paths as text
+    return None
+
+
+def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
+    """Whether a run from ``ckpt_path`` continues an earlier run in that run's folder.
+
+    Such a run already wrote what a run writes once (the HPARAMS declaration, the
+    sample inputs) when it first started. Takes the logger's ``log_dir``, not the
+    trainer's, which under DDP is a collective call that every process must make.
+    """
+    run = run_folder(ckpt_path) if ckpt_path else None
+    return run is not None and run.resolve() == Path(log_dir).resolve()
+
+
+def next_version(root: Path) -> Path:
+    """``root/version_N`` for the first N above every existing one, as Lightning's loggers count."""
+    taken = [
+        int(path.name.removeprefix("version_"))
+        for path in root.glob("version_*")
+        if path.is_dir() and path.name.removeprefix("version_").isdigit()
+    ]
+    return root / f"version_{max(taken, default=-1) + 1}"
+
+
+def place_run(
+    trainer: Namespace, checkpoint: dict[str, Any] | None, ckpt_path: str | None, root: Path
+) -> None:
+    """Point the parsed trainer config at this run's folder (before anything is built).
+
+    ``root`` is where runs without a logger go when no ``default_root_dir`` is given.
+    """
+    resumed = run_folder(ckpt_path) if checkpoint is not None and ckpt_path else None
+    logger = trainer.logger
+    if logger is False:
+        base = Path(trainer.default_root_dir) if trainer.default_root_dir else root
+        trainer.default_root_dir = str(resumed or next_version(base))
+        return
+    if not isinstance(logger, Namespace):
+        return
+    if resumed is None:
+        _refuse_a_taken_folder(logger)
+        return
+    # TensorBoard's event files can be continued; other loggers' files (a CSV logger's
+    # metrics.csv) could be rewritten, so their resumed runs get a new folder.
+    if not str(logger.get("class_path", "")).endswith(".TensorBoardLogger"):
+        return
+    settings = logger.init_args
+    configured = Path(settings.save_dir) / str(settings.name)
+    if configured.resolve() != resumed.parent.resolve():
+        settings.save_dir = str(resumed.parent.parent)
+        settings.name = resumed.parent.name
+    settings.version = resumed.name
+    # Steps logged after the checkpoint was written are hidden, so that the epochs the
+    # resumed run repeats appear once.
+    settings.purge_step = int(checkpoint["global_step"])
+
+
+def _refuse_a_taken_folder(logger: Namespace) -> None:
+    """A version given by hand must not be an earlier run's folder."""
+    settings = logger.get("init_args") or Namespace()
+    version = settings.get("version")
+    if version is None or "save_dir" not in settings or "name" not in settings:
+        return
+    name = f"version_{version}" if isinstance(version, int) else str(version)
+    folder = Path(str(settings.save_dir)) / str(settings.name or "") / name
+    if folder.exists():
+        raise ValueError(
+            f"{folder} holds an earlier run; choose another trainer.logger.init_args.version "
+            "or leave it out for a new folder"
+        )

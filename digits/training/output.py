@@ -1,0 +1,44 @@
+"""Keep what a run prints to what its user can act on.
+
+Lightning prints a few lines on every run that say nothing about it, or that a user of
+this project cannot act on; they would also come before an error message, which should
+be the only line. The entry points call ``quiet_lightning`` once, before building the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+class WithoutCloudLoggingTip(logging.Filter):
+    """Drops Lightning's tip to install a cloud logging service.
+
+    Lightning 2.6 prints it on every run that has no LitLogger; it says nothing about
+    this run. Its other lines (which GPU was found, which checkpoint was restored) stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip: For seamless cloud logging" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence the warnings and log lines that do not concern this project's user."""
+    # The data is a few hundred kilobytes in memory and a batch is one indexing
+    # operation: worker processes would only add start-up and inter-process copies.
+    # Lightning cannot know that and suggests workers on machines with more than two cores.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # Lightning 2.6 still uses torch's LeafSpec, which torch 2.13 deprecates; harmless,
+    # and nothing a user of this project can change.
+    warnings.filterwarnings(
+        "ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"
+    )
+    # validate/test/predict read a checkpoint without the callbacks that wrote it, on
+    # purpose: nothing is trained, so nothing needs their state.
+    warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
+    # "Seed set to 0" would come before any error about the values: the seed is in every
+    # run's config.yaml.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(existing, WithoutCloudLoggingTip) for existing in rank_zero.filters):
+        rank_zero.addFilter(WithoutCloudLoggingTip())

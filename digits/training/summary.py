@@ -1,0 +1,59 @@
+"""How a training run ends: the test of its best checkpoint, and where everything is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+
+from digits.training.tensorboard import tensorboard_logdir
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What a finished run leaves behind, as printed at the end."""
+
+    best_val_acc: float | None
+    test_acc: float
+    checkpoint: str | None
+    log_dir: str | None
+    tensorboard_logdir: str | None
+
+    def lines(self) -> list[str]:
+        best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
+        tested = "the best checkpoint" if self.checkpoint else "the final weights"
+        lines = [
+            f"best val/acc  {best}",
+            f"test/acc      {self.test_acc:.4f}  ({tested})",
+            f"checkpoint    {self.checkpoint or 'none saved'}",
+            f"logs          {self.log_dir or 'none written'}",
+        ]
+        if self.tensorboard_logdir:
+            lines.append(f"to look:      tensorboard --logdir {self.tensorboard_logdir}")
+        return lines
+
+
+def evaluate_best_and_summarize(
+    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule
+) -> FitSummary:
+    """Test the best checkpoint (or, with none saved, the weights in memory); print the summary.
+
+    The test split is used here once, after every choice (the epoch kept, the settings)
+    was made on validation.
+    """
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
+    log_dir = None if trainer.fast_dev_run else trainer.log_dir
+    summary = FitSummary(
+        best_val_acc=None if best_score is None else float(best_score),
+        test_acc=results["test/acc"],
+        checkpoint=best_path or None,
+        log_dir=log_dir,
+        tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
+    )
+    if trainer.is_global_zero:
+        print("\n".join(summary.lines()))
+    return summary

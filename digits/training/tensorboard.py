@@ -1,0 +1,80 @@
+"""The run's TensorBoard log: which logger writes it, and hyperparameters against real metrics.
+
+TensorBoard's HPARAMS tab compares runs by their hyperparameters. Lightning's logger
+writes them with a placeholder ``hp_metric`` of -1 (or, asked for other metrics, a dummy
+value at step 0 of their curves); ``HParamsMetrics`` declares the real metric names
+instead, whose values are the scalars the model logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from digits.training.folders import resumed_in_place
+
+
+def rank_zero_tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, in the one process that writes it (rank zero)."""
+    logger = trainer.logger
+    if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
+        return logger
+    return None
+
+
+def tensorboard_logdir(logger: object) -> str | None:
+    """The folder to hand to ``tensorboard --logdir`` to see this run beside earlier ones."""
+    if isinstance(logger, TensorBoardLogger):
+        return str(logger.save_dir)
+    return None
+
+
+def write_summaries(writer: SummaryWriter, summaries: Iterable[Summary]) -> None:
+    """Adds ready-made summaries to the run's own event file.
+
+    ``SummaryWriter`` has no documented method for a summary built elsewhere
+    (``add_hparams`` writes into a new sub-folder, which TensorBoard shows as another
+    run). Lightning's own ``log_hyperparams`` reaches the private ``_get_file_writer()``;
+    this uses the ``file_writer`` attribute that method fills, set while the writer is
+    open. ``tests/test_tensorboard.py`` fails if torch changes it.
+    """
+    for summary in summaries:
+        writer.file_writer.add_summary(summary)
+
+
+def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    """Hyperparameters as the scalar types TensorBoard's HPARAMS tab can show."""
+    shown: dict[str, bool | int | float | str] = {}
+    for key, value in params.items():
+        if key.startswith("_"):  # Lightning's own bookkeeping, such as _instantiator
+            continue
+        if isinstance(value, (bool, int, float, str)):
+            shown[key] = value
+        elif value is None:
+            shown[key] = "None"
+        else:
+            shown[key] = str(list(value) if isinstance(value, Sequence) else value)
+    return shown
+
+
+class HParamsMetrics(L.Callback):
+    """Shows the hyperparameters against the given metrics in TensorBoard's HPARAMS tab."""
+
+    def __init__(self, metrics: Sequence[str] = ("val/acc_best", "test/acc")) -> None:
+        self.metrics = list(metrics)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = rank_zero_tensorboard(trainer)
+        if logger is None or resumed_in_place(trainer.ckpt_path, logger.log_dir):
+            return
+        params = dict(pl_module.hparams_initial)
+        if trainer.datamodule is not None:
+            params.update(trainer.datamodule.hparams_initial)
+        summaries = hparams(tensorboard_hparams(params), dict.fromkeys(self.metrics, 0.0))
+        write_summaries(logger.experiment, summaries)
