@@ -64,6 +64,9 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "last_checkpoint.filename": "last",
     "last_checkpoint.monitor": None,
     "last_checkpoint.save_top_k": 1,
+    # At the end of every training epoch, also those without validation
+    # (--trainer.check_val_every_n_epoch 2), where Lightning would wait for the next one.
+    "last_checkpoint.save_on_train_epoch_end": True,
 }
 
 DESCRIPTION = (
@@ -209,6 +212,11 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
         torch.set_float32_matmul_precision("high")
     if fitting and trainer.max_epochs is not None and trainer.max_epochs < 1:
         raise ValueError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
+    if str(trainer.precision) == "16-true":
+        raise ValueError(
+            f"trainer.precision={trainer.precision} keeps the weights and Adam's state in "
+            "float16, where this training overflows in its first epoch; use 16-mixed or bf16-true"
+        )
     if trainer.barebones:
         raise ValueError(
             "trainer.barebones=true is not supported: every run here logs its metrics and "

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from digits.__main__ import main as digits_main
+from digits.dataset import DigitsSplits
 from tests.conftest import QUIET, scalars
 
 
@@ -35,26 +39,52 @@ def test_an_unknown_flag_is_one_line_and_exit_code_2(tmp_path: Path):
     assert not (tmp_path / "lightning_logs").exists()
 
 
-def test_a_default_run_prints_no_warning():
-    result = run_module("digits.fit", "--trainer.max_epochs", "2")
+@pytest.mark.parametrize("command", [["digits.fit"], ["digits", "fit"]], ids=" ".join)
+def test_both_fit_commands_test_the_best_checkpoint_and_print_no_warning(command, tmp_path):
+    result = run_module(*command, "--trainer.max_epochs", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
     assert "warn" not in output.lower(), output
     assert "Tip:" not in output  # Lightning's advertisement for a cloud logging service
     assert "GPU available" in output  # while its lines about this run stay
-    assert result.stdout.splitlines()[-4].startswith("test/acc")
+    run = tmp_path / "lightning_logs/digits/version_0"
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    assert result.stdout.splitlines()[-5:] == [
+        f"best val/acc  {scalars(run, 'val/acc_best')[-1][1]:.4f}",
+        f"test/acc      {scalars(run, 'test/acc')[0][1]:.4f}  (the best checkpoint)",
+        f"checkpoint    {best.relative_to(tmp_path)}",
+        "logs          lightning_logs/digits/version_0",
+        "to look:      tensorboard --logdir lightning_logs",
+    ]
+
+
+def test_help_says_what_each_subcommand_does():
+    result = run_module("digits", "--help")
+    assert result.returncode == 0
+    assert "fit: train, then test the best checkpoint" in " ".join(result.stdout.split())
+    for subcommand in ("validate", "test", "predict"):
+        assert subcommand in result.stdout
 
 
 def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
-    digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
-    checkpoint = tmp_path / "lightning_logs/digits/version_0/checkpoints/last.ckpt"
-    assert checkpoint.is_file()
+    fitted = digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
+    run = tmp_path / "lightning_logs/digits/version_0"
+    assert fitted.summary.test_acc == scalars(run, "test/acc")[0][1]
+    assert Path(fitted.summary.checkpoint).parent == Path(
+        "lightning_logs/digits/version_0/checkpoints"
+    )
+    checkpoint = run / "checkpoints/last.ckpt"
 
     digits_main(["test", *QUIET, "--ckpt_path", str(checkpoint)])
     tested = scalars(tmp_path / "lightning_logs/digits/version_1", "test/acc")
-    assert len(tested) == 1 and tested[0][1] > 0.3
+    # last.ckpt is the best here too (two epochs, still learning): the same score.
+    assert tested == [(0, pytest.approx(fitted.summary.test_acc))]
 
     digits_main(["validate", *QUIET, "--ckpt_path", str(checkpoint)])
-    assert len(scalars(tmp_path / "lightning_logs/digits/version_2", "val/acc")) == 1
+    validated = scalars(tmp_path / "lightning_logs/digits/version_2", "val/acc")
+    assert [value for _, value in validated] == [pytest.approx(fitted.summary.best_val_acc)]
 
-    digits_main(["predict", *QUIET, "--ckpt_path", str(checkpoint)])
+    predicted = digits_main(["predict", *QUIET, "--ckpt_path", str(checkpoint)])
+    digits = torch.cat([batch["digit"] for batch in predicted.trainer.predict_loop.predictions])
+    labels = torch.as_tensor(DigitsSplits().arrays("test")[1])
+    assert (digits == labels).float().mean().item() == pytest.approx(fitted.summary.test_acc)
