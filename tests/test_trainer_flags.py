@@ -1,4 +1,4 @@
-"""The Trainer flags a Lightning user reaches for: each works end to end or is refused in one line."""
+"""The Trainer flags a Lightning user reaches for: each works end to end or is refused."""
 
 from __future__ import annotations
 
