@@ -25,6 +25,7 @@ from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
 from digits.training.checkpoints import InterruptCheckpoint, LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
+from digits.training.output import quiet_resumed_run
 from digits.training.pictures import TensorBoardPictures
 from digits.training.resume import (
     EpochScalarsInCheckpoint,
@@ -156,7 +157,8 @@ class DigitsCLI(LightningCLI):
         config = self.stage_config
         check_trainer_settings(config.trainer, fitting=self.fitting)
         resumed_from = self.checkpoint if self.fitting else None
-        place_run(config.trainer, resumed_from, config.ckpt_path, root=Path(LOG_DIR, RUN_NAME))
+        if place_run(config.trainer, resumed_from, config.ckpt_path, Path(LOG_DIR, RUN_NAME)):
+            quiet_resumed_run()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with this project's checkpoints, progress bar and checkpoint writer.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from digits.dataset import DigitsSplits
 from digits.fit import FitSummary
 
 # Keep the runs quick and quiet: no progress bar or model table in the test log.
@@ -52,3 +54,24 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The best checkpoint of one short run, shared by the tests that only read it."""
     folder = tmp_path_factory.mktemp("trained")
     return folder / fit_in(folder, "--trainer.max_epochs", "15").checkpoint
+
+
+# Not the defaults, so that what the defaults make a no-op (raw scaling is the identity,
+# the default network and split are what a tool would assume anyway) is exercised.
+STANDARD_ARGS = (
+    *("--data.scale", "standard", "--data.split_seed", "2"),
+    *("--model.network.hidden_sizes", "[64]", "--trainer.max_epochs", "15"),
+)
+
+
+@pytest.fixture(scope="session")
+def trained_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of a run with standard scaling, a 64-unit MLP and split seed 2."""
+    folder = tmp_path_factory.mktemp("trained_standard")
+    return folder / fit_in(folder, *STANDARD_ARGS).checkpoint
+
+
+def split_for_testing(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of the checkpoint's own data settings, in load_digits' 0..16."""
+    settings = torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]
+    return DigitsSplits.from_settings(settings).arrays("test", scaled=False)

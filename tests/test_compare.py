@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from digits.baseline import main as baseline
 from digits.compare import main, parse_seeds
 
 
@@ -41,3 +42,20 @@ def test_compare_writes_every_score_and_a_summary(tmp_path: Path, capsys):
     configs = sorted((tmp_path / "lightning_logs/digits").glob("version_*/config.yaml"))
     split_seeds = [yaml.safe_load(config.read_text())["data"]["split_seed"] for config in configs]
     assert split_seeds == [0, 1]
+
+
+def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path):
+    standard = tmp_path / "standard.yaml"
+    standard.write_text("data:\n  scale: standard\n")
+    scores = main(
+        [
+            *("--split-seeds", "1", "--models", "[logistic_regression]", "--config", str(standard)),
+            *("--fit_args", '[--trainer.max_epochs, "1"]', "--output", str(tmp_path / "s.csv")),
+        ]
+    )
+    compared = {score.model: score.test_acc for score in scores}
+    assert set(compared) == {"network:standard", "logistic_regression"}
+    on_standard = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1",
+                            "--data.scale", "standard"])  # fmt: skip
+    on_raw = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1"])
+    assert compared["logistic_regression"] == on_standard[0].test_acc != on_raw[0].test_acc

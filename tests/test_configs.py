@@ -46,9 +46,30 @@ def printed_config(*args: str) -> dict:
 
 
 @pytest.mark.parametrize("config", config_params())
-def test_config_trains_with_fast_dev_run(config: Path):
+def test_config_trains_with_fast_dev_run(config: Path, tmp_path: Path):
     summary = main(["--config", str(config), *QUIET, "--trainer.fast_dev_run", "true"])
-    assert 0.0 <= summary.test_acc <= 1.0
+    # One test batch of 128 images, nothing written.
+    assert summary.test_acc * 128 == pytest.approx(round(summary.test_acc * 128), abs=1e-3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_configs_compose_later_files_and_then_the_command_line_win(tmp_path: Path):
+    tweaks = tmp_path / "tweaks.yaml"
+    tweaks.write_text("model:\n  lr: 0.01\ndata:\n  shift: 0\ntrainer:\n  max_epochs: 7\n")
+    config = printed_config(
+        *("--config", str(CONFIGS / "best.yaml"), "--config", str(tweaks)),
+        *("--trainer.max_epochs", "2"),
+    )
+    assert config["model"]["network"]["class_path"] == "digits.networks.ConvNet"  # best.yaml
+    assert config["model"]["lr_schedule"] == "onecycle"  # best.yaml, untouched by tweaks
+    assert config["model"]["lr"] == 0.01 and config["data"]["shift"] == 0  # tweaks.yaml
+    assert config["trainer"]["max_epochs"] == 2  # the command line
+    composed = ["--config", str(CONFIGS / "best.yaml"), "--config", str(tweaks)]
+    summary = main([*QUIET, *composed, "--trainer.max_epochs", "2"])
+    saved = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())
+    assert saved["model"] == config["model"] and saved["data"] == config["data"]
+    assert saved["trainer"]["max_epochs"] == 2
+    assert len(scalars(Path(summary.log_dir), "val/acc")) == 2
 
 
 def test_default_yaml_is_every_default_written_out():

@@ -7,6 +7,7 @@ from sklearn.datasets import load_digits
 
 from digits import DigitsDataModule
 from digits.batching import BatchTensorDataset, EpochShuffleSampler
+from digits.dataset import DigitsSplits
 from tests.conftest import needs_gpu
 
 
@@ -30,12 +31,43 @@ def test_splits_are_disjoint_and_cover_every_image():
     assert train | val | test == set(range(len(load_digits().target)))
 
 
-def test_splits_are_stratified():
+def assert_stratified(part: np.ndarray, whole: np.ndarray, labels: np.ndarray) -> None:
+    """Each class's count in ``part`` is within one image of its exact proportional share."""
+    exact = np.bincount(labels[whole], minlength=10) * len(part) / len(whole)
+    assert np.abs(np.bincount(labels[part], minlength=10) - exact).max() <= 1
+
+
+@pytest.mark.parametrize("split_seed", [0, 1, 7])
+def test_splits_are_stratified(split_seed: int):
     labels = load_digits().target
-    overall = np.bincount(labels) / len(labels)
-    for indices in DigitsDataModule().splits.indices.values():
-        share = np.bincount(labels[indices], minlength=10) / len(indices)
-        assert np.abs(share - overall).max() < 0.02
+    split = DigitsSplits(split_seed=split_seed).indices
+    everything = np.arange(len(labels))
+    assert_stratified(split["test"], everything, labels)
+    rest = np.concatenate([split["train"], split["val"]])
+    assert_stratified(split["val"], rest, labels)
+
+
+def test_folds_validate_every_non_test_image_once_and_keep_the_test_split():
+    labels = load_digits().target
+    plain = DigitsSplits(split_seed=3).indices
+    folds = [DigitsSplits(split_seed=3, folds=5, fold=fold).indices for fold in range(5)]
+    for split in folds:
+        assert np.array_equal(split["test"], plain["test"])
+        assert not set(split["train"]) & set(split["val"])
+        rest = np.concatenate([split["train"], split["val"]])
+        assert sorted(rest) == sorted(np.concatenate([plain["train"], plain["val"]]))
+        assert_stratified(split["val"], rest, labels)
+    validated = np.concatenate([split["val"] for split in folds])
+    assert sorted(validated) == sorted(np.concatenate([plain["train"], plain["val"]]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"folds": 1}, "data.folds must be at least 2"), ({"folds": 3, "fold": 3}, "data.fold")],
+)
+def test_bad_folds_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DigitsDataModule(**kwargs)
 
 
 def test_split_seed_decides_the_split_and_nothing_else():

@@ -1,4 +1,8 @@
-"""Exports load without Lightning and give the checkpoint's outputs on the test split."""
+"""Exports load without Lightning and give the checkpoint's outputs on the test split.
+
+The checkpoint is a standard-scaled one: with the default raw scaling (the identity), an
+export that left the scaling out would still pass.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +12,47 @@ import numpy as np
 import pytest
 import torch
 
-from digits.dataset import DigitsSplits
+from digits import DigitsClassifier, DigitsDataModule
 from digits.export import main
-from digits.model import DigitsClassifier
 
 
 @pytest.fixture(scope="module")
-def expected(trained: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Raw 0..16 test images and the checkpoint's logits for them."""
-    model = DigitsClassifier.load_from_checkpoint(trained, map_location="cpu").eval()
-    splits = DigitsSplits.from_settings(torch.load(trained)["datamodule_hyper_parameters"])
-    raw_images, _ = splits.arrays("test", scaled=False)
+def expected(trained_standard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw 0..16 test images, their labels, and the logits training's own path gives."""
+    datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
+    datamodule.setup("test")  # scaled exactly as the trainer scaled them
+    model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(splits.scaling(raw_images))).numpy()
-    return raw_images.astype(np.float32), logits
+        logits = model(datamodule.test_set.features).numpy()
+    raw_images, labels = datamodule.splits.arrays("test", scaled=False)
+    return raw_images, labels, logits
 
 
-# torch 2.13 deprecates TorchScript (the README says so and recommends ONNX); the
-# format is still asked for, so it is still tested.
-@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-def test_torchscript_export_matches_the_checkpoint(trained: Path, tmp_path: Path, expected):
-    output = main(
-        ["--ckpt_path", str(trained), "--format", "torchscript", "--output", str(tmp_path / "d.pt")]
-    )
-    images, logits = expected
-    loaded = torch.jit.load(str(output))
-    with torch.no_grad():
-        exported = loaded(torch.from_numpy(images)).numpy()
-    np.testing.assert_allclose(exported, logits, rtol=1e-5, atol=1e-5)
-    assert (exported.argmax(1) == logits.argmax(1)).all()
-
-
-def test_onnx_export_matches_the_checkpoint(trained: Path, tmp_path: Path, expected):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    output = main(
-        ["--ckpt_path", str(trained), "--format", "onnx", "--output", str(tmp_path / "d.onnx")]
-    )
-    images, logits = expected
-    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-    (exported,) = session.run(None, {"pixels": images})
+def check(exported: np.ndarray, expected: tuple) -> None:
+    _, labels, logits = expected
     np.testing.assert_allclose(exported, logits, rtol=1e-4, atol=1e-4)
-    assert (exported.argmax(1) == logits.argmax(1)).all()
-    (one,) = session.run(None, {"pixels": images[:1]})  # any batch size
+    assert (exported.argmax(1) == labels).mean() > 0.9
+
+
+# torch 2.13 deprecates TorchScript (the docs say so and recommend ONNX); the format is
+# still offered, so it is still tested.
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_torchscript_export_matches_the_checkpoint(trained_standard, tmp_path, expected):
+    output = tmp_path / "d.pt"
+    main(["--ckpt_path", str(trained_standard), "--format", "torchscript", "--output", str(output)])
+    with torch.no_grad():
+        exported = torch.jit.load(str(output))(torch.from_numpy(expected[0])).numpy()
+    check(exported, expected)
+
+
+def test_onnx_export_matches_the_checkpoint(trained_standard: Path, tmp_path: Path, expected):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    output = tmp_path / "d.onnx"
+    main(["--ckpt_path", str(trained_standard), "--format", "onnx", "--output", str(output)])
+    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    (exported,) = session.run(None, {"pixels": expected[0]})
+    check(exported, expected)
+    (one,) = session.run(None, {"pixels": expected[0][:1]})  # any batch size
     assert one.shape == (1, 10)
 
 
@@ -61,3 +64,4 @@ def test_existing_output_is_not_overwritten(trained: Path, tmp_path: Path, capsy
         main(["--ckpt_path", str(trained), "--format", "torchscript", "--output", str(taken)])
     assert exit_info.value.code == 2
     assert taken.read_text() == "earlier work"
+    assert capsys.readouterr().err.strip() == f"error: {taken} exists; choose another --output"

@@ -44,13 +44,21 @@ def test_pictures_are_real_images_with_content(pictures):
         assert picture.std() > 10, f"{tag} is blank"
 
 
-def test_confusion_figure_counts_what_torchmetrics_counts():
-    predictions = torch.tensor([0, 1, 1, 2, 9])
-    targets = torch.tensor([0, 1, 2, 2, 9])
+def test_confusion_figure_puts_each_count_in_its_true_row_and_predicted_column():
+    predictions = torch.tensor([0, 1, 1, 2, 9, 9])
+    targets = torch.tensor([0, 1, 2, 2, 9, 3])
     figure = confusion_figure(predictions, targets, "test")
-    texts = [text.get_text() for text in figure.axes[0].texts]
-    assert len(texts) == 100  # one count per cell of the 10 x 10 matrix
-    assert texts.count("1") == 5 and texts.count("0") == 95  # (2, 1) is the one mistake
+    (axes,) = figure.axes
+    assert (axes.get_ylabel(), axes.get_xlabel()) == ("True class", "Predicted class")
+    drawn = np.zeros((10, 10), dtype=int)
+    for text in axes.texts:
+        column, row = text.get_position()
+        drawn[round(row), round(column)] = int(text.get_text())
+    expected = np.zeros((10, 10), dtype=int)
+    for true, predicted in zip(targets.tolist(), predictions.tolist(), strict=True):
+        expected[true, predicted] += 1
+    assert len(axes.texts) == 100
+    assert (drawn == expected).all()  # a 2 read as 1 is row 2, column 1; not transposed
 
 
 def test_digit_grid_titles_say_true_and_predicted():

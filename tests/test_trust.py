@@ -15,13 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from digits.__main__ import main as digits_main
 from digits.checkpoint_file import read_checkpoint
 from digits.cli import DigitsCLI
 from digits.fit import main
+from digits.inference import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
-from tests.conftest import QUIET, read_events, scalars
+from tests.conftest import QUIET, read_events, scalars, split_for_testing
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
 FIT = [sys.executable, "-m", "digits.fit", *QUIET]
@@ -154,6 +157,37 @@ def test_a_kill_right_after_the_checkpoint_loses_no_point_of_the_curves(tmp_path
     assert curves(run) == curves(uninterrupted)
 
 
+class Crash(Exception):
+    """A crash in the middle of a run, right after an epoch's checkpoints were written."""
+
+
+def test_shifts_and_the_one_cycle_schedule_resume_as_if_never_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    args = [*QUIET, "--data.shift", "1", "--model.lr_schedule", "onecycle", "--model.lr", "0.01"]
+    args += ["--trainer.max_epochs", "6", "--trainer.callbacks+=LearningRateMonitor"]
+    uninterrupted = Path(main(args).log_dir)
+
+    save = SafeCheckpointIO.save_checkpoint
+
+    def save_then_crash(self, checkpoint, path, storage_options=None):
+        save(self, checkpoint, path, storage_options)
+        if str(path).endswith("last.ckpt") and checkpoint["epoch"] == 2:
+            raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SafeCheckpointIO, "save_checkpoint", save_then_crash)
+        with pytest.raises(Crash):
+            main(args)
+    run = run_dir(tmp_path, 1)
+    resume_as_the_readme_says(run)
+    assert curves(run) == curves(uninterrupted)
+    assert scalars(run, "lr-Adam") == scalars(uninterrupted, "lr-Adam")
+    # The run was stopped after all: the crash left epochs 3 to 5 to the resumed run.
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 5
+    assert (run / "config.resume-1.yaml").is_file()
+
+
 @pytest.mark.parametrize(
     ("sent", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
 )
@@ -175,7 +209,24 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
     command = stderr.strip().splitlines()[-1].split()
     assert command[:3] == ["python", "-m", "digits.fit"]
     assert command[-1] == str(Path("lightning_logs/digits/version_0/checkpoints/last.ckpt"))
-    assert read_checkpoint(command[-1])["epoch"] >= 0
+    last, interrupted = (
+        read_checkpoint(run / "checkpoints" / name) for name in ("last.ckpt", "interrupted.ckpt")
+    )
+    # The interrupted state is at least as far as the last complete epoch, often further.
+    assert (
+        interrupted["epoch"] >= last["epoch"] and interrupted["global_step"] >= last["global_step"]
+    )
+    assert f"Stopped by {name} in epoch {interrupted['epoch']};" in stderr
+
+    # It resumes too, in the same folder, each epoch logged once.
+    epochs = interrupted["epoch"] + 3
+    from_interrupted = ["--ckpt_path", str(run / "checkpoints/interrupted.ckpt")]
+    resumed = main(
+        [*QUIET, "--config", command[4], *from_interrupted, "--trainer.max_epochs", str(epochs)]
+    )
+    assert Path(resumed.log_dir) == Path("lightning_logs/digits/version_0")
+    steps = [step for step, _ in scalars(run, "val/acc")]
+    assert len(steps) == epochs and steps == sorted(set(steps))
 
 
 # 3. No lost work -----------------------------------------------------------------------
@@ -291,11 +342,23 @@ def test_checkpoint_of_another_network_is_refused(checkpoint: Path, tmp_path: Pa
     assert "holds a different network: network.0.weight" in capsys.readouterr().err
 
 
+def test_test_subcommand_takes_the_network_and_split_from_the_checkpoint(
+    trained_standard: Path, tmp_path: Path
+):
+    digits_main(["test", *QUIET, "--ckpt_path", str(trained_standard)])
+    run = run_dir(tmp_path, 0)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["network"]["init_args"]["hidden_sizes"] == [64]
+    assert (saved["data"]["scale"], saved["data"]["split_seed"]) == ("standard", 2)
+    images, labels = split_for_testing(trained_standard)
+    probabilities = load_trained(trained_standard).probabilities(images)
+    expected = (probabilities.argmax(axis=1) == labels).mean()
+    assert scalars(run, "test/acc")[0][1] == pytest.approx(expected, abs=1e-6)
+
+
 def test_test_subcommand_takes_the_checkpoints_settings_unless_told_otherwise(
     checkpoint: Path, capsys
 ):
-    from digits.__main__ import main as digits_main
-
     with pytest.raises(SystemExit) as exit_info:
         digits_main(
             ["test", *QUIET, "--ckpt_path", str(checkpoint), "--model.network.hidden_sizes", "[8]"]
@@ -362,16 +425,16 @@ def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "terminate called" not in result.stderr
     run = run_dir(tmp_path, 0)
-    ddp_test_acc = scalars(run, "test/acc")[0][1]
     (best,) = (run / "checkpoints").glob("epoch*.ckpt")
-    single = subprocess.run(
-        [sys.executable, "-m", "digits", "test", *QUIET, "--ckpt_path", str(best)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    assert single.returncode == 0
-    assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == ddp_test_acc
+    # The same checkpoint in one process: test (450 images, 225 per process) and
+    # validation (135 images: 68 and 67, the uneven case the sampler exists for).
+    digits_main(["test", *QUIET, "--ckpt_path", str(best)])
+    assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
+    digits_main(["validate", *QUIET, "--ckpt_path", str(best)])
+    ((_, single_val_acc),) = scalars(run_dir(tmp_path, 2), "val/acc")
+    ddp_val_acc = [value for _, value in scalars(run, "val/acc")]
+    assert ddp_val_acc[read_checkpoint(best)["epoch"]] == single_val_acc
+    val_loss = [value for _, value in scalars(run, "val/loss")][read_checkpoint(best)["epoch"]]
+    assert val_loss == pytest.approx(scalars(run_dir(tmp_path, 2), "val/loss")[0][1], rel=1e-6)
     # The pictures are drawn by one process without waiting on the other.
     assert "test/confusion_matrix" in read_events(run).Tags()["images"]

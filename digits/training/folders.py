@@ -49,26 +49,27 @@ def next_version(root: Path) -> Path:
 
 def place_run(
     trainer: Namespace, checkpoint: dict[str, Any] | None, ckpt_path: str | None, root: Path
-) -> None:
+) -> bool:
     """Point the parsed trainer config at this run's folder (before anything is built).
 
     ``root`` is where runs without a logger go when no ``default_root_dir`` is given.
+    Returns whether the run continues in the folder of the run it resumes.
     """
     resumed = run_folder(ckpt_path) if checkpoint is not None and ckpt_path else None
     logger = trainer.logger
     if logger is False:
         base = Path(trainer.default_root_dir) if trainer.default_root_dir else root
         trainer.default_root_dir = str(resumed or next_version(base))
-        return
+        return resumed is not None
     if not isinstance(logger, Namespace):
-        return
+        return False
     if resumed is None:
         _refuse_a_taken_folder(logger)
-        return
+        return False
     # TensorBoard's event files can be continued; other loggers' files (a CSV logger's
     # metrics.csv) could be rewritten, so their resumed runs get a new folder.
     if not str(logger.get("class_path", "")).endswith(".TensorBoardLogger"):
-        return
+        return False
     settings = logger.init_args
     configured = Path(settings.save_dir) / str(settings.name)
     if configured.resolve() != resumed.parent.resolve():
@@ -78,6 +79,7 @@ def place_run(
     # Steps logged after the checkpoint was written are hidden, so that the epochs the
     # resumed run repeats appear once.
     settings.purge_step = int(checkpoint["global_step"])
+    return True
 
 
 def _refuse_a_taken_folder(logger: Namespace) -> None:

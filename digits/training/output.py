@@ -42,3 +42,12 @@ def quiet_lightning() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(existing, WithoutCloudLoggingTip) for existing in rank_zero.filters):
         rank_zero.addFilter(WithoutCloudLoggingTip())
+
+
+def quiet_resumed_run() -> None:
+    """For a run resumed in its own folder, which writes into its checkpoints/ on purpose.
+
+    Lightning warns that the checkpoint folder exists and is not empty; here that is
+    the folder the run continues, and its earlier files are kept.
+    """
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

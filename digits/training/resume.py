@@ -19,7 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from jsonargparse import Namespace, dict_to_namespace
+from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -63,9 +63,7 @@ def adopt_checkpoint_settings(
             if _same(value, saved_value):
                 continue
             if _same(value, defaults[group][key]):
-                config[group][key] = (
-                    dict_to_namespace(saved_value) if isinstance(saved_value, dict) else saved_value
-                )
+                config[group][key] = _as_namespace(saved_value)
             else:
                 conflicts += [
                     f"{group}.{name}={mine!r} but the checkpoint has {theirs!r}"
@@ -73,6 +71,13 @@ def adopt_checkpoint_settings(
                 ]
     if conflicts:
         raise ValueError(f"{ckpt_path} does not match the config: " + "; ".join(conflicts))
+
+
+def _as_namespace(value: Any) -> Any:
+    """A checkpoint's nested dicts as the parsed config holds them."""
+    if isinstance(value, dict):
+        return Namespace(**{key: _as_namespace(item) for key, item in value.items()})
+    return value
 
 
 def _plain(value: Any) -> Any:
