@@ -1,0 +1,249 @@
+"""Break each promised behaviour on purpose and check that a test notices (mutation testing).
+
+Each mutant is one hand-made change to the code (a behaviour the docs promise, broken the
+way a careless edit would break it) and the tests meant to catch it. Every mutant runs in
+a fresh copy of the repository, never in the working tree, and the report says which
+were killed (a test failed, as it should) and which survived::
+
+    python scripts/mutants.py            # all of them, a few minutes on 2 cores
+    python scripts/mutants.py tie ddp    # those whose name contains a word
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant(
+        "export leaves the scaling out",
+        "digits/export.py",
+        "return self.network((pixels - self.mean) / self.std)",
+        "return self.network(pixels)",
+        ("tests/test_export.py",),
+    ),
+    Mutant(
+        "predict leaves the checkpoint's scaling out",
+        "digits/inference.py",
+        "features = torch.from_numpy(self.scaling(pixels))",
+        "features = torch.from_numpy(np.asarray(pixels, dtype=np.float32))",
+        ("tests/test_predict.py",),
+    ),
+    Mutant(
+        "predict does not invert a light background",
+        "digits/predict.py",
+        "if np.median(gray) > 127:",
+        "if False:",
+        ("tests/test_predict.py",),
+    ),
+    Mutant(
+        "a checkpoint's settings are never adopted",
+        "digits/training/resume.py",
+        "if _same(value, defaults[group][key]):",
+        "if False:",
+        ("tests/test_trust.py", "-k", "takes_the_network"),
+    ),
+    Mutant(
+        "DDP evaluation uses Lightning's default sampler",
+        "digits/data.py",
+        "if world_size > 1:",
+        "if False:",
+        ("tests/test_trust.py", "-k", "ddp"),
+    ),
+    Mutant(
+        "ties keep the first epoch",
+        "digits/training/checkpoints.py",
+        "return ties or super().check_monitor_top_k(trainer, current)",
+        "return super().check_monitor_top_k(trainer, current)",
+        ("tests/test_fit.py",),
+    ),
+    Mutant(
+        "the final weights are tested instead of the best",
+        "digits/training/summary.py",
+        "ckpt_path=best_path or None)",
+        "ckpt_path=None)",
+        ("tests/test_fit.py",),
+    ),
+    Mutant(
+        "last.ckpt is the best epoch",
+        "digits/cli.py",
+        '"last_checkpoint.monitor": None,',
+        '"last_checkpoint.monitor": "val/acc", "last_checkpoint.mode": "max",',
+        ("tests/test_fit.py",),
+    ),
+    Mutant(
+        "the confusion matrix is transposed",
+        "digits/training/pictures.py",
+        "matrix.update(predictions, targets)",
+        "matrix.update(targets, predictions)",
+        ("tests/test_pictures.py",),
+    ),
+    Mutant(
+        "the test split is not stratified",
+        "digits/dataset.py",
+        "            stratify=labels,\n",
+        "            stratify=None,\n",
+        ("tests/test_data.py",),
+    ),
+    Mutant(
+        "every fold validates on the first fold",
+        "digits/dataset.py",
+        "[self.fold]",
+        "[0]",
+        ("tests/test_data.py",),
+    ),
+    Mutant(
+        "the shuffle ignores the epoch",
+        "digits/batching.py",
+        "(self.seed + self.epoch) % 2**63",
+        "self.seed % 2**63",
+        ("tests/test_data.py",),
+    ),
+    Mutant(
+        "shifts drawn from the global random state",
+        "digits/data.py",
+        "generator.manual_seed((torch.initial_seed() * 1_000_003 + self.trainer.global_step) % 2**63)",
+        "generator.manual_seed(int(torch.randint(0, 2**62, (1,))))",
+        ("tests/test_trust.py", "-k", "shifts"),
+    ),
+    Mutant(
+        "compare's baselines ignore the run's data settings",
+        "digits/compare.py",
+        "splits = DigitsSplits.from_settings(data)",
+        "splits = DigitsSplits(split_seed=data['split_seed'])",
+        ("tests/test_compare.py",),
+    ),
+    Mutant(
+        "Ctrl-C saves nothing",
+        "digits/training/checkpoints.py",
+        "trainer.save_checkpoint(self.saved, weights_only=False)",
+        "pass",
+        ("tests/test_trust.py", "-k", "interrupt"),
+    ),
+    Mutant(
+        "the network loses its hidden nonlinearity",
+        "digits/networks.py",
+        "layers += [nn.Linear(width, hidden), nn.ReLU()]",
+        "layers += [nn.Linear(width, hidden)]",
+        ("tests/test_fit.py", "-k", "accuracy"),
+    ),
+    Mutant(
+        "the epoch loss is a mean over batches",
+        "digits/model.py",
+        "loss_metric.update(losses.detach())",
+        "loss_metric.update(losses.detach().mean())",
+        ("tests/test_fit.py",),
+    ),
+    Mutant(
+        "a run without a logger writes into the working folder",
+        "digits/training/folders.py",
+        "trainer.default_root_dir = str(resumed or next_version(base))",
+        "pass",
+        ("tests/test_trainer_flags.py", "-k", "logger"),
+    ),
+    Mutant(
+        "pictures ignore the trainer's precision",
+        "digits/training/pictures.py",
+        "features = precision.convert_input(features.to(pl_module.device))",
+        "features = features.to(pl_module.device)",
+        ("tests/test_trainer_flags.py", "-k", "precision"),
+    ),
+    Mutant(
+        "the train/* values of a checkpointed epoch are not kept",
+        "digits/training/resume.py",
+        "if missing:",
+        "if False:",
+        ("tests/test_trust.py", "-k", "kill_right_after"),
+    ),
+    Mutant(
+        "divergence is not checked",
+        "digits/model.py",
+        "if not torch.isfinite(loss):",
+        "if False:",
+        ("tests/test_trust.py", "-k", "diverging"),
+    ),
+    Mutant(
+        "checkpoints are unpickled with code",
+        "digits/checkpoint_file.py",
+        "weights_only=True)",
+        "weights_only=False)",
+        ("tests/test_trust.py", "-k", "run_code"),
+    ),
+    Mutant(
+        "checkpoints are written in place",
+        "digits/checkpoint_file.py",
+        'handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")',
+        "handle, temporary = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), str(target)",
+        ("tests/test_trust.py", "-k", "midway"),
+    ),
+]
+
+
+def copy_of_repository(into: Path) -> Path:
+    ignored = shutil.ignore_patterns(".git", ".venv", "lightning_logs", "__pycache__", "*.egg-info")
+    shutil.copytree(REPO, into / "repo", ignore=ignored)
+    return into / "repo"
+
+
+def run(mutant: Mutant) -> tuple[bool, float]:
+    """(killed, seconds): whether a test failed with the mutant in place."""
+    return run_tests(mutant, mutant.tests)
+
+
+def run_tests(mutant: Mutant, tests: tuple[str, ...]) -> tuple[bool, float]:
+    with tempfile.TemporaryDirectory(prefix="digits-mutant-") as scratch:
+        repo = copy_of_repository(Path(scratch))
+        if mutant.old:
+            source = repo / mutant.file
+            text = source.read_text()
+            if text.count(mutant.old) != 1:
+                raise SystemExit(f"{mutant.name}: the text to change is not in {mutant.file} once")
+            source.write_text(text.replace(mutant.old, mutant.new))
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(repo)},  # the copy, not the installed tree
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.returncode != 0, time.perf_counter() - started
+
+
+def main() -> None:
+    words = sys.argv[1:]
+    chosen = [m for m in MUTANTS if not words or any(w in m.name for w in words)]
+    control = Mutant("no change (the copy's tests pass)", "digits/data.py", "", "", ())
+    if run_tests(control, ("tests/test_data.py",))[0]:
+        raise SystemExit("the unchanged copy fails its tests: nothing to learn from mutants")
+    survivors = []
+    for mutant in chosen:
+        killed, seconds = run(mutant)
+        print(f"{'killed  ' if killed else 'SURVIVED'} {seconds:5.1f}s  {mutant.name}", flush=True)
+        if not killed:
+            survivors.append(mutant.name)
+    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants killed")
+    raise SystemExit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
