@@ -12,6 +12,14 @@ from torch.utils.data import DataLoader, Sampler
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch, shift_images
 from digits.dataset import DigitsSplits, Scale, Split, load
 
+# Which splits each of Lightning's stages reads.
+STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
 
 class DigitsDataModule(L.LightningDataModule):
     """``load_digits`` split into train, validation and test, as tensors on the device.
@@ -84,13 +92,17 @@ class DigitsDataModule(L.LightningDataModule):
         return self.datasets.get("test")
 
     def setup(self, stage: str | None = None) -> None:
-        """Every split as tensors on the training device, once: a batch is then an index."""
-        if self.datasets:
-            return
+        """The splits the stage uses, as tensors on the training device, once each.
+
+        A batch is then one index into them. Fitting reads only the training and
+        validation images: the test split stays untouched until it is tested.
+        """
         # Worker processes cannot share CUDA tensors, so with workers the data stays on the CPU.
         on_device = self.trainer is not None and self.hparams.num_workers == 0
         device = self.trainer.strategy.root_device if on_device else torch.device("cpu")
-        for split in ("train", "val", "test"):
+        for split in STAGE_SPLITS.get(stage, ("train", "val", "test")):
+            if split in self.datasets:
+                continue
             features, labels = self.splits.arrays(split)
             self.datasets[split] = BatchTensorDataset(
                 torch.from_numpy(features).to(device), torch.from_numpy(labels).to(device)

@@ -12,6 +12,8 @@ Usage::
 
 from __future__ import annotations
 
+from typing import Any
+
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from digits.cli import DigitsCLI, close_process_group
@@ -24,12 +26,25 @@ def main(args: list[str] | None = None) -> FitSummary:
     """Run ``fit`` (or resume it with ``--ckpt_path``), then ``test`` the best checkpoint."""
     quiet_lightning()
     with exit_on_user_error(MisconfigurationException):
-        cli = DigitsCLI(run=False, args=args)
+        cli = build(args)
     with exit_on_training_failure():
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+        train(cli)
         cli.after_fit()
     close_process_group()
     return cli.summary
+
+
+def build(args: list[str] | None, **cli_options: Any) -> DigitsCLI:
+    """The data, model and trainer a command line describes; errors raise, nothing runs.
+
+    ``cli_options`` go to ``DigitsCLI`` (the sweep passes its own callbacks this way).
+    """
+    return DigitsCLI(run=False, args=args, **cli_options)
+
+
+def train(cli: DigitsCLI) -> None:
+    """Fit, or resume fitting from ``--ckpt_path``."""
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ class Recorder:
 @pytest.mark.parametrize("scale", ["raw", "standard"])
 def test_baselines_see_the_data_modules_train_and_test_splits(scale):
     datamodule = DigitsDataModule(split_seed=3, scale=scale)
-    datamodule.setup("fit")
+    datamodule.setup()
     recorder = Recorder()
     run_baselines(datamodule.splits, {"recorder": lambda seed: recorder})
     seen = recorder.seen

@@ -13,7 +13,7 @@ from tests.conftest import needs_gpu
 
 def ready(**kwargs) -> DigitsDataModule:
     datamodule = DigitsDataModule(**kwargs)
-    datamodule.setup("fit")
+    datamodule.setup()
     return datamodule
 
 
@@ -107,6 +107,14 @@ def test_standard_scale_is_fitted_on_the_training_split_only():
     expected = torch.from_numpy((images[split["test"]] - mean) / std)
     assert torch.allclose(datamodule.test_set.features, expected, atol=1e-5)
     assert datamodule.test_set.features.mean(dim=0).abs().max() > 1e-3
+
+
+def test_fitting_never_reads_the_test_split():
+    datamodule = DigitsDataModule()
+    datamodule.setup("fit")
+    assert set(datamodule.datasets) == {"train", "val"} and datamodule.test_set is None
+    datamodule.setup("test")
+    assert datamodule.test_set is not None and len(datamodule.test_set) == 450
 
 
 def test_tensors_are_float32_features_and_int64_labels():

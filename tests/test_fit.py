@@ -101,7 +101,11 @@ def test_hparams_tab_shows_hyperparameters_against_real_metrics(run):
     hparams = session.session_start_info.hparams
     assert hparams["lr"].number_value == pytest.approx(1e-3)
     assert hparams["batch_size"].number_value == 128
-    assert "MLP" in hparams["network"].string_value
+    # The network's class and each of its arguments in a column of their own.
+    assert hparams["network"].string_value == "MLP"
+    assert hparams["network.hidden_sizes"].string_value == "[32]"
+    assert hparams["network.dropout"].number_value == 0.0
+    assert hparams["seed"].number_value == 0 and hparams["max_epochs"].number_value == EPOCHS
 
 
 def test_each_run_gets_its_own_version_folder(tmp_path: Path):

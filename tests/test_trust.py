@@ -57,7 +57,7 @@ def test_same_seeds_give_identical_metrics_bit_for_bit(tmp_path: Path):
 
 def built(*args: str) -> DigitsCLI:
     cli = DigitsCLI(run=False, args=[*QUIET, *args])
-    cli.datamodule.setup("fit")
+    cli.datamodule.setup()
     return cli
 
 

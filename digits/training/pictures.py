@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from digits.dataset import DigitsSplits
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
 
@@ -79,8 +80,10 @@ class TensorBoardPictures(L.Callback):
     @staticmethod
     def _writer(trainer: L.Trainer) -> SummaryWriter | None:
         logger = rank_zero_tensorboard(trainer)
-        if logger is None or getattr(trainer.datamodule, "test_set", None) is None:
-            return None
+        if logger is None or not isinstance(
+            getattr(trainer.datamodule, "splits", None), DigitsSplits
+        ):
+            return None  # another data module: nothing here knows its images
         return logger.experiment
 
     @staticmethod

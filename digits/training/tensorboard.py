@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -49,12 +50,23 @@ def write_summaries(writer: SummaryWriter, summaries: Iterable[Summary]) -> None
 
 
 def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
-    """Hyperparameters as the scalar types TensorBoard's HPARAMS tab can show."""
+    """Hyperparameters as the scalar columns TensorBoard's HPARAMS tab can show.
+
+    A class given by path (the network) becomes its class name in one column and each of
+    its arguments in a column of its own (``network.hidden_sizes``), so that runs can be
+    sorted and compared by them.
+    """
     shown: dict[str, bool | int | float | str] = {}
     for key, value in params.items():
         if key.startswith("_"):  # Lightning's own bookkeeping, such as _instantiator
             continue
-        if isinstance(value, (bool, int, float, str)):
+        if isinstance(value, Mapping) and "class_path" in value:
+            shown[key] = str(value["class_path"]).rpartition(".")[2]
+            arguments = {
+                f"{key}.{name}": item for name, item in (value.get("init_args") or {}).items()
+            }
+            shown.update(tensorboard_hparams(arguments))
+        elif isinstance(value, (bool, int, float, str)):
             shown[key] = value
         elif value is None:
             shown[key] = "None"
@@ -76,5 +88,7 @@ class HParamsMetrics(L.Callback):
         params = dict(pl_module.hparams_initial)
         if trainer.datamodule is not None:
             params.update(trainer.datamodule.hparams_initial)
+        # The run's seed (what seed_everything gave torch) and length, beside the settings.
+        params.update(seed=torch.initial_seed(), max_epochs=trainer.max_epochs)
         summaries = hparams(tensorboard_hparams(params), dict.fromkeys(self.metrics, 0.0))
         write_summaries(logger.experiment, summaries)
