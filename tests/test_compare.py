@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,17 @@ def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path)
                             "--data.scale", "standard"])  # fmt: skip
     on_raw = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1"])
     assert compared["logistic_regression"] == on_standard[0].test_acc != on_raw[0].test_acc
+
+
+def test_compare_as_a_user_runs_it_prints_no_warning(tmp_path: Path):
+    command = [sys.executable, "-m", "digits.compare", "--split-seeds", "0", "--models", "[knn]"]
+    result = subprocess.run(
+        [*command, "--fit_args", '[--trainer.max_epochs, "1"]'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "warn" not in (result.stdout + result.stderr).lower()
+    assert "the network beats knn on" in result.stdout

@@ -36,6 +36,9 @@ def quiet_lightning() -> None:
     # validate/test/predict read a checkpoint without the callbacks that wrote it, on
     # purpose: nothing is trained, so nothing needs their state.
     warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
+    # The tools (compare, sweep) run digits.fit in-process with an argument list of their
+    # own while their own command line is in sys.argv, on purpose.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     # "Seed set to 0" would come before any error about the values: the seed is in every
     # run's config.yaml.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
