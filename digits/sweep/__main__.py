@@ -1,0 +1,184 @@
+"""Choose the settings by cross-validation with Optuna, on one machine or many.
+
+Usage::
+
+    python -m digits.sweep --space configs/sweep/mlp.yaml --n_jobs 2
+    python -m digits.sweep --space configs/sweep/mlp.yaml --final        # then test the winner
+    python -m digits.sweep --space configs/sweep/mlp.yaml --storage postgresql://USER:PASSWORD@HOST/DB
+
+Every trial trains each of ``--folds`` cross-validation folds of the non-test images
+in-process, through the same code as ``python -m digits.fit``; its value is the mean over
+the folds of the best validation score. Everything lands in ``sweeps/<study>/``: the
+study (SQLite, unless ``--storage`` names another database), one TensorBoard run per
+fold of every trial (``runs/``) and the winner as ``best.yaml``. The same command again
+continues the study; on several machines, the same command with the same ``--storage``
+adds their workers to it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import optuna
+import yaml
+from jsonargparse import ArgumentParser, Namespace
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from digits.errors import exit_on_user_error, fail
+from digits.fit import build
+from digits.fit import main as fit_main
+from digits.sweep.objective import FOLD_RUN
+from digits.sweep.report import ranked, summary, write_best_config
+from digits.sweep.space import load_space
+from digits.sweep.study import Sweep, finished, open_study, quiet_sweep
+from digits.sweep.worker import work_on
+from digits.training.output import quiet_lightning
+
+SWEEPS = Path("sweeps")
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m digits.sweep", exit_on_error=False)
+    parser.add_argument("--space", type=str, required=True, help="The search space (YAML).")
+    parser.add_argument(
+        "--trials",
+        type=int | None,
+        default=None,
+        help="Trials the study ends with (default: the space's).",
+    )
+    parser.add_argument("--n_jobs", type=int, default=1, help="Worker processes on this machine.")
+    parser.add_argument("--folds", type=int, default=5, help="Cross-validation folds per trial.")
+    parser.add_argument(
+        "--storage",
+        type=str | None,
+        default=None,
+        help="An Optuna storage URL shared by many machines (default: SQLite in sweeps/STUDY/).",
+    )
+    parser.add_argument("--study", type=str | None, default=None, help="Default: the space's name.")
+    parser.add_argument(
+        "--config",
+        type=str,
+        default=[],
+        action="append",
+        help="A digits.fit config under every trial; give it again to compose several.",
+    )
+    parser.add_argument(
+        "--fit_args",
+        type=list[str],
+        default=[],
+        help="More digits.fit arguments for every trial, e.g. '[--data.batch_size, \"64\"]'.",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="The sampler's seed.")
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        help="Seconds between a running trial's heartbeats; after 3 missed, it is run again.",
+    )
+    parser.add_argument("--final", action="store_true", help="Then fit best.yaml once and test it.")
+    return parser
+
+
+def plan(options: Namespace) -> Sweep:
+    """The sweep the command line describes, checked before any trial runs."""
+    space = load_space(options.space)
+    for name in ("n_jobs", "folds", "heartbeat"):
+        least = 2 if name == "folds" else 1
+        if options[name] < least:
+            raise ValueError(f"--{name} must be at least {least}, got {options[name]}")
+    trials = options.trials if options.trials is not None else space.trials
+    if trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {trials}")
+    for config in options.config:
+        if not Path(config).is_file():
+            raise ValueError(f"config not found: {config}")
+    study = options.study or Path(options.space).stem
+    folder = SWEEPS / study
+    url = options.storage or f"sqlite:///{folder / 'study.db'}"
+    base_args = [*(arg for config in options.config for arg in ("--config", config))]
+    return Sweep(
+        space_file=str(options.space),
+        study=study,
+        storage=url,
+        folder=str(folder),
+        trials=trials,
+        folds=options.folds,
+        n_jobs=options.n_jobs,
+        seed=options.seed,
+        heartbeat=options.heartbeat,
+        base_args=[*base_args, *options.fit_args],
+    )
+
+
+def check_space_accepted(sweep: Sweep) -> None:
+    """Build (not train) a run at every edge of the space: a value the CLI refuses is found now."""
+    space = sweep.space
+    fold_run = [*FOLD_RUN, "--data.folds", str(sweep.folds), "--trainer.logger", "false"]
+    for values in space.every_extreme():
+        args = [*sweep.base_args, *space.fit_args(values), *fold_run]
+        try:
+            build(args)
+        except (Exception, SystemExit) as error:  # jsonargparse may exit on --help and such
+            shown = ", ".join(f"{key}={value}" for key, value in values.items())
+            raise ValueError(f"the space {sweep.space_file} asks for {shown}: {error}") from None
+
+
+def run_workers(sweep: Sweep) -> None:
+    """``--n_jobs`` worker processes on this machine (just this one for a single job)."""
+    if sweep.n_jobs == 1:
+        work_on(sweep, index=0)
+        return
+    settings = json.dumps(asdict(sweep))
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "digits.sweep.worker", settings, str(index)])
+        for index in range(sweep.n_jobs)
+    ]
+    codes = [worker.wait() for worker in workers]
+    if any(codes):
+        print(
+            f"error: worker exit codes {codes}; run the same command again to finish the study",
+            file=sys.stderr,
+        )
+
+
+def network_class(sweep: Sweep, trial_number: int) -> str | None:
+    """The network class the winning trial trained, from its first fold's saved config."""
+    config = sweep.runs / f"trial_{trial_number:04d}" / "fold_0" / "config.yaml"
+    if not config.is_file():
+        return None
+    return yaml.safe_load(config.read_text())["model"]["network"]["class_path"]
+
+
+def main(args: list[str] | None = None) -> optuna.Study:
+    quiet_lightning()
+    quiet_sweep()
+    with exit_on_user_error(MisconfigurationException):
+        options = parser().parse_args(args)
+        sweep = plan(options)
+        check_space_accepted(sweep)
+        study = open_study(sweep)
+    print(
+        f"sweep {sweep.study}: {sweep.trials} trials of {sweep.folds} folds, "
+        f"{sweep.n_jobs} worker(s), storage {sweep.storage}",
+        flush=True,
+    )
+    run_workers(sweep)
+    print(summary(study, sweep.space))
+    if not any(trial.state.name == "COMPLETE" for trial in finished(study.get_trials())):
+        raise fail("no trial completed: nothing to choose from", code=1)
+    output = Path(sweep.folder) / "best.yaml"
+    best = ranked(study)[0]
+    write_best_config(study, best, sweep.space, output, network_class(sweep, best.number))
+    print(f"best: trial #{best.number}, {sweep.space.metric} {best.value:.4f}; config {output}")
+    print(f"to look: tensorboard --logdir {sweep.runs}   or   optuna-dashboard {sweep.storage}")
+    if options.final:
+        fit_main(["--config", str(output)])
+    return study
+
+
+if __name__ == "__main__":
+    main()

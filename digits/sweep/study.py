@@ -1,0 +1,171 @@
+"""The study: where it is stored, and the loop each worker process runs on it.
+
+The default storage is SQLite in the sweep's own folder (``sweeps/<study>/study.db``),
+safe for several processes on one machine; any other Optuna storage URL (PostgreSQL for
+many machines) works the same. Every running trial records a heartbeat: a worker that
+dies (SIGKILL, a lost machine) leaves a trial whose heartbeat stops, which the next look
+at the study fails and queues again (Optuna's ``RetryHeartbeatStaleTrialCallback``).
+
+``--trials N`` is the number of trials the study should end with, counting those that
+completed, were pruned or failed on their own (a diverged training), and not those
+that were only lost with a worker and run again. Workers on one machine take a file lock
+while they decide whether a trial is still needed and create it, so that they never
+start more than N between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from digits.sweep.space import SearchSpace, load_space
+
+MAX_RETRIES = 3  # a trial lost with its worker is run again at most this often
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Everything a worker needs to take part, as plain values (it crosses processes)."""
+
+    space_file: str
+    study: str
+    storage: str
+    folder: str
+    trials: int
+    folds: int
+    n_jobs: int
+    seed: int
+    heartbeat: int
+    base_args: list[str] = field(default_factory=list)
+
+    @property
+    def space(self) -> SearchSpace:
+        return load_space(self.space_file)
+
+    @property
+    def runs(self) -> Path:
+        return Path(self.folder) / "runs"
+
+
+def quiet_sweep() -> None:
+    """Optuna's line per trial stays; Lightning's lines per fold run and experimental notes go."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
+    """The sweep's study, created on first use; a one-line ``ValueError`` if it cannot be."""
+    if sweep.storage.startswith("sqlite:///"):  # the file's folder, before SQLite opens it
+        Path(sweep.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    space = sweep.space
+    options = {
+        "study_name": sweep.study,
+        "storage": storage(sweep.storage, sweep.heartbeat),
+        "pruner": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+    }
+    if not create:
+        return optuna.load_study(**options)
+    study = optuna.create_study(direction=space.direction, load_if_exists=True, **options)
+    if study.direction.name.lower() != space.direction:
+        raise ValueError(
+            f"study {sweep.study!r} in {sweep.storage} {study.direction.name.lower()}s; "
+            f"the space says {space.direction}: choose another --study"
+        )
+    return study
+
+
+def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
+    """An Optuna storage with heartbeats; a one-line ``ValueError`` if it cannot be reached."""
+    try:
+        return RDBStorage(
+            url,
+            # SQLite: wait for the other workers' writes instead of failing at once.
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+            heartbeat_interval=heartbeat_seconds,
+            grace_period=3 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
+        )
+    except Exception as error:  # sqlalchemy's errors differ by database and driver
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot open the storage {url}: {detail}") from None
+
+
+def lost_with_a_worker(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that failed only because their worker stopped beating."""
+    return {
+        number
+        for trial in trials
+        for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)
+    }
+
+
+def trials_that_count(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Every trial planned or done, but not those lost with a worker (they run again)."""
+    lost = lost_with_a_worker(trials)
+    return [trial for trial in trials if trial.number not in lost]
+
+
+def finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [trial for trial in trials_that_count(trials) if trial.state in done]
+
+
+@contextlib.contextmanager
+def held(lock_file: Path) -> Iterator[Callable[[], None]]:
+    """An exclusive lock on a file, and a function that releases it early (once)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                released = True
+
+        try:
+            yield release
+        finally:
+            release()
+
+
+def work(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    lock_file: Path,
+    poll_seconds: float,
+) -> None:
+    """Run trials until the study holds ``n_trials`` that count, all of them finished.
+
+    A trial lost with another worker is failed once its heartbeat is stale and queued
+    again; this worker waits for that rather than leave it behind.
+    """
+    while True:
+        fail_stale_trials(study)
+        with held(lock_file) as release:
+            trials = trials_that_count(study.get_trials(deepcopy=False))
+            waiting = any(trial.state == TrialState.WAITING for trial in trials)
+            if waiting or len(trials) < n_trials:
+
+                def started(trial: optuna.Trial) -> float:
+                    release()  # the trial exists now: others may decide on theirs
+                    return objective(trial)
+
+                study.optimize(started, n_trials=1, catch=(Exception,))
+                continue
+        if not any(trial.state == TrialState.RUNNING for trial in trials):
+            return
+        time.sleep(poll_seconds)
