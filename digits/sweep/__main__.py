@@ -33,7 +33,7 @@ from digits.fit import build
 from digits.fit import main as fit_main
 from digits.sweep.objective import FOLD_RUN
 from digits.sweep.report import ranked, summary, write_best_config
-from digits.sweep.space import load_space
+from digits.sweep.space import decode, load_space
 from digits.sweep.study import Sweep, finished, open_study, quiet_sweep
 from digits.sweep.worker import work_on
 from digits.training.output import quiet_lightning
@@ -118,13 +118,21 @@ def check_space_accepted(sweep: Sweep) -> None:
     """Build (not train) a run at every edge of the space: a value the CLI refuses is found now."""
     space = sweep.space
     fold_run = [*FOLD_RUN, "--data.folds", str(sweep.folds), "--trainer.logger", "false"]
-    for values in space.every_extreme():
-        args = [*sweep.base_args, *space.fit_args(values), *fold_run]
+
+    def refused(values: dict) -> str | None:
         try:
-            build(args)
+            build([*sweep.base_args, *space.fit_args(values), *fold_run])
         except (Exception, SystemExit) as error:  # jsonargparse may exit on --help and such
-            shown = ", ".join(f"{key}={value}" for key, value in values.items())
-            raise ValueError(f"the space {sweep.space_file} asks for {shown}: {error}") from None
+            return str(error)
+        return None
+
+    error = refused(space.lowest())
+    if error is not None:
+        raise ValueError(f"{sweep.space_file}: {error}")
+    for key, value, values in space.every_edge():
+        error = refused(values)
+        if error is not None:
+            raise ValueError(f"{sweep.space_file}: {key}={decode(value)} is refused: {error}")
 
 
 def run_workers(sweep: Sweep) -> None:
@@ -139,10 +147,7 @@ def run_workers(sweep: Sweep) -> None:
     ]
     codes = [worker.wait() for worker in workers]
     if any(codes):
-        print(
-            f"error: worker exit codes {codes}; run the same command again to finish the study",
-            file=sys.stderr,
-        )
+        print(f"note: worker exit codes {codes}", file=sys.stderr)
 
 
 def network_class(sweep: Sweep, trial_number: int) -> str | None:
@@ -168,7 +173,11 @@ def main(args: list[str] | None = None) -> optuna.Study:
     )
     run_workers(sweep)
     print(summary(study, sweep.space))
-    if not any(trial.state.name == "COMPLETE" for trial in finished(study.get_trials())):
+    done = finished(study.get_trials())
+    if len(done) < sweep.trials:
+        message = f"{len(done)} of {sweep.trials} trials finished; run the same command again"
+        raise fail(message, code=1)
+    if not any(trial.state.name == "COMPLETE" for trial in done):
         raise fail("no trial completed: nothing to choose from", code=1)
     output = Path(sweep.folder) / "best.yaml"
     best = ranked(study)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,11 @@ def parameter_importances(study: optuna.Study) -> dict[str, float]:
     """Optuna's importance of each parameter; empty while too few trials completed."""
     if len(ranked(study)) < 2:
         return {}
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     try:
-        return optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a note when too few trials differ to tell
+            return optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError):  # e.g. every completed trial has the same value
         return {}
 

@@ -20,6 +20,7 @@ is kept in the study as its YAML text (``"[256, 128]"``) and read back for the r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,14 +53,19 @@ class SearchSpace:
         settings = {**self.fixed, **{key: decode(value) for key, value in values.items()}}
         return [f"--{key}={as_argument(value)}" for key, value in settings.items()]
 
-    def every_extreme(self) -> list[dict[str, Any]]:
-        """One value set per bound and per choice, the others at their lowest or first.
+    def lowest(self) -> dict[str, Any]:
+        """Every parameter at its lowest value or first choice."""
+        return {key: _edges(dist)[0] for key, dist in self.params.items()}
+
+    def every_edge(self) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+        """(parameter, value, all values) for each bound and choice, the others at their lowest.
 
         Building a run from each shows before any trial whether the CLI accepts every
         value the sampler could draw at the edges of the space.
         """
-        first = {key: _edges(dist)[0] for key, dist in self.params.items()}
-        return [{**first, key: edge} for key, dist in self.params.items() for edge in _edges(dist)]
+        for key, dist in self.params.items():
+            for edge in _edges(dist):
+                yield key, edge, {**self.lowest(), key: edge}
 
 
 def suggest(trial: optuna.Trial, key: str, dist: BaseDistribution) -> Any:

@@ -1,0 +1,345 @@
+"""python -m digits.sweep with tiny trainings: the study read back from its storage."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from digits.dataset import DigitsSplits
+from digits.fit import main as fit_main
+from digits.sweep.__main__ import main
+from digits.sweep.space import load_space
+from tests.conftest import read_events
+
+TINY = """
+metric: val/acc
+trials: 3
+params:
+  model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  model.network.init_args.hidden_sizes: {choices: [[16], [32, 16]]}
+  trainer.max_epochs: {low: 2, high: 3}
+"""
+FAST = ["--folds", "2", "--heartbeat", "1"]
+
+
+def space_file(folder: Path, text: str = TINY, name: str = "tiny") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def load(name: str, storage: str | None = None) -> optuna.Study:
+    url = storage or f"sqlite:///sweeps/{name}/study.db"
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_a_sweep_cross_validates_each_trial_and_writes_the_winner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    read: list[str] = []
+    arrays = DigitsSplits.arrays
+
+    def recording(self, split, scaled=True):
+        read.append(split)
+        return arrays(self, split, scaled)
+
+    monkeypatch.setattr(DigitsSplits, "arrays", recording)
+    main(["--space", str(space_file(tmp_path)), *FAST])
+    assert "test" not in read and {"train", "val"} <= set(read)  # the test split untouched
+
+    study = load("tiny")
+    trials = study.get_trials()
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 3
+    for trial in trials:
+        folds = [trial.user_attrs["fold_0"], trial.user_attrs["fold_1"]]
+        assert trial.value == pytest.approx(sum(folds) / 2)
+        for fold, value in enumerate(folds):
+            run = Path(f"sweeps/tiny/runs/trial_{trial.number:04d}/fold_{fold}")
+            events = read_events(run)
+            val_acc = [event.value for event in events.Scalars("val/acc")]
+            assert len(val_acc) == trial.params["trainer.max_epochs"]
+            assert max(val_acc) == pytest.approx(value)  # the fold's best epoch
+            assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            assert (config["data"]["folds"], config["data"]["fold"]) == (2, fold)
+            assert config["model"]["lr"] == trial.params["model.lr"]
+    best = max(trials, key=lambda trial: trial.value)
+
+    output = capsys.readouterr().out
+    assert f"best: trial #{best.number}" in output and "sweeps/tiny/best.yaml" in output
+    assert "parameter importances" in output and "top trials by mean val/acc" in output
+
+    config = yaml.safe_load(Path("sweeps/tiny/best.yaml").read_text())
+    assert config["model"]["lr"] == best.params["model.lr"]
+    assert config["trainer"]["max_epochs"] == best.params["trainer.max_epochs"]
+    hidden = yaml.safe_load(best.params["model.network.init_args.hidden_sizes"])
+    assert config["model"]["network"]["init_args"]["hidden_sizes"] == hidden
+    summary = fit_main(
+        ["--config", "sweeps/tiny/best.yaml", "--trainer.enable_progress_bar", "false"]
+    )
+    saved = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())
+    assert saved["model"]["network"]["init_args"]["hidden_sizes"] == hidden
+
+
+def test_the_same_command_continues_the_study(tmp_path: Path):
+    space = str(space_file(tmp_path))
+    main(["--space", space, *FAST, "--trials", "2"])
+    first = [(t.number, t.params, t.value) for t in load("tiny").get_trials()]
+    main(["--space", space, *FAST, "--trials", "4"])
+    trials = load("tiny").get_trials()
+    assert [(t.number, t.params, t.value) for t in trials[:2]] == first
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    main(["--space", space, *FAST, "--trials", "4"])  # nothing left to do
+    assert len(load("tiny").get_trials()) == 4
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path, capsys):
+    space = """
+trials: 4
+params:
+  model.lr: {choices: [1.0e+30, 1.0e-2]}
+  trainer.max_epochs: {low: 2, high: 2}
+"""
+    main(["--space", str(space_file(tmp_path, space, "diverge")), *FAST])
+    trials = load("diverge").get_trials()
+    assert len(trials) == 4
+    for trial in trials:
+        if trial.params["model.lr"] > 1:
+            assert trial.state == TrialState.FAIL
+            assert trial.user_attrs["fail_reason"].startswith(
+                "fold 0: training diverged: train/loss is nan in epoch 0"
+            )
+        else:
+            assert trial.state == TrialState.COMPLETE
+    assert {trial.state for trial in trials} == {TrialState.FAIL, TrialState.COMPLETE}
+    assert "failed: fold 0: training diverged" in capsys.readouterr().out
+
+
+def test_hopeless_trials_are_pruned_from_their_first_fold(tmp_path: Path):
+    space = """
+trials: 10
+params:
+  model.lr: {choices: [1.0e-5, 1.0e-2]}
+  trainer.max_epochs: {low: 8, high: 8}
+"""
+    main(["--space", str(space_file(tmp_path, space, "prune")), *FAST])
+    trials = load("prune").get_trials()
+    pruned = [trial for trial in trials if trial.state == TrialState.PRUNED]
+    assert pruned, "no trial was pruned"
+    for trial in pruned:
+        assert trial.params["model.lr"] == 1.0e-5
+        assert "fold_0" not in trial.user_attrs  # stopped inside its first fold
+        assert 5 <= max(trial.intermediate_values) < 7  # after the warm-up, before the end
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    assert all(len(trial.intermediate_values) == 8 for trial in complete)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("  model.lrr: {low: 0.1, high: 0.2}\n", "unrecognized arguments: --model.lrr"),
+        (
+            "  model.weight_decay: {low: 0.2, high: 0.1}\n",
+            "params.model.weight_decay: `low <= high`",
+        ),
+        ("  data.scale: {choices: []}\n", "params.data.scale: The `choices` must contain"),
+        (
+            "  model.network.init_args.dropout: {low: 0.0, high: 1.5}\n",
+            "init_args.dropout=1.5 is refused: model.network.dropout must be in [0, 1)",
+        ),
+        ("  model.lr: {low: 0.1, hi: 0.2}\n", "params.model.lr: "),
+    ],
+)
+def test_a_bad_space_is_refused_in_one_line_before_any_trial(
+    tmp_path: Path, capsys, change: str, expected: str
+):
+    space = space_file(tmp_path, TINY + change, "bad")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", str(space), *FAST])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and expected in line
+    assert not Path("sweeps/bad/study.db").exists() and not Path("sweeps/bad/runs").exists()
+
+
+def test_an_unreachable_storage_is_refused_in_one_line(tmp_path: Path, capsys):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://nobody@127.0.0.1:{port}/none"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", str(space_file(tmp_path)), *FAST, "--storage", url])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot open the storage {url}:")
+    assert not Path("sweeps/tiny/runs").exists()
+
+
+def test_the_shipped_spaces_are_accepted():
+    for path in sorted(Path(__file__).resolve().parent.parent.glob("configs/sweep/*.yaml")):
+        space = load_space(path)
+        assert space.metric == "val/acc" and space.params
+
+
+# Many workers: real processes, a real PostgreSQL ---------------------------------------
+
+
+TRUST = ["--auth=trust", "--no-sync"]  # a throwaway cluster, on 127.0.0.1 only
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_binaries() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A PostgreSQL cluster of its own on 127.0.0.1, for the time of the block; its URL."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="digits-postgres-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:  # the server refuses to run as root
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    run = [*as_postgres, str(binaries / "pg_ctl")]
+    try:
+        subprocess.run(
+            [*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", *TRUST],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        subprocess.run(
+            [*run, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        subprocess.run(
+            [
+                str(binaries / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "digits",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://postgres@127.0.0.1:{port}/digits"
+    finally:
+        subprocess.run(
+            [*run, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+SWEEP = [sys.executable, "-m", "digits.sweep"]
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path: Path):
+    space = str(space_file(tmp_path, TINY.replace("trials: 3", "trials: 6")))
+    with throwaway_postgres() as url:
+        result = subprocess.run(
+            [*SWEEP, "--space", space, *FAST, "--n_jobs", "2", "--storage", url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        study = load("tiny", url)
+        trials = study.get_trials()
+    assert [trial.number for trial in trials] == list(range(6))  # none lost, none doubled
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 6
+    assert all({"fold_0", "fold_1"} <= set(trial.user_attrs) for trial in trials)
+    runs = sorted(path.name for path in Path("sweeps/tiny/runs").iterdir())
+    assert runs == [f"trial_{number:04d}" for number in range(6)]
+    assert not Path("sweeps/tiny/study.db").exists()
+    summary = fit_main(
+        ["--config", "sweeps/tiny/best.yaml", "--trainer.enable_progress_bar", "false"]
+    )
+    assert summary.test_acc > 0.1
+
+
+def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path: Path):
+    space = """
+trials: 6
+params:
+  model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  trainer.max_epochs: {low: 30, high: 30}
+"""
+    command = [*SWEEP, "--space", str(space_file(tmp_path, space, "kill")), *FAST, "--n_jobs", "2"]
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    storage = "sqlite:///sweeps/kill/study.db"
+    deadline = time.monotonic() + 120
+    running: list = []
+    while not running:  # wait until a worker is in the middle of a trial
+        assert time.monotonic() < deadline and sweep.poll() is None, "no trial ever ran"
+        time.sleep(0.2)
+        with contextlib.suppress(Exception):
+            trials = optuna.load_study(study_name="kill", storage=storage).get_trials()
+            running = [trial for trial in trials if trial.state == TrialState.RUNNING]
+    workers = [pid for pid in children(sweep.pid) if b"digits.sweep.worker" in cmdline(pid)]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0 or "worker exit codes" in stderr
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trials = load("kill").get_trials()
+    states = [trial.state for trial in trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    lost = [trial for trial in trials if trial.state == TrialState.FAIL]
+    assert len(lost) == 1 and len(trials) == 7  # the lost one, run again as a seventh
+    again = [trial for trial in trials if trial.system_attrs.get("failed_trial") is not None]
+    assert [trial.system_attrs["failed_trial"] for trial in again] == [lost[0].number]
+    done = (TrialState.COMPLETE, TrialState.PRUNED)  # the median pruner may stop some
+    assert again[0].params == lost[0].params and again[0].state in done
+    assert sum(state in done for state in states) == 6
+    assert "1 lost with a worker and run again" in rerun.stdout
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(path.name)
+        for path in Path("/proc").iterdir()
+        if path.name.isdigit() and _parent(path) == pid
+    ]
+
+
+def _parent(path: Path) -> int | None:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int((path / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return None
+
+
+def cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
