@@ -17,6 +17,7 @@ Usage::
     python -m digits.bench --epochs 50 --repeats 5
     python -m digits.bench --device all --json
     python -m digits.bench --fit_args '[--config, configs/best.yaml]'   # B with more arguments
+    python -m digits.bench --sweep      # one sweep worker against two, trials per minute
 """
 
 from __future__ import annotations
@@ -170,6 +171,92 @@ def devices(choice: str) -> list[str]:
     return [choice]
 
 
+# A fixed space for --sweep: five epochs, so that the median pruner (which waits five
+# epochs) never stops a trial and both sides run the same work.
+SWEEP_SPACE = """
+metric: val/acc
+params:
+  model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  model.network.init_args.hidden_sizes: {choices: [[32], [64], [128]]}
+  trainer.max_epochs: {low: 5, high: 5}
+"""
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One sweep command: its workers, its whole time and its trials' own time span."""
+
+    workers: int
+    trials: int
+    process_seconds: float  # the whole command, start-up included
+    trial_seconds: float  # from the first trial's start to the last trial's end
+
+    @property
+    def trials_per_minute(self) -> float:
+        return 60 * self.trials / self.trial_seconds
+
+
+def run_sweep(folder: Path, workers: int, trials: int, folds: int, name: str) -> SweepRun:
+    import optuna
+
+    space = folder / "space.yaml"
+    space.write_text(SWEEP_SPACE)
+    command = [sys.executable, "-m", "digits.sweep", "--space", str(space), "--study", name]
+    command += ["--trials", str(trials), "--folds", str(folds), "--n_jobs", str(workers)]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    storage = f"sqlite:///{folder / 'sweeps' / name / 'study.db'}"
+    study = optuna.load_study(study_name=name, storage=storage)
+    done = [trial for trial in study.get_trials() if trial.datetime_complete is not None]
+    span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
+    return SweepRun(workers, len(done), seconds, span.total_seconds())
+
+
+def sweep_table(pairs: list[tuple[SweepRun, SweepRun]], folds: int) -> str:
+    one = [a for a, _ in pairs]
+    two = [b for _, b in pairs]
+    lines = [
+        f"## sweep, {one[0].trials} trials of {folds} folds, {len(pairs)} pairs: median (min..max)",
+        f"{'':24}{'1 worker':>24}{'2 workers':>24}",
+        f"{'trials per minute':24}{spread([r.trials_per_minute for r in one]):>24}"
+        f"{spread([r.trials_per_minute for r in two]):>24}",
+        f"{'whole command, s':24}{spread([r.process_seconds for r in one]):>24}"
+        f"{spread([r.process_seconds for r in two]):>24}",
+        f"{'2/1 trials per minute':24}"
+        f"{spread([b.trials_per_minute / a.trials_per_minute for a, b in pairs], digits=2):>48}",
+        f"{'1/2 whole command':24}"
+        f"{spread([a.process_seconds / b.process_seconds for a, b in pairs], digits=2):>48}",
+    ]
+    return "\n".join(lines)
+
+
+def bench_sweep(options: Namespace) -> list[dict]:
+    """One worker against two on the same space and trial count, alternately."""
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="digits-bench-sweep-") as scratch:
+        for repeat in range(options.repeats):
+            sizes = (options.sweep_trials, options.sweep_folds)
+            pair = tuple(
+                run_sweep(Path(scratch), workers, *sizes, name=f"w{workers}-{repeat}")
+                for workers in (1, 2)
+            )
+            pairs.append(pair)
+            if not options.json:
+                a, b = pair
+                print(
+                    f"sweep pair {repeat + 1}/{options.repeats}: 1 worker "
+                    f"{a.trials_per_minute:.1f}, 2 workers {b.trials_per_minute:.1f} trials/min",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    if not options.json:
+        print(sweep_table(pairs, options.sweep_folds), flush=True)
+    return [{"one": asdict(a), "two": asdict(b)} for a, b in pairs]
+
+
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m digits.bench", exit_on_error=False)
     parser.add_argument("--epochs", type=int, default=50, help="Epochs per run (default 50).")
@@ -182,6 +269,11 @@ def parser() -> ArgumentParser:
         default=[],
         help="More digits.fit arguments for B, e.g. '[--config, configs/best.yaml]'.",
     )
+    parser.add_argument(
+        "--sweep", action="store_true", help="Instead: a sweep with one worker against two."
+    )
+    parser.add_argument("--sweep_trials", type=int, default=16, help="Trials per sweep.")
+    parser.add_argument("--sweep_folds", type=int, default=5, help="Folds per trial.")
     return parser
 
 
@@ -191,11 +283,18 @@ def parse_options(args: list[str] | None = None) -> Namespace:
         options = parser().parse_args(args)
         if options.epochs < 2 or options.repeats < 1:
             raise ValueError("--epochs must be at least 2 and --repeats at least 1")
+        if options.sweep_trials < 2 or options.sweep_folds < 2:
+            raise ValueError("--sweep_trials and --sweep_folds must be at least 2")
     return options
 
 
 def main(args: list[str] | None = None) -> dict[str, list[dict]]:
     options = parse_options(args)
+    if options.sweep:
+        results = {"sweep": bench_sweep(options)}
+        if options.json:
+            print(json.dumps(results, indent=2))
+        return results
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as log_root:
         for device in devices(options.device):

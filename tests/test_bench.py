@@ -65,3 +65,28 @@ def test_too_little_to_measure_is_refused(args):
     with pytest.raises(SystemExit) as exit_info:
         parse_options(args)
     assert exit_info.value.code == 2
+
+
+def test_sweep_bench_runs_one_worker_against_two_on_the_same_trials():
+    result = subprocess.run(
+        [
+            *BENCH,
+            "--sweep",
+            "--repeats",
+            "1",
+            "--sweep_trials",
+            "2",
+            "--sweep_folds",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    ((pair),) = json.loads(result.stdout)["sweep"]
+    assert (pair["one"]["workers"], pair["two"]["workers"]) == (1, 2)
+    for side in pair.values():
+        assert side["trials"] == 2
+        assert 0 < side["trial_seconds"] < side["process_seconds"]
