@@ -65,7 +65,8 @@ def settings():
     )
 
 names = [m.name for m in pkgutil.walk_packages(digits.__path__, "digits.")]
-import lightning, torchmetrics  # noqa: their own settings, made on import, are not ours
+# Their own settings, made on import, are not ours.
+import lightning, optuna, optuna_integration.pytorch_lightning, torchmetrics  # noqa
 before = settings()
 for name in names:
     importlib.import_module(name)

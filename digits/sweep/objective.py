@@ -1,10 +1,14 @@
 """One trial: train every fold through ``digits.fit``'s own code path, in this process.
 
-The trial's value is the mean over the folds of each fold's best validation score (the
-epoch ``digits.fit`` would keep). Optuna's median pruner watches the first fold's curve,
-one report per epoch through optuna-integration's Lightning callback, and stops a trial
-that is worse than the median of earlier trials at the same epoch; a trial that survives
-the first fold trains the others. The test split is never touched: a run here only fits.
+The trial's value is the mean over the folds of each fold's validation score at the end
+of its training. The best epoch's score would be chosen on the same images it is
+measured on, which rewards a noisy run for its luckiest epoch (docs/sweep.md has the
+figures).
+
+Optuna's median pruner watches the first fold's curve, one report per epoch through
+optuna-integration's Lightning callback, and stops a trial that is worse than the median
+of earlier trials at the same epoch; a trial that survives the first fold trains the
+others. The test split is never touched: a run here only fits.
 """
 
 from __future__ import annotations
@@ -82,5 +86,4 @@ class CrossValidation:
             raise
         if not history.values:
             raise RuntimeError(f"fold {fold} logged no {self.space.metric}")
-        best = max if self.space.direction == "maximize" else min
-        return best(history.values)
+        return history.values[-1]
