@@ -1,10 +1,9 @@
 """Read digits from your own files with a trained checkpoint.
 
-Images (PNG, JPEG, any size) are made to look like ``load_digits``: grayscale, inverted
-when the background is light (the data set has bright ink on black), cropped to the ink,
-padded square, shrunk to 8x8 by averaging and rescaled to 0..16. ``.npy`` files already
-in that format may hold one digit, shape (64,) or (8, 8), or several, shape (N, 64).
-The checkpoint's own input scaling is applied after that.
+Images (PNG, JPEG, any size) are made to look like ``load_digits`` by
+``digits.preprocess.image_to_digit``, the same function the server uses. ``.npy`` files
+already in that format may hold one digit, shape (64,) or (8, 8), or several, shape
+(N, 64). The checkpoint's own input scaling is applied after that.
 
 A file that cannot be read gets an error line; the others are still predicted, and the
 exit code is 1 if any failed.
@@ -27,57 +26,20 @@ from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
 from digits.inference import load_trained
+from digits.preprocess import checked_digits, image_to_digit, open_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SOME_FAILED = 1
 
 
-def image_to_digit(path: Path) -> np.ndarray:
-    """An image file as one (64,) row in load_digits' 0..16 format."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        gray = np.asarray(image.convert("L"), dtype=np.float32)
-    # Ink is bright in load_digits: invert a dark-on-light drawing.
-    if np.median(gray) > 127:
-        gray = 255.0 - gray
-    ink = np.argwhere(gray > 0.25 * gray.max()) if gray.max() > 0 else np.empty((0, 2))
-    if len(ink) == 0:
-        raise ValueError("no ink found: the image is blank")
-    (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0) + 1
-    gray = gray[top:bottom, left:right]
-    # Square and centred, the ink touching the longer sides, as in the data set.
-    side = max(gray.shape)
-    square = np.zeros((side, side), dtype=np.float32)
-    y, x = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
-    square[y : y + gray.shape[0], x : x + gray.shape[1]] = gray
-    small = Image.fromarray(square).resize((8, 8), Image.Resampling.BOX)
-    pixels = np.asarray(small, dtype=np.float32)
-    return (pixels * (16.0 / pixels.max())).reshape(64)
-
-
-def array_to_digits(path: Path) -> np.ndarray:
-    """A .npy file as (N, 64) rows, checked to be in the 0..16 format."""
-    array = np.load(path, allow_pickle=False)
-    if array.shape in ((64,), (8, 8)):
-        array = array.reshape(1, 64)
-    elif array.ndim != 2 or array.shape[1] != 64:
-        raise ValueError(f"shape {array.shape}; expected (64,), (8, 8) or (N, 64)")
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"dtype {array.dtype} is not numeric")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 16:
-        raise ValueError("values outside 0..16, the format of load_digits")
-    return array
-
-
 def read_digits(path: Path) -> np.ndarray:
+    """A file's digits as (N, 64) rows in load_digits' 0..16 format."""
     if not path.is_file():
         raise ValueError("no such file")
     if path.suffix.lower() == ".npy":
-        return array_to_digits(path)
+        return checked_digits(np.load(path, allow_pickle=False))
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return image_to_digit(path)[None, :]
+        return image_to_digit(open_image(path.read_bytes()))[None, :]
     raise ValueError(f"unknown file type {path.suffix!r}; expected an image or .npy")
 
 

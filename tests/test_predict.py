@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.predict import image_to_digit, main
+from digits.predict import main
+from digits.preprocess import image_to_digit, open_image
 from tests.conftest import split_for_testing
 
 SHOWN = 40  # test images drawn as files
@@ -39,7 +40,8 @@ def test_an_image_becomes_the_data_sets_8x8_format(tmp_path: Path, test_digits):
     images, _ = test_digits
     original = images[0]
     for light in (True, False):
-        row = image_to_digit(draw(original, tmp_path / f"zero{light}.png", 160, light))
+        path = draw(original, tmp_path / f"zero{light}.png", 160, light)
+        row = image_to_digit(open_image(path.read_bytes()))
         assert row.shape == (64,) and row.min() >= 0 and row.max() == pytest.approx(16)
         assert np.corrcoef(row, original)[0, 1] > 0.8
 
@@ -102,7 +104,7 @@ def test_bad_files_get_an_error_and_the_others_are_still_predicted(
     results = json.loads(capsys.readouterr().out)
     assert [r["error"] is None for r in results] == [True, False, False, False, False, False]
     assert results[0]["digit"] in range(10)
-    assert "cannot identify image file" in results[1]["error"]
+    assert results[1]["error"] == "not an image: expected PNG or JPEG data"
     assert "shape (3, 3)" in results[2]["error"] and "0..16" in results[3]["error"]
     assert "blank" in results[4]["error"] and "no such file" in results[5]["error"]
 

@@ -1,0 +1,73 @@
+"""Serve a trained checkpoint: a page to draw on, and ``POST /predict`` for programs.
+
+Usage::
+
+    python -m digits.serve --ckpt_path CKPT          # then open http://127.0.0.1:8000
+    python -m digits.serve --ckpt_path CKPT --max_batch_size 16 --batch_timeout 0.005
+
+Endpoints: ``GET /`` the page; ``POST /predict`` with ``{"pixels": [64 numbers in
+0..16]}`` or ``{"image": "data:image/png;base64,..."}``, answering ``digit``,
+``probability``, ``probabilities`` and ``pixels`` (the 8x8 image the model saw);
+``GET /health`` 200 once the model is loaded. A bad request gets a 4xx and
+``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jsonargparse import ArgumentParser, Namespace
+
+from digits.errors import exit_on_user_error
+from digits.inference import load_trained
+from digits.serve.api import ConstantAPI, DigitsAPI
+from digits.serve.app import server
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m digits.serve", exit_on_error=False)
+    parser.add_argument("--ckpt_path", type=str, required=True, help="A trained checkpoint.")
+    parser.add_argument("--host", type=str, default="127.0.0.1", help="Default: this machine only.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="Inference worker processes.")
+    parser.add_argument(
+        "--max_batch_size", type=int, default=1, help="LitServe's batching: requests per batch."
+    )
+    parser.add_argument(
+        "--batch_timeout", type=float, default=0.0, help="Seconds to wait to fill a batch."
+    )
+    parser.add_argument(
+        "--constant",
+        action="store_true",
+        help="Answer a constant without the model: the floor for python -m digits.bench --serve.",
+    )
+    return parser
+
+
+def check(options: Namespace) -> None:
+    """Every mistake found before the server starts, as one line."""
+    if not 0 < options.port < 65536:
+        raise ValueError(f"--port must be 1 to 65535, got {options.port}")
+    if options.workers < 1 or options.max_batch_size < 1:
+        raise ValueError("--workers and --max_batch_size must be at least 1")
+    if options.batch_timeout < 0:
+        raise ValueError(f"--batch_timeout must be 0 or more, got {options.batch_timeout}")
+    load_trained(options.ckpt_path)  # a missing, corrupt or unsafe checkpoint fails here
+
+
+def main(args: list[str] | None = None) -> None:
+    with exit_on_user_error():
+        options = parser().parse_args(args)
+        check(options)
+    kind = ConstantAPI if options.constant else DigitsAPI
+    api = kind(options.ckpt_path, options.max_batch_size, options.batch_timeout)
+    litserver = server(api, workers=options.workers)
+    logging.getLogger("litserve").setLevel(logging.WARNING)
+    print(f"serving {options.ckpt_path} on http://{options.host}:{options.port}", flush=True)
+    litserver.run(
+        host=options.host, port=options.port, generate_client_file=False, log_level="warning"
+    )
+
+
+if __name__ == "__main__":
+    main()

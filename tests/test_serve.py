@@ -1,0 +1,329 @@
+"""python -m digits.serve as a real server on 127.0.0.1, with real HTTP and a real browser."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits.predict import main as predict
+from tests.conftest import split_for_testing
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """A ``python -m digits.serve`` process and plain HTTP requests to it."""
+
+    def __init__(self, ckpt_path: Path, *options: str) -> None:
+        self.port = free_port()
+        command = [sys.executable, "-m", "digits.serve", "--ckpt_path", str(ckpt_path)]
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its worker processes go with it
+        )
+        deadline = time.monotonic() + 90
+        while self.request("GET", "/health", quiet=True)[0] != 200:
+            assert self.process.poll() is None, self.process.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the server never became healthy"
+            time.sleep(0.3)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, quiet: bool = False
+    ) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except OSError:
+            if quiet:
+                return 0, b""
+            raise
+        finally:
+            connection.close()
+
+    def predict(self, payload: object) -> tuple[int, dict]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        status, answer = self.request("POST", "/predict", body)
+        return status, json.loads(answer)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(trained_standard: Path) -> Iterator[Server]:
+    running = Server(trained_standard)
+    yield running
+    running.stop()
+
+
+def png_data_url(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def drawn(pixels: np.ndarray, path: Path, size: int = 120) -> Path:
+    """A data set digit as dark ink on white paper, blown up as a drawing would be."""
+    ink = (pixels.reshape(8, 8) / 16 * 255).astype(np.uint8)
+    Image.fromarray(255 - ink).resize((size, size)).save(path)
+    return path
+
+
+def test_health_page_and_a_reading(server: Server, trained_standard: Path):
+    assert server.request("GET", "/health")[0] == 200
+    status, page = server.request("GET", "/")
+    text = page.decode()
+    assert status == 200 and 'id="canvas"' in text and 'id="prediction"' in text
+    assert "://" not in text.replace("http://www.w3.org", "")  # nothing from elsewhere
+    images, _ = split_for_testing(trained_standard)
+    status, answer = server.predict({"pixels": images[0].tolist()})
+    assert status == 200 and set(answer) == {"digit", "probability", "probabilities", "pixels"}
+    assert answer["digit"] == int(np.argmax(answer["probabilities"]))
+    assert answer["probability"] == max(answer["probabilities"])
+    assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-5)
+    assert np.allclose(np.array(answer["pixels"]).reshape(64), images[0], atol=1e-3)
+
+
+BAD_REQUESTS = [
+    (b"{not json", 400, "the body is not valid JSON"),
+    ({"pixel": [0] * 64}, 422, 'unknown key "pixel"'),
+    ({}, 422, 'send either "pixels"'),
+    ([0] * 64, 422, "the body must be a JSON object"),
+    ({"pixels": [0] * 63}, 422, "shape (63,)"),
+    ({"pixels": [0] * 63 + [None]}, 422, "pixels must be numbers"),
+    (b'{"pixels": [' + b",".join([b"NaN"] * 64) + b"]}", 422, "finite numbers"),
+    (b'{"pixels": [' + b",".join([b"Infinity"] * 64) + b"]}", 422, "finite numbers"),
+    ({"pixels": [17] * 64}, 422, "values outside 0..16"),
+    ({"pixels": [-1] * 64}, 422, "values outside 0..16"),
+    ({"image": "data:image/png;base64,@@@"}, 422, "not valid base64"),
+    (
+        {"image": "data:image/png;base64," + base64.b64encode(b"hello").decode()},
+        422,
+        "not an image",
+    ),
+    ({"image": ""}, 422, "the image is empty"),
+    ({"image": "data:image/png;base64,"}, 422, "the image is empty"),
+    ({"image": 7}, 422, '"image" must be a string'),
+]
+
+
+@pytest.mark.parametrize(("payload", "status", "message"), BAD_REQUESTS)
+def test_bad_input_is_a_4xx_with_a_one_line_json_error(server: Server, payload, status, message):
+    got, answer = server.predict(payload)
+    assert got == status
+    assert set(answer) == {"error"} and message in answer["error"]
+    assert "\n" not in answer["error"]
+
+
+def test_a_blank_drawing_is_refused(server: Server, tmp_path: Path):
+    Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(tmp_path / "blank.png")  # a cleared canvas
+    status, answer = server.predict({"image": png_data_url(tmp_path / "blank.png")})
+    assert (status, answer) == (422, {"error": "no ink found: the image is blank"})
+
+
+def raw_post(port: int, head: bytes, chunks: list[bytes]) -> bytes:
+    """Send a request by hand, as much of it as the server takes; return what it answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for chunk in chunks:
+                connection.sendall(chunk)
+        reply = b""
+        with contextlib.suppress(ConnectionResetError):
+            while not complete(reply) and (data := connection.recv(65536)):
+                reply += data
+    return reply
+
+
+def complete(reply: bytes) -> bool:
+    """Whether a response's head and its Content-Length of body have arrived."""
+    head, separator, body = reply.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")]
+    return bool(lengths) and len(body) >= int(lengths[0].split(b":")[1])
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server: Server):
+    # Declares 50 MB and sends none of it: the answer comes at once.
+    reply = raw_post(server.port, b"Content-Length: 50000000\r\n", [])
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert reply.endswith(b'{"error":"the body is 50000000 bytes; at most 2 MB"}')
+    # Without a declared length, reading stops once the body passes 2 MB.
+    chunk = b"%x\r\n%s\r\n" % (256 * 1024, b"x" * 256 * 1024)
+    reply = raw_post(server.port, b"Transfer-Encoding: chunked\r\n", [chunk] * 40)  # 10 MB
+    assert reply.startswith(b"HTTP/1.1 413") and b'"error"' in reply
+    assert server.predict({"pixels": [8] * 64})[0] == 200  # and it goes on serving
+
+
+def test_the_server_agrees_with_predict_on_the_same_files(
+    server: Server, trained_standard: Path, tmp_path: Path
+):
+    images, _ = split_for_testing(trained_standard)
+    np.save(tmp_path / "rows.npy", images[:10])
+    pngs = [drawn(image, tmp_path / f"{n}.png") for n, image in enumerate(images[10:20])]
+    files = [str(tmp_path / "rows.npy"), *map(str, pngs)]
+    offline = predict(["--ckpt_path", str(trained_standard), *files])
+    online = [server.predict({"pixels": image.tolist()})[1] for image in images[:10]]
+    online += [server.predict({"image": png_data_url(png)})[1] for png in pngs]
+    assert [answer["digit"] for answer in online] == [p.digit for p in offline]
+    assert [answer["probability"] for answer in online] == pytest.approx(
+        [p.probability for p in offline], abs=1e-5
+    )
+
+
+def inference_workers(server: Server) -> list[int]:
+    return [pid for pid in children(server.process.pid) if b"spawn_main" in cmdline(pid)]
+
+
+def test_a_crashed_inference_worker_does_not_take_the_server_down(server: Server):
+    (worker,) = inference_workers(server)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while inference_workers(server) in ([], [worker]):  # LitServe starts another
+        assert time.monotonic() < deadline, "no new inference worker"
+        time.sleep(0.2)
+    while (answer := server.predict({"pixels": [8] * 64}))[0] != 200:
+        assert time.monotonic() < deadline, f"the server stopped answering: {answer}"
+        time.sleep(0.5)
+    assert answer[1]["digit"] in range(10)
+    assert server.predict({"pixels": [99] * 64})[0] == 422  # and still refuses as before
+
+
+def test_batched_requests_each_get_their_own_answer(trained_standard: Path):
+    batching = Server(trained_standard, "--max_batch_size", "16", "--batch_timeout", "0.05")
+    try:
+        images, _ = split_for_testing(trained_standard)
+        from concurrent.futures import ThreadPoolExecutor
+
+        payloads = [{"pixels": image.tolist()} for image in images[:24]] + [
+            {"pixels": [99] * 64}
+        ] * 8
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(batching.predict, payloads))
+        single = [batching.predict(payload) for payload in payloads[:24]]
+    finally:
+        batching.stop()
+    assert [status for status, _ in answers] == [200] * 24 + [422] * 8  # a bad one fails alone
+    assert [a["digit"] for _, a in answers[:24]] == [a["digit"] for _, a in single]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for path in Path("/proc").iterdir():
+        if path.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((path / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(path.name))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
+
+
+# The page, in a real headless Chromium ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium and driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        *("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"),
+        *("--no-first-run", "--disable-background-networking", "--disable-component-update"),
+        *("--disable-sync", "--window-size=1100,700"),
+    ):
+        options.add_argument(flag)
+    chromium = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    yield chromium
+    chromium.quit()
+
+
+def draw(browser, strokes: list[list[tuple[float, float]]]) -> None:
+    """Pointer strokes on the canvas, in fractions of its size."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    canvas = browser.find_element(By.ID, "canvas")
+    side = canvas.rect["width"]
+    actions = ActionChains(browser)
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        actions.move_to_element_with_offset(
+            canvas, round((x - 0.5) * side), round((y - 0.5) * side)
+        )
+        actions.click_and_hold()
+        for x, y in rest:
+            actions.move_to_element_with_offset(
+                canvas, round((x - 0.5) * side), round((y - 0.5) * side)
+            )
+        actions.release()
+    actions.perform()
+
+
+def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
+    server: Server, browser, tmp_path: Path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"http://127.0.0.1:{server.port}/")
+    draw(browser, [[(0.3, 0.25), (0.7, 0.25), (0.5, 0.55), (0.42, 0.8)]])  # a seven
+    prediction = WebDriverWait(browser, 30).until(
+        lambda page: page.find_element(By.ID, "prediction").text.strip() or None
+    )
+    reading = browser.execute_script("return window.lastReading")
+    assert prediction == str(reading["digit"])
+    status, answer = server.predict({"pixels": reading["pixels"]})
+    assert status == 200 and answer["digit"] == int(prediction)
+    # The ten bars, the top one marked; the 8x8 image the model saw, drawn with ink.
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
+    assert len(bars) == 10 and "top" in bars[int(prediction)].get_attribute("class")
+    ink = browser.execute_script(
+        "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 8, 8).data;"
+        "let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) dark++; return dark;"
+    )
+    assert 0 < ink < 64
+    shot = tmp_path / "page.png"
+    browser.save_screenshot(str(shot))
+    assert np.asarray(Image.open(shot).convert("L")).std() > 10
+
+    browser.find_element(By.ID, "clear").click()
+    assert browser.find_element(By.ID, "prediction").text == ""
+    # On a phone-sized screen the whole canvas is in view, nothing wider than the screen.
+    browser.set_window_size(390, 844)
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    canvas = browser.find_element(By.ID, "canvas").rect
+    assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= width
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
