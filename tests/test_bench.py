@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from digits.bench import parse_options, spread
+from digits.bench.__main__ import parse_options
+from digits.bench.report import spread
 from digits.tutorial import run
 
 BENCH = [sys.executable, "-m", "digits.bench"]

@@ -44,7 +44,7 @@ def test_predict_reads_digits_without_importing_lightning(trained: Path, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "module", ["digits.bench", "digits.baseline", "digits.export", "digits.dataset"]
+    "module", ["digits.bench.__main__", "digits.baseline", "digits.export", "digits.dataset"]
 )
 def test_tools_that_do_not_train_import_no_training_library(module: str):
     assert training_libraries_in(modules_loaded_by(f"import {module}")) == []
@@ -66,7 +66,7 @@ def settings():
 
 names = [m.name for m in pkgutil.walk_packages(digits.__path__, "digits.")]
 # Their own settings, made on import, are not ours.
-import lightning, optuna, optuna_integration.pytorch_lightning, torchmetrics  # noqa
+import lightning, litserve, optuna, optuna_integration.pytorch_lightning, torchmetrics  # noqa
 before = settings()
 for name in names:
     importlib.import_module(name)

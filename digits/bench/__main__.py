@@ -1,0 +1,94 @@
+"""``python -m digits.bench``: speed, measured side by side, never asserted.
+
+Usage::
+
+    python -m digits.bench --epochs 50 --repeats 5      # digits.fit against the tutorial's loop
+    python -m digits.bench --device all --json
+    python -m digits.bench --fit_args '[--config, configs/best.yaml]'   # B with more arguments
+    python -m digits.bench --sweep      # one sweep worker against two, trials per minute
+    python -m digits.bench --serve      # the server under load, against a constant answer
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ArgumentParser, Namespace
+
+from digits.bench.sweep import bench_sweep
+from digits.bench.training import devices, run_lightning, run_tutorial, table
+from digits.errors import exit_on_user_error
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m digits.bench", exit_on_error=False)
+    parser.add_argument("--epochs", type=int, default=50, help="Epochs per run (default 50).")
+    parser.add_argument("--repeats", type=int, default=3, help="A/B pairs per device.")
+    parser.add_argument("--device", type=Literal["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object instead.")
+    parser.add_argument(
+        "--fit_args",
+        type=list[str],
+        default=[],
+        help="More digits.fit arguments for B, e.g. '[--config, configs/best.yaml]'.",
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="Instead: a sweep with one worker against two."
+    )
+    parser.add_argument("--sweep_trials", type=int, default=16, help="Trials per sweep.")
+    parser.add_argument("--sweep_folds", type=int, default=5, help="Folds per trial.")
+    return parser
+
+
+def parse_options(args: list[str] | None = None) -> Namespace:
+    """The command line, checked: the benchmark needs two epochs and one pair at least."""
+    with exit_on_user_error():
+        options = parser().parse_args(args)
+        if options.epochs < 2 or options.repeats < 1:
+            raise ValueError("--epochs must be at least 2 and --repeats at least 1")
+        if options.sweep_trials < 2 or options.sweep_folds < 2:
+            raise ValueError("--sweep_trials and --sweep_folds must be at least 2")
+    return options
+
+
+def main(args: list[str] | None = None) -> dict[str, list[dict]]:
+    options = parse_options(args)
+    if options.sweep:
+        results = {"sweep": bench_sweep(options)}
+        if options.json:
+            print(json.dumps(results, indent=2))
+        return results
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="digits-bench-") as log_root:
+        for device in devices(options.device):
+            pairs = []
+            for repeat in range(options.repeats):
+                pair = (
+                    run_tutorial(options.epochs, device),
+                    run_lightning(options.epochs, device, Path(log_root), options.fit_args),
+                )
+                pairs.append(pair)
+                if not options.json:
+                    a, b = pair
+                    print(
+                        f"{device} pair {repeat + 1}/{options.repeats}: "
+                        f"A {1000 * a.epoch_seconds:.1f} ms/epoch, "
+                        f"B {1000 * b.epoch_seconds:.1f} ms/epoch",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            results[device] = [{"tutorial": asdict(a), "lightning": asdict(b)} for a, b in pairs]
+            if not options.json:
+                print(table(device, pairs), flush=True)
+    if options.json:
+        print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
