@@ -22,24 +22,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from headless import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
-
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",  # as root in a container
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    # No calls home: the machines this runs on may have no network at all.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1100",
-]
 
 
 def free_port() -> int:
@@ -72,16 +58,8 @@ def tensorboard(logdir: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def chromium() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-
-
 def screenshot(address: str, output: Path, tag_filter: str) -> None:
-    browser = chromium()
+    browser = chromium(1280, 1100)
     try:
         browser.get(f"{address}/?tagFilter={tag_filter}#timeseries")
         wait = WebDriverWait(browser, 60)

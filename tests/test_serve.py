@@ -327,3 +327,13 @@ def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
     canvas = browser.find_element(By.ID, "canvas").rect
     assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= width
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+
+
+def test_under_concurrent_load_no_request_is_lost(server: Server, trained_standard: Path):
+    from digits.bench.serve import load
+
+    images, _ = split_for_testing(trained_standard)
+    bodies = [json.dumps({"pixels": image.tolist()}).encode() for image in images[:20]]
+    result = load(server.port, bodies, clients=8, requests=120, seconds=60)
+    assert (result["requests"], result["lost"]) == (120, 0)
+    assert 0 < result["p50_ms"] <= result["p99_ms"]

@@ -20,9 +20,11 @@ from typing import Literal
 
 from jsonargparse import ArgumentParser, Namespace
 
+from digits.bench.serve import as_json, bench_serve, checkpoint_for_load, serve_table
 from digits.bench.sweep import bench_sweep
 from digits.bench.training import devices, run_lightning, run_tutorial, table
 from digits.errors import exit_on_user_error
+from digits.inference import load_trained
 
 
 def parser() -> ArgumentParser:
@@ -42,6 +44,23 @@ def parser() -> ArgumentParser:
     )
     parser.add_argument("--sweep_trials", type=int, default=16, help="Trials per sweep.")
     parser.add_argument("--sweep_folds", type=int, default=5, help="Folds per trial.")
+    parser.add_argument(
+        "--serve", action="store_true", help="Instead: the server under load, against the floor."
+    )
+    parser.add_argument(
+        "--ckpt_path",
+        type=str | None,
+        default=None,
+        help="--serve's checkpoint (default: train the default run first).",
+    )
+    parser.add_argument("--serve_clients", type=list[int], default=[1, 32], help="Concurrency.")
+    parser.add_argument(
+        "--serve_requests",
+        type=int,
+        default=500,
+        help="Requests per run with one client (x4 else).",
+    )
+    parser.add_argument("--serve_seconds", type=float, default=20.0, help="At most, per run.")
     return parser
 
 
@@ -53,13 +72,28 @@ def parse_options(args: list[str] | None = None) -> Namespace:
             raise ValueError("--epochs must be at least 2 and --repeats at least 1")
         if options.sweep_trials < 2 or options.sweep_folds < 2:
             raise ValueError("--sweep_trials and --sweep_folds must be at least 2")
+        if not options.serve_clients or min(options.serve_clients) < 1:
+            raise ValueError("--serve_clients must be positive numbers")
+        if options.serve_requests < 10 or options.serve_seconds <= 0:
+            raise ValueError("--serve_requests must be at least 10 and --serve_seconds positive")
+        if options.ckpt_path is not None:
+            load_trained(options.ckpt_path)  # one line if it is not a usable checkpoint
     return options
+
+
+def serve(options: Namespace) -> dict[str, list[dict]]:
+    with tempfile.TemporaryDirectory(prefix="digits-bench-serve-") as scratch:
+        ckpt_path = options.ckpt_path or checkpoint_for_load(Path(scratch))
+        runs = bench_serve(options, ckpt_path)
+    if not options.json:
+        print(serve_table(runs), flush=True)
+    return {"serve": as_json(runs)}
 
 
 def main(args: list[str] | None = None) -> dict[str, list[dict]]:
     options = parse_options(args)
-    if options.sweep:
-        results = {"sweep": bench_sweep(options)}
+    if options.sweep or options.serve:
+        results = {"sweep": bench_sweep(options)} if options.sweep else serve(options)
         if options.json:
             print(json.dumps(results, indent=2))
         return results

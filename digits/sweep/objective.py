@@ -13,6 +13,8 @@ others. The test split is never touched: a run here only fits.
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
 from pathlib import Path
 
@@ -54,6 +56,8 @@ class CrossValidation:
         self.base_args = base_args  # --config files and --fit_args, before the trial's values
 
     def __call__(self, trial: optuna.Trial) -> float:
+        # Which machine and process ran it: where to look when a trial is lost or slow.
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = {key: suggest(trial, key, dist) for key, dist in self.space.params.items()}
         args = [*self.base_args, *self.space.fit_args(values), *FOLD_RUN]
         scores = []
