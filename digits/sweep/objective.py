@@ -47,7 +47,7 @@ class MetricHistory(L.Callback):
 
 
 class CrossValidation:
-    """Optuna's objective: the mean best validation score over ``folds`` folds."""
+    """Optuna's objective: the mean over ``folds`` folds of the last epoch's validation score."""
 
     def __init__(self, space: SearchSpace, folds: int, runs: Path, base_args: list[str]) -> None:
         self.space = space
