@@ -10,9 +10,9 @@ Every trial trains each of ``--folds`` cross-validation folds of the non-test im
 in-process, through the same code as ``python -m digits.fit``; its value is the mean over
 the folds of the validation score at the end of training. Everything lands in
 ``sweeps/<study>/``: the study (SQLite, unless ``--storage`` names another database),
-one TensorBoard run per fold of every trial (``runs/``) and the winner as ``best.yaml``. The same command again
-continues the study; on several machines, the same command with the same ``--storage``
-adds their workers to it.
+one TensorBoard run per fold of every trial (``runs/``) and the winner as ``best.yaml``.
+The same command again continues the study; on several machines, the same command with
+the same ``--storage`` adds their workers to it.
 """
 
 from __future__ import annotations
