@@ -9,16 +9,11 @@ the canvas with pointer strokes, waits for the reading and saves the page::
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from headless import chromium
+from screenshots import chromium, local_server
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -30,33 +25,16 @@ SEVEN = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--output", type=Path, default=Path("docs/serve.png"))
     options = parser.parse_args()
-    port = free_port()
     command = [sys.executable, "-m", "digits.serve", "--ckpt_path", options.ckpt_path]
-    server = subprocess.Popen([*command, "--port", str(port)], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.3)
+    with local_server(command, "/health") as address:
         browser = chromium(960, 560)
         try:
-            browser.get(f"http://127.0.0.1:{port}/")
+            browser.get(address + "/")
             canvas = browser.find_element(By.ID, "canvas")
             side = canvas.rect["width"]
             actions = ActionChains(browser)
@@ -78,9 +56,6 @@ def main() -> None:
             )
         finally:
             browser.quit()
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 if __name__ == "__main__":

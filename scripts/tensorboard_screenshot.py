@@ -12,50 +12,16 @@ extra (Selenium)::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-from headless import chromium
+from screenshots import chromium, local_server
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def tensorboard(logdir: Path) -> Iterator[str]:
-    """A TensorBoard server on 127.0.0.1 for the time of the block; its address."""
-    port = free_port()
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{address}/data/runs", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("tensorboard did not start") from None
-                time.sleep(0.5)
-        yield address
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def screenshot(address: str, output: Path, tag_filter: str) -> None:
@@ -94,7 +60,8 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         logdir = options.logdir or train_default_run(Path(scratch))
-        with tensorboard(logdir) as address:
+        command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)]
+        with local_server([*command, "--host", "127.0.0.1"], "/data/runs") as address:
             screenshot(address, options.output, options.tag_filter)
     print(f"wrote {options.output}")
 
