@@ -197,6 +197,9 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test run started in the background (as CI may start it)
+        # passes SIGINT on ignored, and Python would then never raise KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     run = run_dir(tmp_path, 0)
     wait_for(run / "checkpoints" / "last.ckpt", process)
