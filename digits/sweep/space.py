@@ -58,14 +58,17 @@ class SearchSpace:
         return {key: _edges(dist)[0] for key, dist in self.params.items()}
 
     def every_edge(self) -> Iterator[tuple[str, Any, dict[str, Any]]]:
-        """(parameter, value, all values) for each bound and choice, the others at their lowest.
+        """(parameter, value, all values) for each bound and choice that is not the lowest,
+        the others at their lowest.
 
-        Building a run from each shows before any trial whether the CLI accepts every
-        value the sampler could draw at the edges of the space.
+        Building a run from ``lowest()`` and from each of these shows before any trial
+        whether the CLI accepts every value the sampler could draw at the edges of the space.
         """
+        lowest = self.lowest()
         for key, dist in self.params.items():
             for edge in _edges(dist):
-                yield key, edge, {**self.lowest(), key: edge}
+                if edge != lowest[key]:
+                    yield key, edge, {**lowest, key: edge}
 
 
 def suggest(trial: optuna.Trial, key: str, dist: BaseDistribution) -> Any:

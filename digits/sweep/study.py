@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import time
 import warnings
@@ -48,8 +49,9 @@ class Sweep:
     heartbeat: int
     base_args: list[str] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def space(self) -> SearchSpace:
+        """The space file, read once per process."""
         return load_space(self.space_file)
 
     @property
