@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,6 +15,8 @@ from collections.abc import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from digits.bench.serve import free_port
 
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -36,12 +37,6 @@ def chromium(width: int, height: int) -> webdriver.Chrome:
     for flag in [*CHROMIUM_FLAGS, f"--window-size={width},{height}"]:
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -75,3 +76,21 @@ def split_for_testing(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
     """The test split of the checkpoint's own data settings, in load_digits' 0..16."""
     settings = torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]
     return DigitsSplits.from_settings(settings).arrays("test", scaled=False)
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for path in Path("/proc").iterdir():
+        if path.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((path / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(path.name))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    """A process's command line, NUL-separated; empty once it is gone."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""

@@ -19,14 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digits.bench.serve import free_port
 from digits.predict import main as predict
-from tests.conftest import split_for_testing
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import children, cmdline, split_for_testing
 
 
 class Server:
@@ -229,22 +224,6 @@ def test_batched_requests_each_get_their_own_answer(trained_standard: Path):
         batching.stop()
     assert [status for status, _ in answers] == [200] * 24 + [422] * 8  # a bad one fails alone
     assert [a["digit"] for _, a in answers[:24]] == [a["digit"] for _, a in single]
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for path in Path("/proc").iterdir():
-        if path.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((path / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(path.name))
-    return found
-
-
-def cmdline(pid: int) -> bytes:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    return b""
 
 
 # The page, in a real headless Chromium ------------------------------------------------

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from digits.bench.serve import free_port
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
 from digits.sweep.__main__ import main
 from digits.sweep.space import load_space
-from tests.conftest import read_events
+from tests.conftest import cmdline, read_events
 
 TINY = """
 metric: val/acc
@@ -177,10 +177,7 @@ def test_a_bad_space_is_refused_in_one_line_before_any_trial(
 
 
 def test_an_unreachable_storage_is_refused_in_one_line(tmp_path: Path, capsys):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"postgresql://nobody@127.0.0.1:{port}/none"
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"  # a port nobody listens on
     with pytest.raises(SystemExit) as exit_info:
         main(["--space", str(space_file(tmp_path)), *FAST, "--storage", url])
     assert exit_info.value.code == 2
@@ -199,12 +196,6 @@ def test_the_shipped_spaces_are_accepted():
 
 
 TRUST = ["--auth=trust", "--no-sync"]  # a throwaway cluster, on 127.0.0.1 only
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def postgres_binaries() -> Path | None:
@@ -326,9 +317,3 @@ params:
     assert again[0].params == lost[0].params and again[0].state in done
     assert sum(state in done for state in states) == 6
     assert "1 lost with a worker and run again" in rerun.stdout
-
-
-def cmdline(pid: int) -> bytes:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    return b""
