@@ -61,13 +61,15 @@ def start(ckpt_path: str, port: int, options: list[str]) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 90
     while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/health")
             if connection.getresponse().status == 200:
                 return server
         except OSError:
             pass
+        finally:
+            connection.close()
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"python -m digits.serve did not start: {' '.join(options)}")
         time.sleep(0.3)
