@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
+from digits.augment import Handwriting
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch, shift_images
 from digits.dataset import DigitsSplits, Scale, Split, load
+from digits.pen_digits import DrawnSplits
 
 # Which splits each of Lightning's stages reads.
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
@@ -19,6 +22,8 @@ STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
     "test": ("test",),
     "predict": ("test",),
 }
+# A different stream of random numbers for each step's augmentation than for its shifts.
+AUGMENT_STREAM = 7_919
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -43,6 +48,17 @@ class DigitsDataModule(L.LightningDataModule):
             and validate on fold ``fold`` (``val_size`` is then unused). The test split
             is the same as without folds.
         fold: Which fold validates, 0 to ``folds - 1``.
+        drawn: Also train on pen digits by 30 other writers, drawn as the page draws
+            them (``digits.pen_digits``), and validate and test on drawn digits apart
+            (``val/drawn_acc``, ``test/drawn_acc``). The splits of ``load_digits``
+            stay as they are.
+        dataset_repeats: With ``drawn``, how many times each ``load_digits`` training
+            image is shown per epoch, so that the drawn digits (about four times as
+            many) do not drown the data set's own.
+        augment: Augmentation: deform each training image the way handwriting differs
+            (slant, rotation, proportions, wobble, pen width; ``digits.augment``), at
+            this strength (0 = off, 1 = the documented ranges). Validation and test
+            images are never changed.
     """
 
     def __init__(
@@ -56,6 +72,9 @@ class DigitsDataModule(L.LightningDataModule):
         shift: int = 0,
         folds: int | None = None,
         fold: int = 0,
+        drawn: bool = False,
+        dataset_repeats: int = 1,
+        augment: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -64,10 +83,14 @@ class DigitsDataModule(L.LightningDataModule):
             raise ValueError(f"data.num_workers must be 0 or more, got {num_workers}")
         if not 0 <= shift < 4:
             raise ValueError(f"data.shift must be 0 to 3 pixels, got {shift}")
+        if dataset_repeats < 1:
+            raise ValueError(f"data.dataset_repeats must be at least 1, got {dataset_repeats}")
         self.save_hyperparameters()
         self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
         self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
-        self.datasets: dict[Split, BatchTensorDataset] = {}
+        self.drawn = DrawnSplits(test_size, val_size, split_seed) if drawn else None
+        self.handwriting = Handwriting(augment)
+        self.datasets: dict[str, BatchTensorDataset] = {}
 
     @property
     def num_features(self) -> int:
@@ -91,6 +114,14 @@ class DigitsDataModule(L.LightningDataModule):
     def test_set(self) -> BatchTensorDataset | None:
         return self.datasets.get("test")
 
+    @property
+    def drawn_val_set(self) -> BatchTensorDataset | None:
+        return self.datasets.get("drawn_val")
+
+    @property
+    def drawn_test_set(self) -> BatchTensorDataset | None:
+        return self.datasets.get("drawn_test")
+
     def setup(self, stage: str | None = None) -> None:
         """The splits the stage uses, as tensors on the training device, once each.
 
@@ -104,9 +135,18 @@ class DigitsDataModule(L.LightningDataModule):
             if split in self.datasets:
                 continue
             features, labels = self.splits.arrays(split)
-            self.datasets[split] = BatchTensorDataset(
-                torch.from_numpy(features).to(device), torch.from_numpy(labels).to(device)
-            )
+            if split == "train":
+                features = np.concatenate([features] * self.hparams.dataset_repeats)
+                labels = np.concatenate([labels] * self.hparams.dataset_repeats)
+            if self.drawn is not None:
+                drawn_pixels, drawn_labels = self.drawn.arrays(split)
+                drawn_features = self.splits.scaling(drawn_pixels)
+                if split == "train":
+                    features = np.concatenate([features, drawn_features])
+                    labels = np.concatenate([labels, drawn_labels])
+                else:
+                    self.datasets[f"drawn_{split}"] = _tensors(drawn_features, drawn_labels, device)
+            self.datasets[split] = _tensors(features, labels, device)
 
     def train_dataloader(self) -> DataLoader:
         # The order depends on --seed_everything (torch's initial seed, which it sets)
@@ -114,26 +154,53 @@ class DigitsDataModule(L.LightningDataModule):
         dataset = self._dataset("train")
         return self._loader(dataset, EpochShuffleSampler(len(dataset), torch.initial_seed()))
 
-    def val_dataloader(self) -> DataLoader:
-        return self._evaluation_loader("val")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The data set's validation images, and with ``drawn`` the drawn ones second."""
+        return self._evaluation_loaders("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._evaluation_loader("test")
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._evaluation_loaders("test")
 
     def predict_dataloader(self) -> DataLoader:
         return self._evaluation_loader("test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Shift training images, on the device, a batch at a time."""
-        if self.hparams.shift == 0 or self.trainer is None or not self.trainer.training:
+        """Deform and shift training images, on the device, a batch at a time.
+
+        Seeded by the run's seed and the step, so that a resumed run sees the same
+        images as the original at every step.
+        """
+        augment, shift = self.hparams.augment, self.hparams.shift
+        if (augment == 0 and shift == 0) or self.trainer is None or not self.trainer.training:
             return batch
         features, targets = batch
-        # Seeded by the run's seed and the step: a resumed run shifts as the original.
-        generator = torch.Generator(features.device)
-        generator.manual_seed((torch.initial_seed() * 1_000_003 + self.trainer.global_step) % 2**63)
-        return shift_images(features, self.hparams.shift, generator), targets
+        step_seed = torch.initial_seed() * 1_000_003 + self.trainer.global_step
+        if augment > 0:
+            pixels = self._unscaled(features)
+            # kornia draws from torch's global generator: seed it for this step alone.
+            device = features.device
+            with torch.random.fork_rng(
+                [device] if device.type != "cpu" else [], device_type=device.type
+            ):
+                torch.manual_seed((step_seed + AUGMENT_STREAM) % 2**63)
+                pixels = self.handwriting.to(device)(pixels)
+            features = self._scaled(pixels)
+        if shift > 0:
+            generator = torch.Generator(features.device)
+            generator.manual_seed(step_seed % 2**63)
+            features = shift_images(features, shift, generator)
+        return features, targets
 
-    def _dataset(self, split: Split) -> BatchTensorDataset:
+    def _unscaled(self, features: torch.Tensor) -> torch.Tensor:
+        """The network's inputs back in load_digits' 0..16, where ink means something."""
+        scaling = self.splits.scaling
+        return features * _on(scaling.std, features) + _on(scaling.mean, features)
+
+    def _scaled(self, pixels: torch.Tensor) -> torch.Tensor:
+        scaling = self.splits.scaling
+        return (pixels - _on(scaling.mean, pixels)) / _on(scaling.std, pixels)
+
+    def _dataset(self, split: str) -> BatchTensorDataset:
         if split not in self.datasets:
             raise RuntimeError("call setup() before asking for a dataloader")
         return self.datasets[split]
@@ -149,7 +216,12 @@ class DigitsDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
         )
 
-    def _evaluation_loader(self, split: Split) -> DataLoader:
+    def _evaluation_loaders(self, split: Split) -> DataLoader | list[DataLoader]:
+        if self.drawn is None:
+            return self._evaluation_loader(split)
+        return [self._evaluation_loader(split), self._evaluation_loader(f"drawn_{split}")]
+
+    def _evaluation_loader(self, split: str) -> DataLoader:
         """Under DDP, each process evaluates its own share of the images, each image once.
 
         Lightning's default DistributedSampler repeats images to even out the shares
@@ -165,3 +237,14 @@ class DigitsDataModule(L.LightningDataModule):
                 dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
             )
         return self._loader(dataset, sampler)
+
+
+def _tensors(features: np.ndarray, labels: np.ndarray, device: torch.device) -> BatchTensorDataset:
+    return BatchTensorDataset(
+        torch.from_numpy(np.ascontiguousarray(features)).to(device),
+        torch.from_numpy(np.ascontiguousarray(labels)).to(device),
+    )
+
+
+def _on(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device)

@@ -106,24 +106,9 @@ class DigitsSplits:
             ) from None
 
     def _split(self) -> dict[Split, np.ndarray]:
-        from sklearn.model_selection import StratifiedKFold, train_test_split
-
-        labels = load()[1]
-        rest, test = train_test_split(
-            np.arange(len(labels)),
-            test_size=self.test_size,
-            stratify=labels,
-            random_state=self.split_seed,
+        return stratified_split(
+            load()[1], self.test_size, self.val_size, self.split_seed, self.folds, self.fold
         )
-        if self.folds is None:
-            train, val = train_test_split(
-                rest, test_size=self.val_size, stratify=labels[rest], random_state=self.split_seed
-            )
-        else:
-            cut = StratifiedKFold(self.folds, shuffle=True, random_state=self.split_seed)
-            train_rows, val_rows = list(cut.split(rest, labels[rest]))[self.fold]
-            train, val = rest[train_rows], rest[val_rows]
-        return {"train": train, "val": val, "test": test}
 
     @functools.cached_property
     def scaling(self) -> Scaling:
@@ -137,3 +122,33 @@ class DigitsSplits:
         images, labels = load()
         rows = self.indices[split]
         return (self.scaling(images[rows]) if scaled else images[rows]), labels[rows]
+
+
+def stratified_split(
+    labels: np.ndarray,
+    test_size: float,
+    val_size: float,
+    seed: int,
+    folds: int | None = None,
+    fold: int = 0,
+) -> dict[Split, np.ndarray]:
+    """Row numbers of each split, every label in each split in its overall proportion.
+
+    The test split is drawn first and depends only on ``test_size`` and ``seed``; the
+    rest is cut into training and validation, or, with ``folds``, into that many folds
+    of which fold ``fold`` validates.
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    rest, test = train_test_split(
+        np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=seed
+    )
+    if folds is None:
+        train, val = train_test_split(
+            rest, test_size=val_size, stratify=labels[rest], random_state=seed
+        )
+    else:
+        cut = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        train_rows, val_rows = list(cut.split(rest, labels[rest]))[fold]
+        train, val = rest[train_rows], rest[val_rows]
+    return {"train": train, "val": val, "test": test}

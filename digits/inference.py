@@ -9,7 +9,7 @@ Lightning nor torchmetrics is imported.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ class TrainedNetwork:
 
     network: nn.Module
     scaling: Scaling
+    data_settings: dict[str, Any] = field(default_factory=dict)  # the data module's, as trained
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 64) pixels in load_digits' 0..16 -> (N, 10) class probabilities."""
@@ -53,5 +54,6 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
         first = str(error).splitlines()[1:2] or [str(error)]
         raise ValueError(f"{ckpt_path} does not fit its network: {first[0].strip()}") from None
     # Standard scaling is fitted on the training split: the split settings matter too.
-    splits = DigitsSplits.from_settings(checkpoint.get("datamodule_hyper_parameters") or {})
-    return TrainedNetwork(network.eval(), splits.scaling)
+    data_settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    splits = DigitsSplits.from_settings(data_settings)
+    return TrainedNetwork(network.eval(), splits.scaling, data_settings)

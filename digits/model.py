@@ -21,6 +21,7 @@ from digits.errors import NonFiniteLossError
 from digits.networks import MLP, NetworkFactory, as_factory, describe
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+DRAWN = 1  # the dataloader of drawn digits, after the data set's own (data.drawn)
 
 
 def accuracy(num_classes: int) -> MulticlassAccuracy:
@@ -77,6 +78,11 @@ class DigitsClassifier(L.LightningModule):
         self.val_loss = MeanMetric(nan_strategy="disable")
         self.test_loss = MeanMetric(nan_strategy="disable")
         self.val_acc_best = MaxMetric(nan_strategy="disable")
+        # Drawn digits (data.drawn): validated and tested apart, as a second dataloader.
+        self.val_drawn_acc = accuracy(num_classes)
+        self.test_drawn_acc = accuracy(num_classes)
+        self.val_drawn_loss = MeanMetric(nan_strategy="disable")
+        self.test_drawn_loss = MeanMetric(nan_strategy="disable")
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.network(features)
@@ -97,11 +103,17 @@ class DigitsClassifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, self.train_loss, self.train_acc)
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._shared_step(batch, self.val_loss, self.val_acc)
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if dataloader_idx == DRAWN:
+            self._shared_step(batch, self.val_drawn_loss, self.val_drawn_acc)
+        else:
+            self._shared_step(batch, self.val_loss, self.val_acc)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._shared_step(batch, self.test_loss, self.test_acc)
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if dataloader_idx == DRAWN:
+            self._shared_step(batch, self.test_drawn_loss, self.test_drawn_acc)
+        else:
+            self._shared_step(batch, self.test_loss, self.test_acc)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         features = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -132,10 +144,16 @@ class DigitsClassifier(L.LightningModule):
         # A tensor, not the metric object, which Lightning would reset every epoch. Its
         # value is the same in every process; sync_dist says so to Lightning under DDP.
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+        if self.val_drawn_acc.update_called:
+            self.log("val/drawn_loss", self.val_drawn_loss)
+            self.log("val/drawn_acc", self.val_drawn_acc, prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self.test_loss)
         self.log("test/acc", self.test_acc)
+        if self.test_drawn_acc.update_called:
+            self.log("test/drawn_loss", self.test_drawn_loss)
+            self.log("test/drawn_acc", self.test_drawn_acc)
 
     def configure_optimizers(self) -> Any:
         # fused=True: one kernel for the whole update instead of several per parameter,

@@ -21,14 +21,56 @@ if TYPE_CHECKING:
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # a drawing is far smaller; a larger one is refused, not decoded
 
+# How optdigits (load_digits) was made: each digit a BITMAP_SIDE x BITMAP_SIDE binary
+# bitmap, its "on" pixels counted in BLOCK x BLOCK blocks. docs/preprocess.md has the
+# statistics these reproduce; tests/test_preprocess.py checks them against the data set.
+BITMAP_SIDE = 32
+BLOCK = 4
+DATASET_INK = 313  # the median number of "on" pixels per bitmap in load_digits
+MARGIN = 2  # bitmap pixels left free around the digit while its strokes are thickened
+FINE = 2  # strokes are thickened or thinned on a bitmap this many times finer
+INK_ROUNDS = 3  # refits until the ink is within INK_TOLERANCE of DATASET_INK
+INK_TOLERANCE = 0.03
+
 
 def image_to_digit(image: Image) -> np.ndarray:
     """An image of any size as one (64,) row in load_digits' 0..16 format.
 
-    Made to look like the data set: transparent parts count as white paper, grayscale,
-    inverted when the background is light (the data set has bright ink on black),
-    cropped to the ink, padded square and centred, shrunk to 8x8 by averaging, and
-    rescaled so that the darkest ink is 16.
+    Made the way the data set was made, so that a drawing looks like its digits: the
+    ink is cropped and scaled to the bitmap's full height, its proportions kept (the
+    width varies, as in the data set); its strokes are thickened or thinned evenly
+    until the bitmap holds the data set's amount of ink, whatever the pen; the 32x32
+    bitmap is then counted in 4x4 blocks. A pen twice as wide, or a digit half as
+    large, gives nearly the same 64 numbers.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    fine_side, inner = BITMAP_SIDE * FINE, (BITMAP_SIDE - 2 * MARGIN) * FINE
+    coverage = fit_to_height(crop_to_ink(ink_coverage(image)), inner, fine_side)
+    inked = coverage > 0.5
+    # Signed distance to the strokes' edge, negative inside: the pixels nearest the
+    # strokes' middle come first, so taking the first N thickens or thins every stroke
+    # by the same amount. The ink's density breaks ties between equal distances.
+    distance = distance_transform_edt(~inked) - distance_transform_edt(inked) - 0.01 * coverage
+    order = np.argsort(distance.ravel(), kind="stable")
+    wanted = round(DATASET_INK * (inner / BITMAP_SIDE) ** 2)
+    for _ in range(INK_ROUNDS):
+        fine = np.zeros(fine_side * fine_side, dtype=np.float32)
+        fine[order[:wanted]] = 1.0
+        bitmap = fit_to_height(crop_to_ink(fine.reshape(fine_side, fine_side)), BITMAP_SIDE)
+        bitmap = (bitmap > 0.5).astype(np.float32)
+        ink_on = int(bitmap.sum())
+        if abs(ink_on - DATASET_INK) <= INK_TOLERANCE * DATASET_INK:
+            break
+        wanted = max(1, round(wanted * DATASET_INK / max(ink_on, 1)))
+    blocks = BITMAP_SIDE // BLOCK
+    return bitmap.reshape(blocks, BLOCK, blocks, BLOCK).sum(axis=(1, 3)).reshape(NUM_PIXELS)
+
+
+def ink_coverage(image: Image) -> np.ndarray:
+    """How much ink each pixel holds, 0..1, bright ink on black as in the data set.
+
+    Transparent parts count as white paper; a light background is inverted.
     """
     from PIL import Image as PILImage
 
@@ -36,21 +78,40 @@ def image_to_digit(image: Image) -> np.ndarray:
         paper = PILImage.new("RGBA", image.size, "white")
         image = PILImage.alpha_composite(paper, image.convert("RGBA"))
     gray = np.asarray(image.convert("L"), dtype=np.float32)
-    if np.median(gray) > 127:
+    if np.median(gray[::4, ::4]) > 127:  # every 16th pixel tells the paper from the ink
         gray = 255.0 - gray
-    ink = np.argwhere(gray > 0.25 * gray.max()) if gray.max() > 0 else np.empty((0, 2))
-    if len(ink) == 0:
+    if gray.max() <= 0:
         raise ValueError("no ink found: the image is blank")
-    (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0) + 1
-    gray = gray[top:bottom, left:right]
-    # Square and centred, the ink touching the longer sides, as in the data set.
-    side = max(gray.shape)
-    square = np.zeros((side, side), dtype=np.float32)
-    y, x = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
-    square[y : y + gray.shape[0], x : x + gray.shape[1]] = gray
-    small = PILImage.fromarray(square).resize((8, 8), PILImage.Resampling.BOX)
-    pixels = np.asarray(small, dtype=np.float32)
-    return (pixels * (MAX_PIXEL / pixels.max())).reshape(NUM_PIXELS)
+    return gray / gray.max()
+
+
+def crop_to_ink(ink: np.ndarray, level: float = 0.25) -> np.ndarray:
+    """The smallest rectangle holding every pixel with more than ``level`` of ink."""
+    inked = ink > level
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    if len(rows) == 0:
+        raise ValueError("no ink found: the image is blank")
+    return ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def fit_to_height(ink: np.ndarray, height: int, side: int = BITMAP_SIDE) -> np.ndarray:
+    """``ink`` scaled to ``height`` rows, its proportions kept, centred in a square.
+
+    A digit wider than tall is scaled to the square's width instead.
+    """
+    from PIL import Image as PILImage
+
+    rows, columns = ink.shape
+    new_rows, new_columns = height, max(1, round(columns * height / rows))
+    if new_columns > side:
+        new_rows, new_columns = max(1, round(rows * side / columns)), side
+    scaled = PILImage.fromarray(ink.astype(np.float32), mode="F").resize(
+        (new_columns, new_rows), PILImage.Resampling.BOX
+    )
+    bitmap = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - new_rows) // 2, (side - new_columns) // 2
+    bitmap[top : top + new_rows, left : left + new_columns] = np.asarray(scaled)
+    return bitmap
 
 
 def open_image(data: bytes) -> Image:

@@ -28,6 +28,9 @@ from digits.dataset import SPLIT_SETTINGS
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
 
+# The data settings a checkpoint brings: which images each split holds, and their scaling.
+ADOPTED_DATA_SETTINGS = (*SPLIT_SETTINGS, "drawn")
+
 
 def read_and_adopt(config: Namespace, defaults: Namespace) -> dict[str, Any] | None:
     """The checkpoint in ``config.ckpt_path`` (if any), its settings adopted into ``config``.
@@ -51,7 +54,7 @@ def adopt_checkpoint_settings(
         "data": {
             key: value
             for key, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items()
-            if key in SPLIT_SETTINGS
+            if key in ADOPTED_DATA_SETTINGS
         },
     }
     conflicts = []

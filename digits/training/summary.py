@@ -18,6 +18,7 @@ class FitSummary:
     checkpoint: str | None
     log_dir: str | None
     tensorboard_logdir: str | None
+    test_drawn_acc: float | None = None  # with data.drawn: the drawn test digits
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
@@ -25,6 +26,11 @@ class FitSummary:
         lines = [
             f"best val/acc  {best}",
             f"test/acc      {self.test_acc:.4f}  ({tested})",
+            *(
+                [f"test/drawn   {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
+                if self.test_drawn_acc is not None
+                else []
+            ),
             f"checkpoint    {self.checkpoint or 'none saved'}",
             f"logs          {self.log_dir or 'none written'}",
         ]
@@ -43,7 +49,9 @@ def evaluate_best_and_summarize(
     """
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+    results = {}
+    for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
+        results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
@@ -53,6 +61,7 @@ def evaluate_best_and_summarize(
         checkpoint=best_path or None,
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
+        test_drawn_acc=results.get("test/drawn_acc"),
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))

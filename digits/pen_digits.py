@@ -1,0 +1,208 @@
+"""Digits written with a pen by other people, drawn the way the page draws them.
+
+``load_digits`` holds 13 writers' digits, scanned from forms. A model that learns only
+those reads their handwriting and few others': people who draw on the page write
+uncrossed sevens, ones with and without a flag, open fours. The project carries UCI's
+pen-based digits (30 writers; ``digits/pendigits/README.md`` has the source and the
+licence) to measure that, and to train on it.
+
+Each pen digit is 8 points along the pen's path (y up, both sides scaled to 0..100).
+``draw`` puts it on a canvas as the page does: 280x280, white, a round black pen, the
+points joined by straight strokes. ``hands`` decides how big, where and with how wide a
+pen each digit is drawn, the way people differ at the page; ``DrawnSplits`` cuts the
+rows into training, validation and test rows and makes each into the data set's 64
+pixels through ``digits.preprocess``, exactly as a drawing sent to the server is.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digits.dataset import Split, stratified_split
+from digits.preprocess import image_to_digit
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+CANVAS_SIDE = 280  # the page's canvas, in its own pixels
+PAGE_PEN = 28  # the page's pen width
+POINTS = 8  # per digit, along the pen's path
+COORDINATE_MAX = 100  # each side of a pen digit runs from 0 to this
+# How people differ at the page (canvas pixels): how tall they draw a digit and how
+# wide a pen they use; ``hands`` draws each from these ranges.
+HEIGHTS = (120.0, 240.0)
+PENS = (18.0, 38.0)
+DRAWING_SEED = 0  # one fixed hand per row, so every model is measured on the same drawings
+
+
+@functools.cache
+def read_pen_digits(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each digit's 8 points, shape (N, 8, 2), and its label; the project's copy by default.
+
+    A file of the same format (UCI's 16 coordinates and the digit per row, with or
+    without a header) may be given instead, such as the writers of UCI's test part.
+    """
+    source = files("digits").joinpath("pendigits/pendigits-train.csv") if path is None else path
+    try:
+        text = source.read_text() if path is None else open(path).read()  # noqa: SIM115
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and not lines[0].lstrip()[:1].isdigit():
+        lines = lines[1:]  # the header
+    try:
+        table = np.array([[int(value) for value in line.split(",")] for line in lines])
+    except ValueError:
+        raise ValueError(f"{path or source}: expected rows of 17 whole numbers") from None
+    if table.ndim != 2 or table.shape[1] != 2 * POINTS + 1 or len(table) == 0:
+        raise ValueError(f"{path or source}: expected rows of 16 coordinates and a digit")
+    labels = table[:, -1]
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path or source}: the last column must be a digit 0..9")
+    points = table[:, :-1].reshape(-1, POINTS, 2).astype(np.float32)
+    points.flags.writeable = labels.flags.writeable = False  # shared by every caller
+    return points, labels.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Hand:
+    """How one digit is drawn on the page: its height, its centre and the pen's width."""
+
+    height: float = 200.0
+    centre_x: float = CANVAS_SIDE / 2
+    centre_y: float = CANVAS_SIDE / 2
+    pen: float = PAGE_PEN
+
+
+def hands(count: int, seed: int = DRAWING_SEED) -> list[Hand]:
+    """``count`` hands as people differ: size and pen width, anywhere on the canvas."""
+    generator = np.random.default_rng(seed)
+    heights = generator.uniform(*HEIGHTS, count)
+    pens = generator.uniform(*PENS, count)
+    room = (CANVAS_SIDE - heights - pens) / 2  # how far the centre may move, still on the canvas
+    offsets = generator.uniform(-1, 1, (2, count)) * room
+    centre = CANVAS_SIDE / 2
+    return [
+        Hand(float(height), float(centre + dx), float(centre + dy), float(pen))
+        for height, dx, dy, pen in zip(heights, offsets[0], offsets[1], pens, strict=True)
+    ]
+
+
+def page_path(points: np.ndarray, hand: Hand = Hand()) -> np.ndarray:
+    """The digit's points in canvas pixels (y down), as a hand at the page would move."""
+    unit = np.asarray(points, dtype=np.float64) / COORDINATE_MAX - 0.5  # -0.5..0.5, y up
+    return np.column_stack(
+        (hand.centre_x + unit[:, 0] * hand.height, hand.centre_y - unit[:, 1] * hand.height)
+    )
+
+
+def draw(points: np.ndarray, hand: Hand = Hand()) -> Image:
+    """The digit drawn on a white canvas, one stroke through its points with a round pen."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    canvas = PILImage.new("L", (CANVAS_SIDE, CANVAS_SIDE), 255)
+    pen = ImageDraw.Draw(canvas)
+    path = [tuple(point) for point in page_path(points, hand)]
+    pen.line(path, fill=0, width=round(hand.pen), joint="curve")
+    radius = hand.pen / 2
+    for x, y in (path[0], path[-1]):  # the round caps at both ends
+        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
+    return canvas
+
+
+def drawn_pixels(points: np.ndarray, hand_list: list[Hand]) -> np.ndarray:
+    """Each digit drawn with its hand and read as the server reads a drawing: (N, 64) in 0..16."""
+    if len(points) == 0:
+        return np.zeros((0, 64), dtype=np.float32)
+    pixels = [
+        image_to_digit(draw(digit, hand)) for digit, hand in zip(points, hand_list, strict=True)
+    ]
+    return np.stack(pixels).astype(np.float32)
+
+
+class DrawnSplits:
+    """The pen digits cut into training, validation and test rows, drawn and read.
+
+    Stratified by label with the data set's own fractions and seed, so that a run's
+    ``split_seed`` decides both splits. Each row is always drawn with the same hand
+    (``hands(N, DRAWING_SEED)``), so that every model is measured on the same drawings.
+    """
+
+    def __init__(self, test_size: float = 0.25, val_size: float = 0.1, split_seed: int = 0) -> None:
+        self.test_size, self.val_size, self.split_seed = test_size, val_size, split_seed
+
+    @functools.cached_property
+    def indices(self) -> dict[Split, np.ndarray]:
+        labels = read_pen_digits()[1]
+        return stratified_split(labels, self.test_size, self.val_size, self.split_seed)
+
+    def arrays(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        """A split's drawings as (N, 64) pixels in 0..16, and their labels."""
+        return drawn_rows(tuple(self.indices[split].tolist()))
+
+
+@functools.cache
+def drawn_rows(rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The project's pen digits at ``rows``, drawn with their own hands and read.
+
+    Drawing and reading thousands of digits takes seconds, so the result is kept in
+    memory for the process and on disk (``cache_folder()``) for the next run. The file's
+    name holds a hash of everything the pixels depend on: the rows, the pen digits and
+    the code that draws and reads them, so a changed drawing is never read stale.
+    """
+    points, labels = read_pen_digits()
+    chosen = np.asarray(rows, dtype=np.int64)
+    cached = cache_folder() / f"drawn-{_fingerprint(chosen)}.npy"
+    try:
+        pixels = np.load(cached, allow_pickle=False)
+    except (OSError, ValueError):
+        every_hand = hands(len(labels))
+        pixels = drawn_pixels(points[chosen], [every_hand[row] for row in rows])
+        _save_quietly(pixels, cached)
+    pixels.flags.writeable = False
+    return pixels, labels[chosen]
+
+
+def cache_folder() -> Path:
+    """``$DIGITS_CACHE``, or ``digits`` in the user's cache folder (``~/.cache``)."""
+    if "DIGITS_CACHE" in os.environ:
+        return Path(os.environ["DIGITS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digits"
+
+
+def _fingerprint(rows: np.ndarray) -> str:
+    from digits import preprocess
+
+    digest = hashlib.sha256(rows.tobytes())
+    digest.update(files("digits").joinpath("pendigits/pendigits-train.csv").read_bytes())
+    for module in (preprocess, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _save_quietly(pixels: np.ndarray, path: Path) -> None:
+    """Written to a temporary file and renamed, so that a reader never sees half a file.
+
+    A cache that cannot be written (a read-only home) only costs the next run the time.
+    """
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy")
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, pixels, allow_pickle=False)
+        os.replace(temporary, path)
+    except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
