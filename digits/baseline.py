@@ -2,12 +2,15 @@
 
 Each scikit-learn model is trained on the training split that a Lightning run with the
 same data settings trains on (same ``split_seed``, same scaling) and scored on its test
-split, so its number stands beside that run's ``test/acc``.
+split, so its number stands beside that run's ``test/acc``. With ``--drawn``, as a run
+with ``--data.drawn true``, the drawn training digits join the training split and the
+drawn test digits are scored apart (``test/drawn_acc``'s twin).
 
 Usage::
 
     python -m digits.baseline
     python -m digits.baseline --models '[random_forest, svc]' --data.split_seed 3
+    python -m digits.baseline --models '[svc]' --drawn
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from jsonargparse import ArgumentParser
 
 from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
+from digits.pen_digits import DrawnSplits
 
 Model = Literal["random_forest", "svc", "knn", "logistic_regression"]
 ModelFactory = Callable[[int], Any]
@@ -48,27 +53,45 @@ class BaselineResult:
     model: str
     test_acc: float
     fit_seconds: float
+    drawn_test_acc: float | None = None  # with drawn digits: their test rows
 
 
 def run_baselines(
-    splits: DigitsSplits, models: dict[str, ModelFactory], seed: int = 0
+    splits: DigitsSplits,
+    models: dict[str, ModelFactory],
+    seed: int = 0,
+    drawn: DrawnSplits | None = None,
 ) -> list[BaselineResult]:
-    """Fit each model on the train split, score it on the test split."""
+    """Fit each model on the train split (and the drawn one), score it on the test split(s)."""
     train_x, train_y = splits.arrays("train")
     test_x, test_y = splits.arrays("test")
+    if drawn is not None:
+        drawn_x, drawn_y = drawn.arrays("train")
+        train_x = np.concatenate([train_x, splits.scaling(drawn_x)])
+        train_y = np.concatenate([train_y, drawn_y])
+        drawn_test_x, drawn_test_y = drawn.arrays("test")
+        drawn_test_x = splits.scaling(drawn_test_x)
     results = []
     for name, factory in models.items():
         model = factory(seed)
         started = time.perf_counter()
         model.fit(train_x, train_y)
         seconds = time.perf_counter() - started
-        results.append(BaselineResult(name, float(model.score(test_x, test_y)), seconds))
+        drawn_score = None if drawn is None else float(model.score(drawn_test_x, drawn_test_y))
+        results.append(
+            BaselineResult(name, float(model.score(test_x, test_y)), seconds, drawn_score)
+        )
     return results
 
 
 def table(results: Sequence[BaselineResult]) -> str:
-    lines = [f"{'model':22}{'test acc':>10}{'fit s':>8}"]
-    lines += [f"{r.model:22}{r.test_acc:>10.4f}{r.fit_seconds:>8.2f}" for r in results]
+    drawn = any(r.drawn_test_acc is not None for r in results)
+    lines = [
+        f"{'model':22}{'test acc':>10}" + (f"{'drawn acc':>11}" if drawn else "") + f"{'fit s':>8}"
+    ]
+    for r in results:
+        drawn_column = f"{r.drawn_test_acc:>11.4f}" if r.drawn_test_acc is not None else ""
+        lines.append(f"{r.model:22}{r.test_acc:>10.4f}{drawn_column}{r.fit_seconds:>8.2f}")
     return "\n".join(lines)
 
 
@@ -81,6 +104,11 @@ def parser() -> ArgumentParser:
         help="Which models to train (default: all).",
     )
     parser.add_class_arguments(DigitsSplits, "data")
+    parser.add_argument(
+        "--drawn",
+        action="store_true",
+        help="Train on the drawn digits too and score the drawn test digits (as --data.drawn).",
+    )
     return parser
 
 
@@ -89,12 +117,18 @@ def main(args: list[str] | None = None) -> list[BaselineResult]:
         config = parser().parse_args(args)
         splits = DigitsSplits(**config.data.as_dict())
         sizes = {split: len(rows) for split, rows in splits.indices.items()}
-    factories = baseline_models()
-    results = run_baselines(splits, {name: factories[name] for name in config.models})
     data = config.data
+    drawn = DrawnSplits(data.test_size, data.val_size, data.split_seed) if config.drawn else None
+    factories = baseline_models()
+    chosen = {name: factories[name] for name in config.models}
+    results = run_baselines(splits, chosen, drawn=drawn)
+    extra = ""
+    if drawn is not None:
+        drawn_sizes = {split: len(rows) for split, rows in drawn.indices.items()}
+        extra = f" and {drawn_sizes['train']} drawn, tested on {drawn_sizes['test']} drawn apart"
     print(
         f"split_seed {data.split_seed}, scale {data.scale}: trained on "
-        f"{sizes['train']} images, tested on {sizes['test']}"
+        f"{sizes['train']} images{extra}, tested on {sizes['test']}"
     )
     print(table(results))
     return results

@@ -27,6 +27,7 @@ from digits.baseline import Model, baseline_models, run_baselines
 from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
 from digits.fit import main as fit_main
+from digits.pen_digits import DrawnSplits
 
 QUIET_FIT = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -50,6 +51,7 @@ class Score:
     model: str
     test_acc: float
     fit_seconds: float
+    drawn_test_acc: float | None = None  # for a run with drawn digits
 
 
 def network_name(configs: Sequence[str]) -> str:
@@ -72,27 +74,38 @@ def compare(
         args = [*config_args, *QUIET_FIT, *fit_args, "--data.split_seed", str(seed)]
         started = time.perf_counter()
         summary = fit_main(args)
-        scores.append(Score(seed, name, summary.test_acc, time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        scores.append(Score(seed, name, summary.test_acc, seconds, summary.test_drawn_acc))
         # The baselines see the data exactly as this run did (its saved config).
         data = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())["data"]
         splits = DigitsSplits.from_settings(data)
-        for result in run_baselines(splits, chosen, seed=seed):
-            scores.append(Score(seed, result.model, result.test_acc, result.fit_seconds))
+        drawn = DrawnSplits(data["test_size"], data["val_size"], seed) if data["drawn"] else None
+        for result in run_baselines(splits, chosen, seed=seed, drawn=drawn):
+            scores.append(
+                Score(
+                    seed, result.model, result.test_acc, result.fit_seconds, result.drawn_test_acc
+                )
+            )
     return scores
 
 
 def summary_table(scores: Sequence[Score]) -> str:
     models = list(dict.fromkeys(score.model for score in scores))
     seeds = sorted({score.split_seed for score in scores})
+    drawn = all(score.drawn_test_acc is not None for score in scores)
     lines = [
         f"{'model':28}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}  (test acc, {len(seeds)} splits)"
+        + ("   drawn: mean, min" if drawn else "")
     ]
     for model in models:
         accs = [score.test_acc for score in scores if score.model == model]
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        lines.append(
-            f"{model:28}{statistics.mean(accs):>8.4f}{spread:>8.4f}{min(accs):>8.4f}{max(accs):>8.4f}"
-        )
+        line = f"{model:28}{statistics.mean(accs):>8.4f}{spread:>8.4f}"
+        line += f"{min(accs):>8.4f}{max(accs):>8.4f}"
+        if drawn:
+            drawn_accs = [score.drawn_test_acc for score in scores if score.model == model]
+            line += f"{statistics.mean(drawn_accs):>16.4f}{min(drawn_accs):>8.4f}"
+        lines.append(line)
     network = models[0]
     by_seed = {(score.split_seed, score.model): score.test_acc for score in scores}
     for model in models[1:]:
@@ -109,10 +122,17 @@ def write_csv(scores: Sequence[Score], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["split_seed", "model", "test_acc", "fit_seconds"])
+        writer.writerow(["split_seed", "model", "test_acc", "fit_seconds", "drawn_test_acc"])
         for score in scores:
+            drawn = "" if score.drawn_test_acc is None else f"{score.drawn_test_acc:.6f}"
             writer.writerow(
-                [score.split_seed, score.model, f"{score.test_acc:.6f}", f"{score.fit_seconds:.3f}"]
+                [
+                    score.split_seed,
+                    score.model,
+                    f"{score.test_acc:.6f}",
+                    f"{score.fit_seconds:.3f}",
+                    drawn,
+                ]
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,15 @@ from digits.fit import FitSummary
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drawn_digits_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The drawn digits are drawn once per test session, not into the user's own cache."""
+    folder = tmp_path_factory.mktemp("digits_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITS_CACHE", str(folder))  # subprocesses inherit it too
+        yield folder
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +82,21 @@ def trained_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / fit_in(folder, *STANDARD_ARGS).checkpoint
 
 
+# A small network that has seen drawn digits: quick, and reads the page's drawings.
+DRAWN_ARGS = (
+    *("--data.drawn", "true", "--data.dataset_repeats", "2", "--data.scale", "unit"),
+    *("--model.network.hidden_sizes", "[256]", "--model.lr", "0.003"),
+    *("--trainer.max_epochs", "12"),
+)
+
+
+@pytest.fixture(scope="session")
+def trained_drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of a run that trained and validated on drawn digits too."""
+    folder = tmp_path_factory.mktemp("trained_drawn")
+    return folder / fit_in(folder, *DRAWN_ARGS).checkpoint
+
+
 def split_for_testing(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
     """The test split of the checkpoint's own data settings, in load_digits' 0..16."""
     settings = torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]
@@ -94,3 +119,26 @@ def cmdline(pid: int) -> bytes:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     return b""
+
+
+# The page, in a real headless Chromium (Debian's chromium and chromium-driver).
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium and driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        *("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"),
+        *("--no-first-run", "--disable-background-networking", "--disable-component-update"),
+        *("--disable-sync", "--window-size=1100,700"),
+    ):
+        options.add_argument(flag)
+    chromium = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    yield chromium
+    chromium.quit()

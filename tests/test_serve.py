@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 from PIL import Image
 
 from digits.bench.serve import free_port
+from digits.pen_digits import CANVAS_SIDE, PAGE_PEN, DrawnSplits, hands, page_path, read_pen_digits
 from digits.predict import main as predict
 from tests.conftest import children, cmdline, split_for_testing
 
@@ -229,26 +231,6 @@ def test_batched_requests_each_get_their_own_answer(trained_standard: Path):
 # The page, in a real headless Chromium ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
-        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium and driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        *("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"),
-        *("--no-first-run", "--disable-background-networking", "--disable-component-update"),
-        *("--disable-sync", "--window-size=1100,700"),
-    ):
-        options.add_argument(flag)
-    chromium = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    yield chromium
-    chromium.quit()
-
-
 def draw(browser, strokes: list[list[tuple[float, float]]]) -> None:
     """Pointer strokes on the canvas, in fractions of its size."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -306,6 +288,63 @@ def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
     canvas = browser.find_element(By.ID, "canvas").rect
     assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= width
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+
+
+REPLAYED_PER_DIGIT = 3  # pen digits replayed on the page, of each digit
+PAGE_FLOOR = 0.8  # a model that never saw drawn digits reads about 0.4-0.7 of them
+
+
+def replay(browser, points, hand) -> None:
+    """One pen digit drawn on the page as a hand would move: one stroke through its points."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    canvas = browser.find_element(By.ID, "canvas")
+    to_css = canvas.rect["width"] / CANVAS_SIDE  # the canvas's own pixels to the page's
+    path = [
+        (round((x - CANVAS_SIDE / 2) * to_css), round((y - CANVAS_SIDE / 2) * to_css))
+        for x, y in page_path(points, hand)
+    ]
+    actions = ActionChains(browser, duration=10)
+    actions.move_to_element_with_offset(canvas, *path[0]).click_and_hold()
+    for offset in path[1:]:
+        actions.move_to_element_with_offset(canvas, *offset)
+    actions.release().perform()
+
+
+def test_pen_digits_replayed_on_the_page_are_read_as_people_wrote_them(
+    trained_drawn: Path, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    points, labels = read_pen_digits()
+    every_hand = hands(len(labels))
+    test_rows = DrawnSplits().indices["test"]
+    chosen = [
+        row
+        for digit in range(10)
+        for row in test_rows[labels[test_rows] == digit][:REPLAYED_PER_DIGIT]
+    ]
+    server = Server(trained_drawn)
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        read = []
+        for row in chosen:
+            browser.find_element(By.ID, "clear").click()
+            # The page's own pen (28 px); the writer's size and place on the canvas.
+            replay(browser, points[row], replace(every_hand[row], pen=PAGE_PEN))
+            WebDriverWait(browser, 30).until(
+                lambda page: (
+                    page.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "read"
+                )
+            )
+            read.append(int(browser.find_element(By.ID, "prediction").text))
+    finally:
+        server.stop()
+    right = np.array(read) == labels[chosen]
+    assert len(chosen) == 10 * REPLAYED_PER_DIGIT
+    assert right.mean() >= PAGE_FLOOR, f"read {read} for {labels[chosen].tolist()}"
 
 
 def test_under_concurrent_load_no_request_is_lost(server: Server, trained_standard: Path):

@@ -5,6 +5,7 @@ Usage::
     python -m digits.bench --epochs 50 --repeats 5      # digits.fit against the tutorial's loop
     python -m digits.bench --device all --json
     python -m digits.bench --fit_args '[--config, configs/best.yaml]'   # B with more arguments
+    python -m digits.bench --versus '[--config, old.yaml]' --fit_args '[--config, new.yaml]'
     python -m digits.bench --sweep      # one sweep worker against two, trials per minute
     python -m digits.bench --serve      # the server under load, against a constant answer
 """
@@ -38,6 +39,13 @@ def parser() -> ArgumentParser:
         type=list[str],
         default=[],
         help="More digits.fit arguments for B, e.g. '[--config, configs/best.yaml]'.",
+    )
+    parser.add_argument(
+        "--versus",
+        type=list[str] | None,
+        default=None,
+        help="A is digits.fit with these arguments instead of the tutorial's loop: two "
+        "configs side by side, e.g. '[--config, old.yaml]' (compare whole processes then).",
     )
     parser.add_argument(
         "--sweep", action="store_true", help="Instead: a sweep with one worker against two."
@@ -102,8 +110,12 @@ def main(args: list[str] | None = None) -> dict[str, list[dict]]:
         for device in devices(options.device):
             pairs = []
             for repeat in range(options.repeats):
+                if options.versus is None:
+                    first = run_tutorial(options.epochs, device)
+                else:
+                    first = run_lightning(options.epochs, device, Path(log_root), options.versus)
                 pair = (
-                    run_tutorial(options.epochs, device),
+                    first,
                     run_lightning(options.epochs, device, Path(log_root), options.fit_args),
                 )
                 pairs.append(pair)
@@ -118,7 +130,7 @@ def main(args: list[str] | None = None) -> dict[str, list[dict]]:
                     )
             results[device] = [{"tutorial": asdict(a), "lightning": asdict(b)} for a, b in pairs]
             if not options.json:
-                print(table(device, pairs), flush=True)
+                print(table(device, pairs, versus=options.versus is not None), flush=True)
     if options.json:
         print(json.dumps(results, indent=2))
     return results

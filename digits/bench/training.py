@@ -7,6 +7,9 @@ Runs, alternating A B A B on the same machine:
   pseudo-terminal, so the progress bar is drawn, with validation, metrics, TensorBoard
   and checkpoints.
 
+With ``--versus ARGS``, A is ``python -m digits.fit ARGS`` instead: two configs side by
+side (a config's own ``max_epochs`` wins over ``--epochs`` when it comes after it).
+
 Each side is timed inside its own run so that start-up stays out of the per-epoch
 figures: A records the end of every epoch itself; for B the wall times of the per-epoch
 ``val/acc`` events in TensorBoard are the clock. The first epoch is left out of both
@@ -116,7 +119,7 @@ def run_lightning(epochs: int, device: str, log_root: Path, fit_args: list[str])
     )
 
 
-def table(device: str, pairs: list[tuple[Run, Run]]) -> str:
+def table(device: str, pairs: list[tuple[Run, Run]], versus: bool = False) -> str:
     tutorial = [a for a, _ in pairs]
     lightning = [b for _, b in pairs]
     epoch_ratio = [b.epoch_seconds / a.epoch_seconds for a, b in pairs]
@@ -129,7 +132,8 @@ def table(device: str, pairs: list[tuple[Run, Run]]) -> str:
     ]
     lines = [
         f"## per epoch, {device}, {len(pairs)} pairs: median (min..max)",
-        f"{'':16}{'A tutorial loop':>28}{'B digits.fit':>28}",
+        f"{'':16}{'A digits.fit --versus' if versus else 'A tutorial loop':>28}"
+        f"{'B digits.fit':>28}",
     ]
     for label, field, scale, digits in rows:
         a = spread([getattr(run, field) for run in tutorial], scale, digits)

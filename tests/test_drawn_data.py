@@ -1,0 +1,126 @@
+"""Drawn digits in training, and the augmentation: what each image of each split is.
+
+The drawn digits join the training split only; the data set's validation and test
+splits stay as they were, and the drawn validation and test digits are loaders of their
+own. Augmentation changes training batches, never an evaluation batch, and repeats
+itself from the seed.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from digits import DigitsClassifier, DigitsDataModule
+from digits.augment import Handwriting
+from digits.dataset import load
+from digits.pen_digits import DrawnSplits, read_pen_digits
+
+
+def ready(**kwargs) -> DigitsDataModule:
+    datamodule = DigitsDataModule(**kwargs)
+    datamodule.setup()
+    return datamodule
+
+
+def test_drawn_digits_join_training_and_leave_the_data_sets_evaluation_alone():
+    plain, drawn = ready(), ready(drawn=True, dataset_repeats=2)
+    drawn_splits = DrawnSplits()
+    train_rows = len(drawn_splits.indices["train"])
+    assert len(drawn.train_set) == 2 * len(plain.train_set) + train_rows
+    for split in ("val_set", "test_set"):
+        assert torch.equal(getattr(drawn, split).features, getattr(plain, split).features)
+    assert len(drawn.drawn_val_set) == len(drawn_splits.indices["val"])
+    assert len(drawn.drawn_test_set) == len(drawn_splits.indices["test"])
+    assert len(drawn.val_dataloader()) == 2 and len(drawn.test_dataloader()) == 2
+    assert not isinstance(plain.val_dataloader(), list)
+
+
+def test_drawn_rows_are_split_disjoint_stratified_and_by_the_split_seed():
+    labels = read_pen_digits()[1]
+    indices = DrawnSplits().indices
+    rows = np.concatenate(list(indices.values()))
+    assert len(rows) == len(set(rows.tolist())) == len(labels)
+    for part in indices.values():
+        shares = np.bincount(labels[part], minlength=10) / len(part)
+        np.testing.assert_allclose(shares, np.bincount(labels) / len(labels), atol=0.01)
+    assert not np.array_equal(DrawnSplits(split_seed=1).indices["test"], indices["test"])
+
+
+def test_drawn_training_images_are_scaled_as_the_data_sets():
+    datamodule = ready(drawn=True, scale="unit")
+    features = datamodule.train_set.features
+    assert features.min() >= 0 and features.max() <= 1
+    drawn_pixels, _ = datamodule.drawn.arrays("train")
+    np.testing.assert_allclose(features[-len(drawn_pixels) :].numpy(), drawn_pixels / 16)
+
+
+class Batches(L.Callback):
+    """The batches the model received, after the data module's on-device changes."""
+
+    def __init__(self) -> None:
+        self.train: list[torch.Tensor] = []
+        self.val: list[torch.Tensor] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.train.append(batch[0].clone())
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.val.append(batch[0].clone())
+
+
+def batches_seen(seed: int, **data) -> Batches:
+    L.seed_everything(seed, verbose=False)
+    batches = Batches()
+    trainer = L.Trainer(
+        max_steps=3,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+        val_check_interval=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[batches],
+    )
+    trainer.fit(DigitsClassifier(), datamodule=DigitsDataModule(**data))
+    return batches
+
+
+def test_augmentation_changes_training_images_only_and_repeats_from_the_seed():
+    plain = batches_seen(0)
+    augmented = batches_seen(0, augment=1.0)
+    again = batches_seen(0, augment=1.0)
+    other_seed = batches_seen(1, augment=1.0)
+    assert len(augmented.train) == 3 and len(augmented.val) == 2
+    for before, after in zip(plain.train, augmented.train, strict=True):
+        changed = (before != after).any(dim=1)
+        assert changed.float().mean() > 0.9  # (nearly) every image, each its own way
+    for before, after in zip(plain.val, augmented.val, strict=True):
+        assert torch.equal(before, after)
+    for first, second in zip(augmented.train, again.train, strict=True):
+        assert torch.equal(first, second)
+    assert not torch.equal(augmented.train[0], other_seed.train[0])
+
+
+def test_augmented_digits_stay_digits_in_the_data_sets_format():
+    pixels = torch.from_numpy(load()[0][:256].copy())
+    torch.manual_seed(0)
+    deformed = Handwriting(1.0)(pixels)
+    assert deformed.shape == pixels.shape and deformed.dtype == pixels.dtype
+    assert deformed.min() >= 0 and deformed.max() <= 16
+    # The amount of ink stays about the same: a deformed digit, not a blot or a ghost.
+    ratio = deformed.sum(dim=1) / pixels.sum(dim=1)
+    assert 0.7 < ratio.median() < 1.3
+    assert torch.equal(Handwriting(0.0)(pixels), pixels)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"augment": -1.0}, "data.augment"), ({"dataset_repeats": 0}, "data.dataset_repeats")],
+)
+def test_bad_values_are_refused_with_their_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DigitsDataModule(**kwargs)
