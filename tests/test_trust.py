@@ -161,10 +161,11 @@ class Crash(Exception):
     """A crash in the middle of a run, right after an epoch's checkpoints were written."""
 
 
-def test_shifts_and_the_one_cycle_schedule_resume_as_if_never_stopped(
+def test_shifts_augmentation_drawn_digits_and_one_cycle_resume_as_if_never_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     args = [*QUIET, "--data.shift", "1", "--model.lr_schedule", "onecycle", "--model.lr", "0.01"]
+    args += ["--data.drawn", "true", "--data.augment", "1.0"]
     args += ["--trainer.max_epochs", "6", "--trainer.callbacks+=LearningRateMonitor"]
     uninterrupted = Path(main(args).log_dir)
 
@@ -182,7 +183,8 @@ def test_shifts_and_the_one_cycle_schedule_resume_as_if_never_stopped(
     run = run_dir(tmp_path, 1)
     resume_as_the_readme_says(run)
     assert curves(run) == curves(uninterrupted)
-    assert scalars(run, "lr-Adam") == scalars(uninterrupted, "lr-Adam")
+    for tag in ("lr-Adam", "val/drawn_acc", "val/drawn_loss", "test/drawn_acc"):
+        assert scalars(run, tag) == scalars(uninterrupted, tag)
     # The run was stopped after all: the crash left epochs 3 to 5 to the resumed run.
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 5
     assert (run / "config.resume-1.yaml").is_file()

@@ -13,18 +13,19 @@ from digits.training.tensorboard import tensorboard_logdir
 class FitSummary:
     """What a finished run leaves behind, as printed at the end."""
 
-    best_val_acc: float | None
+    best_val_acc: float | None  # the best checkpoint's score on ``monitor``
     test_acc: float
     checkpoint: str | None
     log_dir: str | None
     tensorboard_logdir: str | None
     test_drawn_acc: float | None = None  # with data.drawn: the drawn test digits
+    monitor: str = "val/acc"  # what chose the best checkpoint
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
         tested = "the best checkpoint" if self.checkpoint else "the final weights"
         lines = [
-            f"best val/acc  {best}",
+            f"{'best ' + self.monitor:<13} {best}",
             f"test/acc      {self.test_acc:.4f}  ({tested})",
             *(
                 [f"test/drawn   {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
@@ -62,6 +63,7 @@ def evaluate_best_and_summarize(
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
         test_drawn_acc=results.get("test/drawn_acc"),
+        monitor=(checkpoint.monitor if checkpoint is not None else None) or "val/acc",
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
