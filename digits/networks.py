@@ -62,7 +62,6 @@ class ConvNet(nn.Module):
         channels: int = 32,
         hidden_size: int = 128,
         dropout: float = 0.25,
-        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         side = round(num_features**0.5)
@@ -72,15 +71,10 @@ class ConvNet(nn.Module):
             raise ValueError("model.network.channels and hidden_size must be at least 1")
         check_dropout(dropout)
         self.side = side
-        def normalised(width: int) -> list[nn.Module]:
-            return [nn.BatchNorm2d(width)] if batch_norm else []
-
         self.features = nn.Sequential(
-            nn.Conv2d(1, channels, kernel_size=3, padding=1, bias=not batch_norm),
-            *normalised(channels),
+            nn.Conv2d(1, channels, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1, bias=not batch_norm),
-            *normalised(2 * channels),
+            nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
         )

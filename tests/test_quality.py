@@ -93,3 +93,6 @@ def test_augmentation_is_off_by_default_and_written_in_the_config():
     assert cli.datamodule.hparams.shift == 0
     cli = DigitsCLI(run=False, args=["--config", str(BEST), *QUIET])
     assert cli.datamodule.hparams.shift == 1 and isinstance(cli.model.network, ConvNet)
+    # The page's model learns drawn digits, and keeps the epoch that reads them best.
+    assert cli.datamodule.hparams.drawn and cli.datamodule.hparams.dataset_repeats > 1
+    assert cli.config_init.checkpoint.monitor == "val/drawn_acc"
