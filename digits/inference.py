@@ -42,7 +42,12 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
     model: dict[str, Any] = checkpoint.get("hyper_parameters") or {}
     if "network" not in model:
         raise ValueError(f"{ckpt_path} names no network: not a checkpoint of this project")
-    network = as_factory(model["network"])(model["num_features"], model["num_classes"])
+    try:
+        network = as_factory(model["network"])(model["num_features"], model["num_classes"])
+    except TypeError as error:  # arguments this version's network class does not take
+        raise ValueError(
+            f"{ckpt_path} names a network this version cannot build: {error}"
+        ) from None
     weights = {
         name.removeprefix("network."): tensor
         for name, tensor in checkpoint["state_dict"].items()
