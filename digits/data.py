@@ -12,8 +12,10 @@ from torch.utils.data import DataLoader, Sampler
 
 from digits.augment import Handwriting
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch, shift_images
+from digits.calibration import NOT_A_DIGIT
 from digits.dataset import DigitsSplits, Scale, Split, load
 from digits.pen_digits import DrawnSplits
+from digits.scribbles import TRAINING_KINDS, TRAINING_SEED, non_digit_pixels
 
 # Which splits each of Lightning's stages reads.
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
@@ -59,6 +61,10 @@ class DigitsDataModule(L.LightningDataModule):
             (slant, rotation, proportions, wobble, pen width; ``digits.augment``), at
             this strength (0 = off, 1 = the documented ranges). Validation and test
             images are never changed.
+        outliers: Outlier exposure: add this many generated non-digits (scribbles,
+            dashes, crosses, blobs drawn as the page draws; ``digits.scribbles``) to the
+            training split, labelled "not a digit", so that the model learns to be
+            unsure of what is unlike any digit.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class DigitsDataModule(L.LightningDataModule):
         drawn: bool = False,
         dataset_repeats: int = 1,
         augment: float = 0.0,
+        outliers: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -85,6 +92,8 @@ class DigitsDataModule(L.LightningDataModule):
             raise ValueError(f"data.shift must be 0 to 3 pixels, got {shift}")
         if dataset_repeats < 1:
             raise ValueError(f"data.dataset_repeats must be at least 1, got {dataset_repeats}")
+        if outliers < 0:
+            raise ValueError(f"data.outliers must be 0 or more, got {outliers}")
         self.save_hyperparameters()
         self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
         self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
@@ -146,6 +155,10 @@ class DigitsDataModule(L.LightningDataModule):
                     labels = np.concatenate([labels, drawn_labels])
                 else:
                     self.datasets[f"drawn_{split}"] = _tensors(drawn_features, drawn_labels, device)
+            if split == "train" and self.hparams.outliers > 0:
+                outliers = non_digit_pixels(self.hparams.outliers, TRAINING_SEED, TRAINING_KINDS)
+                features = np.concatenate([features, self.splits.scaling(outliers)])
+                labels = np.concatenate([labels, np.full(len(outliers), NOT_A_DIGIT)])
             self.datasets[split] = _tensors(features, labels, device)
 
     def train_dataloader(self) -> DataLoader:

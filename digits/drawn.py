@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
@@ -37,9 +38,11 @@ from digits.pen_digits import (
     hands,
     read_pen_digits,
 )
+from digits.scribbles import KINDS, MEASURING_SEED, non_digit_pixels, non_digits
 
 Rows = Literal["test", "val", "train", "all"]
 MAX_MISREAD_SHOWN = 60
+SCRIBBLES = 400  # random non-digits read to measure "not sure"
 THUMBNAIL = 64  # pixels per drawing in the picture of misread digits
 
 
@@ -52,16 +55,32 @@ class DrawnScore:
     accuracy: float
     per_digit: list[float]  # the share of each digit read right, 0 to 9
     confusion_matrix: list[list[int]]  # true digit down, read digit across
+    ece: float  # top-label expected calibration error, 15 bins
+    temperature: float
+    threshold: float  # a reading is sure from this probability on
+    coverage: float  # the share of drawn digits answered as sure
+    sure_accuracy: float  # the share of those read right
+    scribbles: int  # random non-digits drawn as the page draws
+    scribbles_not_sure: float  # the share of them answered "not sure"
+    scribbles_not_sure_by_kind: dict[str, float]
     pictures: dict[str, str]
 
     def lines(self) -> list[str]:
         digits = "  ".join(f"{digit:>5}" for digit in range(10))
         shares = "  ".join(f"{share:5.3f}" for share in self.per_digit)
+        kinds = ", ".join(
+            f"{kind} {share:.2f}" for kind, share in self.scribbles_not_sure_by_kind.items()
+        )
         return [
             f"drawn digits  {self.count} ({self.source})",
             f"accuracy      {self.accuracy:.4f}",
             f"digit         {digits}",
             f"read right    {shares}",
+            f"calibration   ece {self.ece:.4f} (temperature {self.temperature:.3f})",
+            f"sure          probability >= {self.threshold:.4f}: {self.coverage:.1%} of the drawn "
+            f"digits answered, {self.sure_accuracy:.2%} of those right",
+            f"scribbles     {self.scribbles} random non-digits: {self.scribbles_not_sure:.1%} "
+            f"not sure ({kinds})",
             *(f"{name:<13} {path}" for name, path in self.pictures.items()),
         ]
 
@@ -102,25 +121,82 @@ def choose_drawings(trained: TrainedNetwork, rows: Rows, pen_digits: str | None)
     )
 
 
-def score(trained: TrainedNetwork, drawings: Drawings, output: Path) -> DrawnScore:
-    """Read every drawing; the numbers, and the pictures written into ``output``."""
+def score(
+    trained: TrainedNetwork, drawings: Drawings, output: Path, threshold: float | None = None
+) -> DrawnScore:
+    """Read every drawing and some scribbles; the numbers, and the pictures in ``output``."""
     from sklearn.metrics import confusion_matrix
+    from torchmetrics.functional.classification import multiclass_calibration_error
 
+    limit = trained.threshold if threshold is None else threshold
     pixels = drawings.pixels()
     probabilities = trained.probabilities(pixels)
-    read = probabilities.argmax(axis=1)
+    read, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
     labels = drawings.labels
     matrix = confusion_matrix(labels, read, labels=list(range(10)))
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
+    ece = multiclass_calibration_error(
+        torch.from_numpy(probabilities), torch.from_numpy(labels), num_classes=10, n_bins=15
+    )
+    sure = confidence >= limit
+    _, kinds = non_digits(SCRIBBLES, MEASURING_SEED)
+    scribble_confidence = trained.probabilities(non_digit_pixels(SCRIBBLES, MEASURING_SEED)).max(
+        axis=1
+    )
+    not_sure = scribble_confidence < limit
+    by_kind = {kind: float(not_sure[np.array(kinds) == kind].mean()) for kind in KINDS}
     pictures = write_pictures(drawings, pixels, read, labels, output)
+    pictures["thresholds"] = str(
+        write_coverage_curve(confidence, read == labels, scribble_confidence, limit, output)
+    )
     return DrawnScore(
         source=drawings.source,
         count=len(labels),
         accuracy=float((read == labels).mean()),
         per_digit=per_digit,
         confusion_matrix=matrix.tolist(),
+        ece=float(ece),
+        temperature=trained.temperature,
+        threshold=limit,
+        coverage=float(sure.mean()),
+        sure_accuracy=float((read == labels)[sure].mean()) if sure.any() else 1.0,
+        scribbles=SCRIBBLES,
+        scribbles_not_sure=float(not_sure.mean()),
+        scribbles_not_sure_by_kind=by_kind,
         pictures=pictures,
     )
+
+
+def write_coverage_curve(
+    confidence: np.ndarray,
+    right: np.ndarray,
+    scribble_confidence: np.ndarray,
+    threshold: float,
+    output: Path,
+) -> Path:
+    """Risk against coverage: what each threshold answers, and how right those answers are."""
+    from matplotlib.figure import Figure
+
+    thresholds = np.linspace(0, 1, 201)
+    sure = confidence[None, :] >= thresholds[:, None]
+    answered = sure.mean(axis=1)
+    right_share = np.where(
+        sure.any(axis=1), (sure & right[None, :]).sum(axis=1) / np.maximum(sure.sum(axis=1), 1), 1.0
+    )
+    scribbles_answered = (scribble_confidence[None, :] >= thresholds[:, None]).mean(axis=1)
+    figure = Figure(figsize=(6.5, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot(thresholds, answered, label="drawn digits answered as sure (coverage)")
+    axes.plot(thresholds, right_share, label="of those, the share read right")
+    axes.plot(thresholds, scribbles_answered, label="scribbles answered as sure")
+    axes.axvline(threshold, color="grey", linestyle="--", label=f"the threshold, {threshold:.3f}")
+    axes.set_xlabel("threshold on the probability of the digit read")
+    axes.set_ylim(0, 1.02)
+    axes.legend(loc="lower left", fontsize=8)
+    axes.set_title("sure readings: coverage and accuracy by threshold")
+    path = output / "sure_by_threshold.png"
+    figure.savefig(path, bbox_inches="tight")
+    return path
 
 
 def write_pictures(
@@ -211,6 +287,12 @@ def parser() -> ArgumentParser:
         default=None,
         help="Folder for the pictures (default: RUN/drawn/CKPT; never an existing one).",
     )
+    parser.add_argument(
+        "--threshold",
+        type=float | None,
+        default=None,
+        help="Sure from this probability on, instead of the checkpoint's own threshold.",
+    )
     parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
     return parser
 
@@ -221,7 +303,7 @@ def main(args: list[str] | None = None) -> DrawnScore:
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
         output = new_folder(Path(options.output or default_output(options.ckpt_path)))
-    result = score(trained, drawings, output)
+    result = score(trained, drawings, output, options.threshold)
     if options.json:
         print(json.dumps(asdict(result), indent=2))
     else:

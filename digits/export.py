@@ -1,8 +1,10 @@
 """Take a trained network out of Python and Lightning: ONNX or TorchScript.
 
-The exported graph includes the checkpoint's input scaling, so it takes what
-``load_digits`` gives: float32 pixels in 0..16, shape (N, 64), any N; it returns the
-ten logits per image (argmax is the digit, softmax the probabilities).
+The exported graph includes the checkpoint's input scaling and its calibration, so it
+takes what ``load_digits`` gives, float32 pixels in 0..16, shape (N, 64), any N, and
+returns the ten probabilities per image, the checkpoint's own (softmax of the logits over
+the fitted temperature; argmax is the digit). The ONNX file's metadata holds the
+"sure" threshold and the temperature (``sure_threshold``, ``temperature``).
 
 Usage::
 
@@ -25,33 +27,38 @@ from jsonargparse import ArgumentParser
 from torch import nn
 
 from digits.errors import exit_on_user_error
-from digits.inference import load_trained
+from digits.inference import TrainedNetwork, load_trained
 
 Format = Literal["onnx", "torchscript"]
 
 
-class PixelsToLogits(nn.Module):
-    """The network with the data module's scaling in front of it."""
+class PixelsToProbabilities(nn.Module):
+    """The network with the data module's scaling in front and the calibration behind."""
 
-    def __init__(self, network: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def __init__(
+        self, network: nn.Module, mean: torch.Tensor, std: torch.Tensor, temperature: float
+    ) -> None:
         super().__init__()
         self.network = network
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
+        self.register_buffer("temperature", torch.tensor(temperature))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.network((pixels - self.mean) / self.std)
+        logits = self.network((pixels - self.mean) / self.std)
+        return (logits / self.temperature).softmax(dim=-1)
 
 
-def exportable(ckpt_path: str) -> PixelsToLogits:
+def exportable(ckpt_path: str) -> tuple[PixelsToProbabilities, TrainedNetwork]:
     trained = load_trained(ckpt_path)
     mean, std = (torch.from_numpy(value) for value in (trained.scaling.mean, trained.scaling.std))
-    return PixelsToLogits(trained.network, mean, std).eval()
+    module = PixelsToProbabilities(trained.network, mean, std, trained.temperature)
+    return module.eval(), trained
 
 
 def export(ckpt_path: str, format: Format, output: Path) -> Path:
     """Write the export; return its path."""
-    module = exportable(ckpt_path)
+    module, trained = exportable(ckpt_path)
     example = torch.zeros(2, module.mean.numel())
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "torchscript":
@@ -67,12 +74,24 @@ def export(ckpt_path: str, format: Format, output: Path) -> Path:
             (example,),
             str(output),
             input_names=["pixels"],
-            output_names=["logits"],
+            output_names=["probabilities"],
             dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
             dynamo=True,
             verbose=False,
         )
+    calibration = {"sure_threshold": trained.threshold, "temperature": trained.temperature}
+    write_metadata(output, calibration)
     return output
+
+
+def write_metadata(path: Path, values: dict[str, float]) -> None:
+    """Numbers a program reading the ONNX file needs beside the graph, as its metadata."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for key, value in values.items():
+        model.metadata_props.add(key=key, value=repr(value))
+    onnx.save(model, str(path))
 
 
 def parser() -> ArgumentParser:
@@ -95,7 +114,8 @@ def main(args: list[str] | None = None) -> Path:
                 raise ValueError('ONNX export needs the extra: pip install -e ".[onnx]"') from None
         written = export(config.ckpt_path, config.format, config.output)
     print(
-        f"wrote {written} ({config.format}): float32 pixels 0..16, shape (N, 64) -> logits (N, 10)"
+        f"wrote {written} ({config.format}): float32 pixels 0..16, shape (N, 64) -> "
+        "probabilities (N, 10)"
     )
     return written
 

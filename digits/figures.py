@@ -34,3 +34,26 @@ def digit_grid(images: np.ndarray, titles: list[str], columns: int = 8) -> Figur
     if not len(images):
         axes.text(0.5, 0.5, "none", ha="center", va="center", transform=axes.transAxes)
     return figure
+
+
+def reliability_figure(streams: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 15) -> Figure:
+    """A reliability diagram per stream: how often readings are right against how sure.
+
+    ``streams`` maps a name to (N, 10) probabilities and N labels. Each reading is put in
+    one of ``bins`` bins by its top probability (scikit-learn's ``CalibrationDisplay``
+    on whether the digit read is right); a calibrated model lies on the diagonal.
+    """
+    from matplotlib.figure import Figure
+    from sklearn.calibration import CalibrationDisplay
+
+    figure = Figure(figsize=(5.5, 5), dpi=80)
+    axes = figure.add_subplot()
+    for name, (probabilities, labels) in streams.items():
+        right = probabilities.argmax(axis=1) == labels
+        CalibrationDisplay.from_predictions(
+            right, probabilities.max(axis=1), n_bins=bins, pos_label=True, name=name, ax=axes
+        )
+    axes.set_xlabel("probability of the digit read")
+    axes.set_ylabel("share of those readings that are right")
+    axes.set_title("reliability (top label)")
+    return figure

@@ -9,6 +9,7 @@ Lightning nor torchmetrics is imported.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,24 +17,63 @@ import numpy as np
 import torch
 from torch import nn
 
+from digits.calibration import TEMPERATURE, THRESHOLD, with_calibration
 from digits.checkpoint_file import read_checkpoint
 from digits.dataset import DigitsSplits, Scaling
 from digits.networks import as_factory
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What the model says about one digit."""
+
+    digit: int  # the likeliest
+    probability: float  # its calibrated probability
+    sure: bool  # the probability reaches the threshold
+    likeliest: tuple[int, int]  # the two likeliest digits, likeliest first
+
+    def words(self) -> str:
+        if self.sure:
+            return f"{self.digit} (probability {self.probability:.3f})"
+        first, second = self.likeliest
+        return f"{self.digit} (probability {self.probability:.3f}; not sure: {first} or {second}?)"
+
+
+@dataclass(frozen=True)
 class TrainedNetwork:
-    """A network in eval mode on the CPU and the scaling its inputs need."""
+    """A network in eval mode on the CPU, the scaling its inputs need, and its calibration."""
 
     network: nn.Module
     scaling: Scaling
     data_settings: dict[str, Any] = field(default_factory=dict)  # the data module's, as trained
+    temperature: float = 1.0  # probabilities are softmax(logits / temperature)
+    threshold: float = 0.0  # a reading is sure from this probability on
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 64) pixels in load_digits' 0..16 -> (N, 10) class probabilities."""
+        """(N, 64) pixels in load_digits' 0..16 -> (N, 10) calibrated class probabilities."""
         features = torch.from_numpy(self.scaling(pixels))
         with torch.no_grad():
-            return self.network(features).softmax(dim=-1).numpy()
+            return (self.network(features) / self.temperature).softmax(dim=-1).numpy()
+
+    def readings(
+        self,
+        pixels: np.ndarray,
+        threshold: float | None = None,
+        too_small: Sequence[bool] | bool = False,
+    ) -> tuple[np.ndarray, list[Reading]]:
+        """The probabilities and a reading per row; ``threshold`` replaces the checkpoint's.
+
+        A drawing ``too_small`` to be a digit yet (one flag, or one per row) is never sure.
+        """
+        probabilities = self.probabilities(pixels)
+        limit = self.threshold if threshold is None else threshold
+        small = np.broadcast_to(np.asarray(too_small, dtype=bool), len(probabilities))
+        readings = []
+        for row, is_small in zip(probabilities, small, strict=True):
+            first, second = (int(digit) for digit in np.argsort(-row, kind="stable")[:2])
+            sure = bool(row[first] >= limit) and not is_small
+            readings.append(Reading(first, float(row[first]), sure, (first, second)))
+        return probabilities, readings
 
 
 def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
@@ -61,4 +101,11 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
     # Standard scaling is fitted on the training split: the split settings matter too.
     data_settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})
     splits = DigitsSplits.from_settings(data_settings)
-    return TrainedNetwork(network.eval(), splits.scaling, data_settings)
+    calibration = with_calibration(checkpoint["state_dict"])
+    return TrainedNetwork(
+        network.eval(),
+        splits.scaling,
+        data_settings,
+        temperature=float(calibration[TEMPERATURE]),
+        threshold=float(calibration[THRESHOLD]),
+    )

@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -106,23 +106,28 @@ def page_path(points: np.ndarray, hand: Hand = Hand()) -> np.ndarray:
     )
 
 
-def draw(points: np.ndarray, hand: Hand = Hand()) -> Image:
-    """The digit drawn on a white canvas, one stroke through its points with a round pen."""
+def draw(strokes: np.ndarray | list[np.ndarray], hand: Hand = Hand()) -> Image:
+    """A white canvas with the strokes drawn by a round pen, each through its points.
+
+    ``strokes`` is one (K, 2) array of points (a pen digit is one stroke) or a list of
+    them, in pen-digit coordinates (0..100, y up).
+    """
     from PIL import Image as PILImage
     from PIL import ImageDraw
 
     canvas = PILImage.new("L", (CANVAS_SIDE, CANVAS_SIDE), 255)
     pen = ImageDraw.Draw(canvas)
-    path = [tuple(point) for point in page_path(points, hand)]
-    pen.line(path, fill=0, width=round(hand.pen), joint="curve")
     radius = hand.pen / 2
-    for x, y in (path[0], path[-1]):  # the round caps at both ends
-        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
+    for stroke in [strokes] if isinstance(strokes, np.ndarray) else strokes:
+        path = [tuple(point) for point in page_path(stroke, hand)]
+        pen.line(path, fill=0, width=round(hand.pen), joint="curve")
+        for x, y in (path[0], path[-1]):  # the round caps at both ends
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
     return canvas
 
 
-def drawn_pixels(points: np.ndarray, hand_list: list[Hand]) -> np.ndarray:
-    """Each digit drawn with its hand and read as the server reads a drawing: (N, 64) in 0..16."""
+def drawn_pixels(points: np.ndarray | list, hand_list: list[Hand]) -> np.ndarray:
+    """Each drawn with its hand and read as the server reads a drawing: (N, 64) in 0..16."""
     if len(points) == 0:
         return np.zeros((0, 64), dtype=np.float32)
     pixels = [
@@ -154,24 +159,37 @@ class DrawnSplits:
 
 @functools.cache
 def drawn_rows(rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The project's pen digits at ``rows``, drawn with their own hands and read.
-
-    Drawing and reading thousands of digits takes seconds, so the result is kept in
-    memory for the process and on disk (``cache_folder()``) for the next run. The file's
-    name holds a hash of everything the pixels depend on: the rows, the pen digits and
-    the code that draws and reads them, so a changed drawing is never read stale.
-    """
+    """The project's pen digits at ``rows``, drawn with their own hands and read."""
     points, labels = read_pen_digits()
     chosen = np.asarray(rows, dtype=np.int64)
-    cached = cache_folder() / f"drawn-{_fingerprint(chosen)}.npy"
+
+    def draw_them() -> np.ndarray:
+        every_hand = hands(len(labels))
+        return drawn_pixels(points[chosen], [every_hand[row] for row in rows])
+
+    rows_digest = hashlib.sha256(chosen.tobytes()).hexdigest()
+    return cached_pixels(f"drawn-{rows_digest}", draw_them), labels[chosen]
+
+
+def cached_pixels(name: str, draw_them: Callable[[], np.ndarray]) -> np.ndarray:
+    """``draw_them()``, kept on disk (``cache_folder()``) for the next run.
+
+    Drawing and reading thousands of shapes takes seconds. The file's name holds a hash
+    of everything the pixels depend on: ``name`` (what is drawn), the pen digits, and
+    the code that draws and reads them, so a changed drawing is never read stale.
+    """
+    digest = hashlib.sha256(name.encode())
+    digest.update(files("digits").joinpath("pendigits/pendigits-train.csv").read_bytes())
+    for module in ("preprocess", "pen_digits", "scribbles"):
+        digest.update(files("digits").joinpath(f"{module}.py").read_bytes())
+    cached = cache_folder() / f"{name.split('-')[0]}-{digest.hexdigest()[:20]}.npy"
     try:
         pixels = np.load(cached, allow_pickle=False)
     except (OSError, ValueError):
-        every_hand = hands(len(labels))
-        pixels = drawn_pixels(points[chosen], [every_hand[row] for row in rows])
+        pixels = draw_them()
         _save_quietly(pixels, cached)
     pixels.flags.writeable = False
-    return pixels, labels[chosen]
+    return pixels
 
 
 def cache_folder() -> Path:
@@ -179,16 +197,6 @@ def cache_folder() -> Path:
     if "DIGITS_CACHE" in os.environ:
         return Path(os.environ["DIGITS_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digits"
-
-
-def _fingerprint(rows: np.ndarray) -> str:
-    from digits import preprocess
-
-    digest = hashlib.sha256(rows.tobytes())
-    digest.update(files("digits").joinpath("pendigits/pendigits-train.csv").read_bytes())
-    for module in (preprocess, sys.modules[__name__]):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:20]
 
 
 def _save_quietly(pixels: np.ndarray, path: Path) -> None:

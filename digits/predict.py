@@ -5,8 +5,11 @@ Images (PNG, JPEG, any size) are made to look like ``load_digits`` by
 already in that format may hold one digit, shape (64,) or (8, 8), or several, shape
 (N, 64). The checkpoint's own input scaling is applied after that.
 
-A file that cannot be read gets an error line; the others are still predicted, and the
-exit code is 1 if any failed.
+Each reading is *sure* when its calibrated probability reaches the checkpoint's
+threshold (``--threshold`` sets another), and otherwise says so, with the two likeliest
+digits: ``7 (probability 0.612; not sure: 7 or 1?)``. A drawing too small to be a digit
+yet is never sure. A file that cannot be read gets an error line; the others are still
+predicted, and the exit code is 1 if any failed.
 
 Usage::
 
@@ -25,21 +28,25 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
-from digits.inference import load_trained
-from digits.preprocess import checked_digits, image_to_digit, open_image
+from digits.inference import Reading, load_trained
+from digits.preprocess import checked_digits, open_image, read_drawing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SOME_FAILED = 1
 
 
-def read_digits(path: Path) -> np.ndarray:
-    """A file's digits as (N, 64) rows in load_digits' 0..16 format."""
+def read_digits(path: Path) -> tuple[np.ndarray, bool]:
+    """A file's digits as (N, 64) rows in load_digits' 0..16 format, and if it is too small.
+
+    Only an image can be too small to be a digit (a dot, a short stroke).
+    """
     if not path.is_file():
         raise ValueError("no such file")
     if path.suffix.lower() == ".npy":
-        return checked_digits(np.load(path, allow_pickle=False))
+        return checked_digits(np.load(path, allow_pickle=False)), False
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return image_to_digit(open_image(path.read_bytes()))[None, :]
+        drawing = read_drawing(open_image(path.read_bytes()))
+        return drawing.pixels[None, :], drawing.too_small
     raise ValueError(f"unknown file type {path.suffix!r}; expected an image or .npy")
 
 
@@ -49,30 +56,41 @@ class Prediction:
     index: int | None = None  # the row, for a .npy file of several digits
     digit: int | None = None
     probability: float | None = None
+    sure: bool | None = None
+    likeliest: tuple[int, int] | None = None  # the two likeliest digits
     error: str | None = None
 
     def line(self) -> str:
         name = self.file if self.index is None else f"{self.file}[{self.index}]"
         if self.error is not None:
             return f"{name}: error: {self.error}"
-        return f"{name}: {self.digit} (probability {self.probability:.3f})"
+        reading = Reading(self.digit, self.probability, self.sure, self.likeliest)
+        return f"{name}: {reading.words()}"
 
 
-def predict_files(ckpt_path: str, files: list[str]) -> list[Prediction]:
+def predict_files(
+    ckpt_path: str, files: list[str], threshold: float | None = None
+) -> list[Prediction]:
     trained = load_trained(ckpt_path)
     predictions = []
     for name in files:
         try:
-            rows = read_digits(Path(name))
+            rows, too_small = read_digits(Path(name))
         except Exception as error:  # any unreadable file: say why and go on
             predictions.append(Prediction(name, error=str(error).splitlines()[0]))
             continue
-        probabilities = trained.probabilities(rows)
+        _, readings = trained.readings(rows, threshold, too_small)
         several = len(rows) > 1
-        for index, row in enumerate(probabilities):
-            digit = int(row.argmax())
+        for index, reading in enumerate(readings):
             predictions.append(
-                Prediction(name, index if several else None, digit, float(row[digit]))
+                Prediction(
+                    name,
+                    index if several else None,
+                    reading.digit,
+                    reading.probability,
+                    reading.sure,
+                    reading.likeliest,
+                )
             )
     return predictions
 
@@ -81,6 +99,12 @@ def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m digits.predict", exit_on_error=False)
     parser.add_argument("--ckpt_path", type=str, required=True, help="A trained checkpoint.")
     parser.add_argument("--json", action="store_true", help="One JSON list on stdout.")
+    parser.add_argument(
+        "--threshold",
+        type=float | None,
+        default=None,
+        help="Sure from this probability on, instead of the checkpoint's own threshold.",
+    )
     parser.add_argument("files", type=str, nargs="+", help="Images (PNG, JPEG...) or .npy files.")
     return parser
 
@@ -88,7 +112,9 @@ def parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> list[Prediction]:
     with exit_on_user_error():
         config = parser().parse_args(args)
-        predictions = predict_files(config.ckpt_path, config.files)
+        if config.threshold is not None and not 0 <= config.threshold <= 1:
+            raise ValueError(f"--threshold must be a probability, 0 to 1, got {config.threshold}")
+        predictions = predict_files(config.ckpt_path, config.files, config.threshold)
     if config.json:
         print(json.dumps([asdict(prediction) for prediction in predictions], indent=2))
     else:

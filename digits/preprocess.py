@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,29 @@ MARGIN = 2  # bitmap pixels left free around the digit while its strokes are thi
 FINE = 2  # strokes are thickened or thinned on a bitmap this many times finer
 INK_ROUNDS = 3  # refits until the ink is within INK_TOLERANCE of DATASET_INK
 INK_TOLERANCE = 0.03
+# Ink spanning less than this share of the image is a dot or a short stroke, not yet a
+# digit (on the page's 280-pixel canvas: 56 pixels).
+SMALLEST_DIGIT = 0.2
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """An image read as a digit: its 64 pixels, and how much of the image its ink spans."""
+
+    pixels: np.ndarray  # (64,) in load_digits' 0..16
+    extent: float  # the ink's longer side over the image's shorter side
+
+    @property
+    def too_small(self) -> bool:
+        """A dot or a short stroke, not yet a digit: never a sure reading."""
+        return self.extent < SMALLEST_DIGIT
+
+
+def read_drawing(image: Image) -> Drawing:
+    """The image as a digit (``image_to_digit``) and the size of its ink."""
+    ink = ink_coverage(image)
+    cropped = crop_to_ink(ink)
+    return Drawing(digit_from_ink(cropped), max(cropped.shape) / min(ink.shape))
 
 
 def image_to_digit(image: Image) -> np.ndarray:
@@ -43,10 +67,15 @@ def image_to_digit(image: Image) -> np.ndarray:
     bitmap is then counted in 4x4 blocks. A pen twice as wide, or a digit half as
     large, gives nearly the same 64 numbers.
     """
+    return digit_from_ink(crop_to_ink(ink_coverage(image)))
+
+
+def digit_from_ink(ink: np.ndarray) -> np.ndarray:
+    """Ink cropped to the digit (0..1, any size) as the data set's 64 pixels."""
     from scipy.ndimage import distance_transform_edt
 
     fine_side, inner = BITMAP_SIDE * FINE, (BITMAP_SIDE - 2 * MARGIN) * FINE
-    coverage = fit_to_height(crop_to_ink(ink_coverage(image)), inner, fine_side)
+    coverage = fit_to_height(ink, inner, fine_side)
     inked = coverage > 0.5
     # Signed distance to the strokes' edge, negative inside: the pixels nearest the
     # strokes' middle come first, so taking the first N thickens or thins every stroke

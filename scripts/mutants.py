@@ -36,8 +36,8 @@ MUTANTS = [
     Mutant(
         "export leaves the scaling out",
         "digits/export.py",
-        "return self.network((pixels - self.mean) / self.std)",
-        "return self.network(pixels)",
+        "logits = self.network((pixels - self.mean) / self.std)",
+        "logits = self.network(pixels)",
         ("tests/test_export.py",),
     ),
     Mutant(
@@ -153,6 +153,41 @@ MUTANTS = [
         ("tests/test_preprocess.py",),
     ),
     Mutant(
+        "the export leaves the temperature out",
+        "digits/export.py",
+        "return (logits / self.temperature).softmax(dim=-1)",
+        "return logits.softmax(dim=-1)",
+        ("tests/test_export.py",),
+    ),
+    Mutant(
+        "the temperature is never fitted",
+        "digits/calibration.py",
+        "temperature = fit_temperature(logits, labels)",
+        "temperature = 1.0",
+        ("tests/test_calibration.py", "tests/test_export.py"),
+    ),
+    Mutant(
+        "predict shows the uncalibrated probabilities",
+        "digits/inference.py",
+        "(self.network(features) / self.temperature)",
+        "self.network(features)",
+        ("tests/test_predict.py",),
+    ),
+    Mutant(
+        "a dot can be a sure digit",
+        "digits/inference.py",
+        "sure = bool(row[first] >= limit) and not is_small",
+        "sure = bool(row[first] >= limit)",
+        ("tests/test_predict.py",),
+    ),
+    Mutant(
+        "an older checkpoint gets no calibration defaults",
+        "digits/calibration.py",
+        "    completed.setdefault(TEMPERATURE, torch.tensor(1.0))\n",
+        "",
+        ("tests/test_calibration.py",),
+    ),
+    Mutant(
         "the drawn-digit command reads the rows the model trained on",
         "digits/drawn.py",
         "DrawnSplits(**settings).indices[rows]",
@@ -183,8 +218,8 @@ MUTANTS = [
     Mutant(
         "the epoch loss is a mean over batches",
         "digits/model.py",
-        "loss_metric.update(losses.detach())",
-        "loss_metric.update(losses.detach().mean())",
+        "scores.loss.update(losses.detach())",
+        "scores.loss.update(losses.detach().mean())",
         ("tests/test_fit.py",),
     ),
     Mutant(
@@ -196,9 +231,9 @@ MUTANTS = [
     ),
     Mutant(
         "pictures ignore the trainer's precision",
-        "digits/training/pictures.py",
-        "features = precision.convert_input(features.to(pl_module.device))",
-        "features = features.to(pl_module.device)",
+        "digits/training/calibrate.py",
+        "logits = model(precision.convert_input(features.to(model.device))).float()",
+        "logits = model(features.to(model.device)).float()",
         ("tests/test_trainer_flags.py", "-k", "precision"),
     ),
     Mutant(

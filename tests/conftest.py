@@ -82,11 +82,14 @@ def trained_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / fit_in(folder, *STANDARD_ARGS).checkpoint
 
 
-# A small network that has seen drawn digits: quick, and reads the page's drawings.
+# A small network that has seen drawn digits and non-digits: quick, reads the page's
+# drawings, and is unsure of scribbles.
 DRAWN_ARGS = (
     *("--data.drawn", "true", "--data.dataset_repeats", "2", "--data.scale", "unit"),
-    *("--model.network.hidden_sizes", "[256]", "--model.lr", "0.003"),
-    *("--trainer.max_epochs", "12"),
+    *("--data.outliers", "600"),
+    *("--model.network", "ConvNet", "--model.network.channels", "16"),
+    *("--model.network.hidden_size", "64", "--model.lr", "0.003"),
+    *("--trainer.max_epochs", "8"),
 )
 
 

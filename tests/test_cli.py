@@ -49,9 +49,17 @@ def test_both_fit_commands_test_the_best_checkpoint_and_print_no_warning(command
     assert "GPU available" in output  # while its lines about this run stay
     run = tmp_path / "lightning_logs/digits/version_0"
     (best,) = (run / "checkpoints").glob("epoch*.ckpt")
-    assert result.stdout.splitlines()[-5:] == [
+    ((_, before),), ((_, after),) = scalars(run, "test/ece_unscaled"), scalars(run, "test/ece")
+    ((_, temperature),) = scalars(run, "calibration/temperature")
+    ((_, threshold),) = scalars(run, "calibration/threshold")
+    ((_, coverage),) = scalars(run, "calibration/val_coverage")
+    ((_, sure_error),) = scalars(run, "calibration/val_sure_error")
+    assert result.stdout.splitlines()[-7:] == [
         f"best val/acc  {scalars(run, 'val/acc_best')[-1][1]:.4f}",
         f"test/acc      {scalars(run, 'test/acc')[0][1]:.4f}  (the best checkpoint)",
+        f"test/ece      {before:.4f} -> {after:.4f}, temperature {temperature:.3f}",
+        f"sure          probability >= {threshold:.4f}: {coverage:.1%} of the validation "
+        f"readings, {sure_error:.1%} of those wrong",
         f"checkpoint    {best.relative_to(tmp_path)}",
         "logs          lightning_logs/digits/version_0",
         "to look:      tensorboard --logdir lightning_logs",

@@ -18,6 +18,7 @@ from PIL import Image
 from digits.drawn import main
 from digits.inference import load_trained
 from digits.pen_digits import DrawnSplits, drawn_rows, read_pen_digits
+from digits.scribbles import MEASURING_SEED, non_digit_pixels
 from tests.conftest import scalars
 
 DRAWN = [sys.executable, "-m", "digits.drawn"]
@@ -96,8 +97,32 @@ def test_a_bad_file_is_one_line_and_exit_2(trained_drawn: Path, tmp_path: Path, 
 def test_a_run_on_drawn_digits_shows_their_curve_beside_val_acc(trained_drawn: Path):
     run = trained_drawn.parent.parent
     val, drawn = scalars(run, "val/acc"), scalars(run, "val/drawn_acc")
-    assert [step for step, _ in drawn] == [step for step, _ in val] and len(val) == 12
+    assert [step for step, _ in drawn] == [step for step, _ in val] and len(val) == 8
     assert drawn[-1][1] > 0.8  # it learned to read them
     (tested,) = scalars(run, "test/drawn_acc")
     read, labels = read_by_hand(trained_drawn)
     assert tested[1] == pytest.approx((read == labels).mean(), abs=1e-6)
+
+
+def test_sure_readings_and_scribbles_are_counted_at_the_checkpoints_threshold(
+    trained_drawn: Path, capsys
+):
+    result = main(["--ckpt_path", str(trained_drawn), "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    trained = load_trained(trained_drawn)
+    rows = DrawnSplits(split_seed=trained.data_settings["split_seed"]).indices["test"]
+    pixels, labels = drawn_rows(tuple(rows.tolist()))
+    probabilities = trained.probabilities(pixels)
+    sure = probabilities.max(axis=1) >= trained.threshold
+    right = probabilities.argmax(axis=1) == labels
+    assert printed["threshold"] == trained.threshold > 0
+    assert printed["coverage"] == pytest.approx(sure.mean())
+    assert printed["sure_accuracy"] == pytest.approx(right[sure].mean())
+    scribbles = trained.probabilities(non_digit_pixels(400, MEASURING_SEED)).max(axis=1)
+    assert printed["scribbles_not_sure"] == pytest.approx((scribbles < trained.threshold).mean())
+    # Trained with non-digits, the network declines most scribbles it never saw.
+    assert printed["scribbles_not_sure"] > 0.8
+    assert 0 <= printed["ece"] < 0.1
+    assert Path(result.pictures["thresholds"]).is_file()
+    everything = main(["--ckpt_path", str(trained_drawn), "--threshold", "0"])
+    assert everything.coverage == 1 and everything.scribbles_not_sure == 0

@@ -1,4 +1,4 @@
-"""Exports load without Lightning and give the checkpoint's outputs on the test split.
+"""Exports load without Lightning and give the checkpoint's probabilities on the test split.
 
 The checkpoint is a standard-scaled one: with the default raw scaling (the identity), an
 export that left the scaling out would still pass.
@@ -18,19 +18,25 @@ from digits.export import main
 
 @pytest.fixture(scope="module")
 def expected(trained_standard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw 0..16 test images, their labels, and the logits training's own path gives."""
+    """Raw 0..16 test images, their labels, and the probabilities training's own path gives.
+
+    The checkpoint was calibrated after training: its temperature is not 1, so an export
+    that left it out would give other probabilities.
+    """
     datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
     datamodule.setup("test")  # scaled exactly as the trainer scaled them
     model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
+    assert abs(float(model.temperature) - 1) > 0.01
     with torch.no_grad():
-        logits = model(datamodule.test_set.features).numpy()
+        probabilities = model.probabilities(model(datamodule.test_set.features)).numpy()
     raw_images, labels = datamodule.splits.arrays("test", scaled=False)
-    return raw_images, labels, logits
+    return raw_images, labels, probabilities
 
 
 def check(exported: np.ndarray, expected: tuple) -> None:
-    _, labels, logits = expected
-    np.testing.assert_allclose(exported, logits, rtol=1e-4, atol=1e-4)
+    """The checkpoint's probabilities, to float32 rounding."""
+    _, labels, probabilities = expected
+    np.testing.assert_allclose(exported, probabilities, rtol=1e-5, atol=1e-6)
     assert (exported.argmax(1) == labels).mean() > 0.9
 
 
@@ -54,6 +60,13 @@ def test_onnx_export_matches_the_checkpoint(trained_standard: Path, tmp_path: Pa
     check(exported, expected)
     (one,) = session.run(None, {"pixels": expected[0][:1]})  # any batch size
     assert one.shape == (1, 10)
+    # The threshold and the temperature travel with the graph, as metadata.
+    import onnx
+
+    metadata = {prop.key: prop.value for prop in onnx.load(str(output)).metadata_props}
+    checkpoint = torch.load(trained_standard, weights_only=True)["state_dict"]
+    assert float(metadata["sure_threshold"]) == pytest.approx(float(checkpoint["sure_threshold"]))
+    assert float(metadata["temperature"]) == pytest.approx(float(checkpoint["temperature"]))
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

@@ -73,9 +73,9 @@ def test_training_metrics_are_plain_accuracy_and_mean_loss():
     logits = model(features)
     model.validation_step((features, targets), 0)
     expected_acc = (logits.argmax(dim=1) == targets).float().mean()
-    assert model.val_acc.compute() == pytest.approx(expected_acc.item())
+    assert model.scores["val"].acc.compute() == pytest.approx(expected_acc.item())
     expected_loss = nn.functional.cross_entropy(logits, targets)
-    assert model.val_loss.compute() == pytest.approx(expected_loss.item(), rel=1e-6)
+    assert model.scores["val"].loss.compute() == pytest.approx(expected_loss.item(), rel=1e-6)
 
 
 def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
@@ -85,7 +85,7 @@ def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
     for index, rows in enumerate((slice(0, 128), slice(128, 135))):  # as validation cuts it
         model.validation_step((features[rows], targets[rows]), index)
     expected = nn.functional.cross_entropy(model(features), targets)
-    assert model.val_loss.compute() == pytest.approx(expected.item(), rel=1e-5)
+    assert model.scores["val"].loss.compute() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_predict_step_gives_the_digit_and_its_probability():

@@ -35,6 +35,7 @@ def test_every_picture_is_in_the_images_tab_once(pictures):
         "val/confusion_matrix": 1,
         "test/confusion_matrix": 1,
         "test/misclassified": 1,
+        "test/reliability": 1,
     }
 
 

@@ -61,7 +61,7 @@ def test_arrays_are_read_as_the_trained_model_reads_its_test_split(
     datamodule.setup("test")
     model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
     with torch.no_grad():
-        probabilities = model(datamodule.test_set.features[:SHOWN]).softmax(dim=1)
+        probabilities = model.probabilities(model(datamodule.test_set.features[:SHOWN]))
     rows = predictions[:SHOWN]
     assert [p.index for p in rows] == list(range(SHOWN))
     assert [p.digit for p in rows] == probabilities.argmax(dim=1).tolist()
@@ -71,7 +71,12 @@ def test_arrays_are_read_as_the_trained_model_reads_its_test_split(
     assert (square.index, square.digit) == (None, rows[0].digit)
     assert (flat.index, flat.digit) == (None, rows[1].digit)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{names[0]}[0]: {rows[0].digit} (probability {rows[0].probability:.3f})"
+    first = rows[0]
+    said = f"{names[0]}[0]: {first.digit} (probability {first.probability:.3f}"
+    if first.sure:
+        assert lines[0] == said + ")"
+    else:
+        assert lines[0] == said + f"; not sure: {first.digit} or {first.likeliest[1]}?)"
 
 
 def test_drawn_images_of_any_size_are_read_as_their_labels(
@@ -115,3 +120,41 @@ def test_a_bad_checkpoint_is_exit_2(tmp_path: Path, capsys):
         main(["--ckpt_path", str(tmp_path / "none.ckpt"), str(tmp_path / "x.npy")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: checkpoint not found: {tmp_path}/none.ckpt"
+
+
+def test_a_reading_below_the_threshold_says_not_sure_and_names_the_two_likeliest(
+    trained_standard: Path, tmp_path: Path, test_digits, capsys
+):
+    images, _ = test_digits
+    np.save(tmp_path / "rows.npy", images[:5])
+    rows = str(tmp_path / "rows.npy")
+    everything = main(["--ckpt_path", str(trained_standard), "--threshold", "0", rows])
+    assert all(p.sure for p in everything)
+    capsys.readouterr()
+    nothing = main(["--ckpt_path", str(trained_standard), "--threshold", "1", "--json", rows])
+    printed = json.loads(capsys.readouterr().out)
+    datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
+    datamodule.setup("test")
+    model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
+    with torch.no_grad():
+        probabilities = model.probabilities(model(datamodule.test_set.features[:5]))
+    two = probabilities.topk(2, dim=1).indices.tolist()
+    for prediction, shown, likeliest in zip(nothing, printed, two, strict=True):
+        sure = prediction.probability >= 1.0
+        assert prediction.sure == shown["sure"] == sure
+        assert list(prediction.likeliest) == shown["likeliest"] == likeliest
+        assert prediction.digit == likeliest[0]
+    not_sure = [p for p in nothing if not p.sure]
+    assert not_sure, "a threshold of 1 leaves some reading unsure"
+    line = not_sure[0].line()
+    assert line.endswith(f"; not sure: {not_sure[0].likeliest[0]} or {not_sure[0].likeliest[1]}?)")
+
+
+def test_a_dot_is_never_a_sure_digit(trained_standard: Path, tmp_path: Path):
+    canvas = Image.new("L", (280, 280), "white")
+    canvas.paste(0, (130, 130, 150, 150))  # a 20-pixel dot on the page's canvas
+    canvas.save(tmp_path / "dot.png")
+    (dot,) = main(
+        ["--ckpt_path", str(trained_standard), "--threshold", "0", str(tmp_path / "dot.png")]
+    )
+    assert dot.sure is False

@@ -21,8 +21,19 @@ import pytest
 from PIL import Image
 
 from digits.bench.serve import free_port
-from digits.pen_digits import CANVAS_SIDE, PAGE_PEN, DrawnSplits, hands, page_path, read_pen_digits
+from digits.inference import load_trained
+from digits.pen_digits import (
+    CANVAS_SIDE,
+    PAGE_PEN,
+    DrawnSplits,
+    Hand,
+    drawn_pixels,
+    hands,
+    page_path,
+    read_pen_digits,
+)
 from digits.predict import main as predict
+from digits.scribbles import MEASURING_SEED, non_digits
 from tests.conftest import children, cmdline, split_for_testing
 
 
@@ -97,11 +108,17 @@ def test_health_page_and_a_reading(server: Server, trained_standard: Path):
     assert "://" not in text.replace("http://www.w3.org", "")  # nothing from elsewhere
     images, _ = split_for_testing(trained_standard)
     status, answer = server.predict({"pixels": images[0].tolist()})
-    assert status == 200 and set(answer) == {"digit", "probability", "probabilities", "pixels"}
+    keys = {"digit", "probability", "sure", "likeliest", "probabilities", "pixels"}
+    assert status == 200 and set(answer) == keys
     assert answer["digit"] == int(np.argmax(answer["probabilities"]))
     assert answer["probability"] == max(answer["probabilities"])
     assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-5)
     assert np.allclose(np.array(answer["pixels"]).reshape(64), images[0], atol=1e-3)
+    # The checkpoint's calibration: its probabilities, and sure from its threshold on.
+    trained = load_trained(trained_standard)
+    _, (reading,) = trained.readings(images[:1])
+    assert answer["probability"] == pytest.approx(reading.probability, abs=1e-6)
+    assert answer["sure"] == reading.sure and answer["likeliest"] == list(reading.likeliest)
 
 
 BAD_REQUESTS = [
@@ -257,20 +274,21 @@ def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
     server: Server, browser, tmp_path: Path
 ):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"http://127.0.0.1:{server.port}/")
     draw(browser, [[(0.3, 0.25), (0.7, 0.25), (0.5, 0.55), (0.42, 0.8)]])  # a seven
-    prediction = WebDriverWait(browser, 30).until(
-        lambda page: page.find_element(By.ID, "prediction").text.strip() or None
-    )
+    # Waits until the page says it has read the latest drawing: the text and
+    # window.lastReading are then the answer for the whole stroke, not for a part of it.
+    prediction, unsure = shown(browser)
     reading = browser.execute_script("return window.lastReading")
-    assert prediction == str(reading["digit"])
+    first, second = reading["likeliest"]
+    assert unsure != reading["sure"]
+    assert prediction == (str(reading["digit"]) if reading["sure"] else f"{first} or {second}?")
     status, answer = server.predict({"pixels": reading["pixels"]})
-    assert status == 200 and answer["digit"] == int(prediction)
+    assert status == 200 and answer["digit"] == reading["digit"]
     # The ten bars, the top one marked; the 8x8 image the model saw, drawn with ink.
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
-    assert len(bars) == 10 and "top" in bars[int(prediction)].get_attribute("class")
+    assert len(bars) == 10 and "top" in bars[reading["digit"]].get_attribute("class")
     ink = browser.execute_script(
         "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 8, 8).data;"
         "let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) dark++; return dark;"
@@ -290,7 +308,7 @@ def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
 
 
-REPLAYED_PER_DIGIT = 3  # pen digits replayed on the page, of each digit
+REPLAYED_PER_DIGIT = 2  # pen digits replayed on the page, of each digit
 PAGE_FLOOR = 0.8  # a model that never saw drawn digits reads about 0.4-0.7 of them
 
 
@@ -339,12 +357,58 @@ def test_pen_digits_replayed_on_the_page_are_read_as_people_wrote_them(
                     page.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "read"
                 )
             )
-            read.append(int(browser.find_element(By.ID, "prediction").text))
+            read.append(browser.execute_script("return window.lastReading.digit"))
     finally:
         server.stop()
     right = np.array(read) == labels[chosen]
+    print(f"the page read {right.sum()} of {len(chosen)} pen digits right")
     assert len(chosen) == 10 * REPLAYED_PER_DIGIT
     assert right.mean() >= PAGE_FLOOR, f"read {read} for {labels[chosen].tolist()}"
+
+
+def shown(browser) -> tuple[str, bool]:
+    """What ``#prediction`` says once the page has read the latest drawing, and if it is unsure."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(
+        lambda page: page.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "read"
+    )
+    prediction = browser.find_element(By.ID, "prediction")
+    return prediction.text, "unsure" in prediction.get_attribute("class").split()
+
+
+def test_the_page_says_not_sure_for_a_scribble_and_a_dot_and_reads_a_digit(
+    trained_drawn: Path, browser
+):
+    from selenium.webdriver.common.by import By
+
+    trained = load_trained(trained_drawn)
+    # A scribble and a digit the network is clearly unsure and sure of, drawn as Python draws.
+    shapes, _ = non_digits(40, MEASURING_SEED, ("scribble",))
+    confidence = trained.probabilities(drawn_pixels(shapes, [Hand()] * 40)).max(axis=1)
+    scribble = shapes[int(confidence.argmin())]
+    assert confidence.min() < trained.threshold - 0.2
+    points, labels = read_pen_digits()
+    rows = DrawnSplits().indices["test"][:40]
+    digit_confidence = trained.probabilities(drawn_pixels(points[rows], [Hand()] * 40)).max(axis=1)
+    digit_row = rows[int(digit_confidence.argmax())]
+    server = Server(trained_drawn)
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        for stroke in scribble:
+            replay(browser, stroke, Hand())
+        text, unsure = shown(browser)
+        first, second = browser.execute_script("return window.lastReading.likeliest")
+        assert unsure and text == f"{first} or {second}?"
+        browser.find_element(By.ID, "clear").click()
+        replay(browser, np.array([[50.0, 50.0], [52.0, 50.0]]), Hand())  # a dot
+        assert shown(browser)[1], "a dot is not a digit yet"
+        browser.find_element(By.ID, "clear").click()
+        replay(browser, points[digit_row], Hand())
+        assert shown(browser) == (str(labels[digit_row]), False)
+    finally:
+        server.stop()
 
 
 def test_under_concurrent_load_no_request_is_lost(server: Server, trained_standard: Path):

@@ -7,7 +7,9 @@ Usage::
 
 Endpoints: ``GET /`` the page; ``POST /predict`` with ``{"pixels": [64 numbers in
 0..16]}`` or ``{"image": "data:image/png;base64,..."}``, answering ``digit``,
-``probability``, ``probabilities`` and ``pixels`` (the 8x8 image the model saw);
+``probability``, ``sure`` (the probability reaches the checkpoint's threshold, or
+``--threshold``), ``likeliest`` (the two likeliest digits), ``probabilities`` and
+``pixels`` (the 8x8 image the model saw);
 ``GET /health`` 200 once the model is loaded. A bad request gets a 4xx and
 ``{"error": "..."}``.
 """
@@ -37,6 +39,12 @@ def parser() -> ArgumentParser:
         "--batch_timeout", type=float, default=0.0, help="Seconds to wait to fill a batch."
     )
     parser.add_argument(
+        "--threshold",
+        type=float | None,
+        default=None,
+        help="Sure from this probability on, instead of the checkpoint's own threshold.",
+    )
+    parser.add_argument(
         "--constant",
         action="store_true",
         help="Answer a constant without the model: the floor for python -m digits.bench --serve.",
@@ -52,6 +60,8 @@ def check(options: Namespace) -> None:
         raise ValueError("--workers and --max_batch_size must be at least 1")
     if options.batch_timeout < 0:
         raise ValueError(f"--batch_timeout must be 0 or more, got {options.batch_timeout}")
+    if options.threshold is not None and not 0 <= options.threshold <= 1:
+        raise ValueError(f"--threshold must be a probability, 0 to 1, got {options.threshold}")
     load_trained(options.ckpt_path)  # a missing, corrupt or unsafe checkpoint fails here
 
 
@@ -60,7 +70,7 @@ def main(args: list[str] | None = None) -> None:
         options = parser().parse_args(args)
         check(options)
     kind = ConstantAPI if options.constant else DigitsAPI
-    api = kind(options.ckpt_path, options.max_batch_size, options.batch_timeout)
+    api = kind(options.ckpt_path, options.max_batch_size, options.batch_timeout, options.threshold)
     litserver = server(api, workers=options.workers)
     logging.getLogger("litserve").setLevel(logging.WARNING)
     print(f"serving {options.ckpt_path} on http://{options.host}:{options.port}", flush=True)

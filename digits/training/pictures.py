@@ -15,7 +15,8 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.dataset import DigitsSplits
-from digits.figures import digit_grid
+from digits.figures import digit_grid, reliability_figure
+from digits.training.calibrate import logits_for
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
 
@@ -65,14 +66,7 @@ class TensorBoardPictures(L.Callback):
         trainer: L.Trainer, pl_module: L.LightningModule, features: torch.Tensor
     ) -> torch.Tensor:
         """The model's digits for a whole split, in the trainer's precision (64-true, bf16...)."""
-        precision = trainer.precision_plugin
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad(), precision.forward_context():
-            features = precision.convert_input(features.to(pl_module.device))
-            predictions = pl_module(features).argmax(dim=1)
-        pl_module.train(was_training)
-        return predictions
+        return logits_for(trainer, pl_module, features).argmax(dim=1)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = self._writer(trainer)
@@ -99,9 +93,11 @@ class TensorBoardPictures(L.Callback):
             return
         datamodule: DigitsDataModule = trainer.datamodule
         test_set = datamodule.test_set
-        predictions = self._predict(trainer, pl_module, test_set.features)
+        logits = logits_for(trainer, pl_module, test_set.features)
+        predictions = logits.argmax(dim=1)
         targets = test_set.targets.to(predictions.device)
         step = trainer.global_step
+        self._reliability(writer, trainer, pl_module, datamodule, logits, targets)
         writer.add_figure(
             "test/confusion_matrix", confusion_figure(predictions, targets, "test"), step
         )
@@ -111,3 +107,27 @@ class TensorBoardPictures(L.Callback):
         titles = [f"{labels[i]} -> {guesses[i]}" for i in wrong.tolist()]
         writer.add_figure("test/misclassified", digit_grid(images[wrong.numpy()], titles), step)
         writer.flush()
+
+    @staticmethod
+    def _reliability(
+        writer: SummaryWriter,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        datamodule: DigitsDataModule,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> None:
+        """How sure the model is against how often it is right, on each test stream."""
+        streams = {"test split": (pl_module.probabilities(logits), targets)}
+        drawn = getattr(datamodule, "drawn_test_set", None)
+        if drawn is not None:
+            drawn_logits = logits_for(trainer, pl_module, drawn.features)
+            streams["drawn test digits"] = (
+                pl_module.probabilities(drawn_logits),
+                drawn.targets.to(drawn_logits.device),
+            )
+        arrays = {
+            name: (probabilities.cpu().numpy(), labels.cpu().numpy())
+            for name, (probabilities, labels) in streams.items()
+        }
+        writer.add_figure("test/reliability", reliability_figure(arrays), trainer.global_step)

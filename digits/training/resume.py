@@ -23,6 +23,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from digits.calibration import with_calibration
 from digits.checkpoint_file import read_checkpoint
 from digits.dataset import SPLIT_SETTINGS
 from digits.training.folders import resumed_in_place
@@ -113,7 +114,8 @@ def _same(a: Any, b: Any) -> bool:
 def check_state_dict(model: torch.nn.Module, checkpoint: dict[str, Any], ckpt_path: str) -> None:
     """The checkpoint's tensors must fit the model, or loading would fail mid-run."""
     expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    found = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items()}
+    saved = with_calibration(checkpoint["state_dict"])  # older checkpoints have none
+    found = {name: tuple(value.shape) for name, value in saved.items()}
     if expected != found:
         differing = sorted(set(expected.items()) ^ set(found.items()))
         name = differing[0][0]

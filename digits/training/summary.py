@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import lightning as L
 
+from digits.calibration import Calibration
+from digits.training.calibrate import calibrate_run
 from digits.training.tensorboard import tensorboard_logdir
 
 
@@ -20,6 +22,9 @@ class FitSummary:
     tensorboard_logdir: str | None
     test_drawn_acc: float | None = None  # with data.drawn: the drawn test digits
     monitor: str = "val/acc"  # what chose the best checkpoint
+    calibration: Calibration | None = None  # fitted on validation after training
+    test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
+    test_drawn_ece: tuple[float, float] | None = None
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
@@ -32,6 +37,7 @@ class FitSummary:
                 if self.test_drawn_acc is not None
                 else []
             ),
+            *self.calibration_lines(),
             f"checkpoint    {self.checkpoint or 'none saved'}",
             f"logs          {self.log_dir or 'none written'}",
         ]
@@ -39,17 +45,37 @@ class FitSummary:
             lines.append(f"to look:      tensorboard --logdir {self.tensorboard_logdir}")
         return lines
 
+    def calibration_lines(self) -> list[str]:
+        if self.calibration is None or self.test_ece is None:
+            return []
+        fitted = self.calibration
+        ece = f"test/ece      {self.test_ece[0]:.4f} -> {self.test_ece[1]:.4f}"
+        if self.test_drawn_ece is not None:
+            ece += f" (drawn {self.test_drawn_ece[0]:.4f} -> {self.test_drawn_ece[1]:.4f})"
+        return [
+            f"{ece}, temperature {fitted.temperature:.3f}",
+            f"sure          probability >= {fitted.threshold:.4f}: {fitted.coverage:.1%} of the "
+            f"validation readings, {fitted.sure_error:.1%} of those wrong",
+        ]
+
 
 def evaluate_best_and_summarize(
     trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule
 ) -> FitSummary:
     """Test the best checkpoint (or, with none saved, the weights in memory); print the summary.
 
-    The test split is used here once, after every choice (the epoch kept, the settings)
-    was made on validation.
+    The test split is used here once, after every choice (the epoch kept, the settings,
+    the temperature and the "sure" threshold) was made on validation.
     """
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    calibration = (
+        None if trainer.fast_dev_run else calibrate_run(trainer, model, datamodule, best_path)
+    )
+    if calibration is not None:
+        trainer.logger and trainer.logger.log_metrics(
+            calibration_scalars(calibration), trainer.global_step
+        )
     results = {}
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
@@ -64,7 +90,26 @@ def evaluate_best_and_summarize(
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
         test_drawn_acc=results.get("test/drawn_acc"),
         monitor=(checkpoint.monitor if checkpoint is not None else None) or "val/acc",
+        calibration=calibration,
+        test_ece=_before_after(results, "test/"),
+        test_drawn_ece=_before_after(results, "test/drawn_"),
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
     return summary
+
+
+def calibration_scalars(calibration: Calibration) -> dict[str, float]:
+    """The fitted numbers as TensorBoard scalars, at the run's last step."""
+    return {
+        "calibration/temperature": calibration.temperature,
+        "calibration/threshold": calibration.threshold,
+        "calibration/val_coverage": calibration.coverage,
+        "calibration/val_sure_error": calibration.sure_error,
+    }
+
+
+def _before_after(results: dict[str, float], prefix: str) -> tuple[float, float] | None:
+    if f"{prefix}ece" not in results:
+        return None
+    return results[f"{prefix}ece_unscaled"], results[f"{prefix}ece"]

@@ -1,0 +1,118 @@
+"""Probabilities that mean what they say, and when to say "not sure".
+
+A network trained with cross-entropy is often surer than it is right. Two numbers, both
+fitted after training on validation images and kept in the checkpoint, fix what the
+project shows:
+
+- the *temperature* T (Guo et al., 2017, "On calibration of modern neural networks"):
+  probabilities are ``softmax(logits / T)``. One scalar, fitted by minimising the
+  negative log-likelihood of the validation labels with the weights frozen, so the
+  digit read (the argmax) never changes;
+- the *threshold*: a reading is sure when its probability reaches it. It is the lowest
+  probability at which the validation readings at or above it are wrong no more often
+  than a target rate (selective classification).
+
+A checkpoint from before this has neither: it means temperature 1 and threshold 0, so
+every reading is sure, as it was. Only torch here: the tools that read a checkpoint
+without Lightning use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+TEMPERATURE = "temperature"  # the buffers' names in the model and in its state_dict
+THRESHOLD = "sure_threshold"
+NOT_A_DIGIT = -1  # the label of a non-digit shown in training (outlier exposure)
+TARGET_ERROR = 0.005  # at most this share of the sure validation readings may be wrong
+
+
+def with_calibration(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state dict, with temperature 1 and threshold 0 where it has none (older files)."""
+    completed = dict(state_dict)
+    completed.setdefault(TEMPERATURE, torch.tensor(1.0))
+    completed.setdefault(THRESHOLD, torch.tensor(0.0))
+    return completed
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature that minimises the negative log-likelihood of ``labels``.
+
+    Optimised as log T, so that T stays positive, with L-BFGS, as in the paper's own
+    code: one variable and a smooth, convex objective.
+    """
+    logits, labels = logits.detach().double(), labels.detach()
+    log_temperature = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [log_temperature], lr=0.5, max_iter=200, line_search_fn="strong_wolfe"
+    )
+
+    def negative_log_likelihood() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_temperature.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(negative_log_likelihood)
+    return float(log_temperature.detach().exp())
+
+
+def choose_threshold(
+    probabilities: torch.Tensor, labels: torch.Tensor, target_error: float = TARGET_ERROR
+) -> float:
+    """The lowest top probability whose readings at or above it are at most ``target_error`` wrong.
+
+    Readings are taken from the surest down; the threshold stops where the share of
+    wrong ones among those taken would pass the target. If even the surest is wrong,
+    nothing is sure (the threshold is above every probability).
+    """
+    confidence, digit = probabilities.max(dim=-1)
+    order = confidence.argsort(descending=True)
+    confidence, wrong = confidence[order], (digit != labels)[order].double()
+    error_rate = wrong.cumsum(0) / torch.arange(1, len(wrong) + 1, dtype=torch.float64)
+    # A threshold can only fall between distinct probabilities: keep the last reading of
+    # each run of equal ones, where the share counts all of them.
+    last_of_run = torch.ones_like(confidence, dtype=torch.bool)
+    last_of_run[:-1] = confidence[1:] < confidence[:-1]
+    allowed = (error_rate <= target_error) & last_of_run
+    if not allowed.any():
+        return float(torch.nextafter(confidence[0], torch.tensor(2.0, dtype=confidence.dtype)))
+    return float(confidence[allowed.nonzero().max()])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` fitted, and how the validation readings fare with it."""
+
+    temperature: float
+    threshold: float
+    coverage: float  # the share of validation readings that are sure
+    sure_error: float  # the share of the sure ones that are wrong
+    nll_before: float
+    nll_after: float
+
+
+def calibrate(
+    logits: torch.Tensor, labels: torch.Tensor, target_error: float = TARGET_ERROR
+) -> Calibration:
+    """Temperature and threshold from validation logits and labels."""
+    logits, labels = logits.detach().float().cpu(), labels.detach().cpu()
+    temperature = fit_temperature(logits, labels)
+    probabilities = (logits / temperature).softmax(dim=-1)
+    threshold = choose_threshold(probabilities, labels, target_error)
+    confidence, digit = probabilities.max(dim=-1)
+    sure = confidence >= threshold
+    sure_error = float((digit[sure] != labels[sure]).float().mean()) if sure.any() else 0.0
+    return Calibration(
+        temperature=temperature,
+        threshold=threshold,
+        coverage=float(sure.float().mean()),
+        sure_error=sure_error,
+        nll_before=float(F.cross_entropy(logits, labels)),
+        nll_after=float(F.cross_entropy(logits / temperature, labels)),
+    )
