@@ -29,7 +29,12 @@ import torch
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
-from digits.inference import TrainedNetwork, load_trained
+from digits.inference import (
+    TrainedNetwork,
+    add_threshold_argument,
+    check_threshold,
+    load_trained,
+)
 from digits.pen_digits import (
     DrawnSplits,
     Hand,
@@ -287,12 +292,7 @@ def parser() -> ArgumentParser:
         default=None,
         help="Folder for the pictures (default: RUN/drawn/CKPT; never an existing one).",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float | None,
-        default=None,
-        help="Sure from this probability on, instead of the checkpoint's own threshold.",
-    )
+    add_threshold_argument(parser)
     parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
     return parser
 
@@ -300,6 +300,7 @@ def parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> DrawnScore:
     with exit_on_user_error():
         options = parser().parse_args(args)
+        check_threshold(options.threshold)
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
         output = new_folder(Path(options.output or default_output(options.ckpt_path)))

@@ -109,3 +109,18 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
         temperature=float(calibration[TEMPERATURE]),
         threshold=float(calibration[THRESHOLD]),
     )
+
+
+def add_threshold_argument(parser: Any) -> None:
+    """``--threshold``, the same on every command that reads digits with a checkpoint."""
+    parser.add_argument(
+        "--threshold",
+        type=float | None,
+        default=None,
+        help="Sure from this probability on, instead of the checkpoint's own threshold.",
+    )
+
+
+def check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ValueError(f"--threshold must be a probability, 0 to 1, got {threshold}")

@@ -28,7 +28,7 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
-from digits.inference import Reading, load_trained
+from digits.inference import Reading, add_threshold_argument, check_threshold, load_trained
 from digits.preprocess import checked_digits, open_image, read_drawing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -99,12 +99,7 @@ def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m digits.predict", exit_on_error=False)
     parser.add_argument("--ckpt_path", type=str, required=True, help="A trained checkpoint.")
     parser.add_argument("--json", action="store_true", help="One JSON list on stdout.")
-    parser.add_argument(
-        "--threshold",
-        type=float | None,
-        default=None,
-        help="Sure from this probability on, instead of the checkpoint's own threshold.",
-    )
+    add_threshold_argument(parser)
     parser.add_argument("files", type=str, nargs="+", help="Images (PNG, JPEG...) or .npy files.")
     return parser
 
@@ -112,8 +107,7 @@ def parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> list[Prediction]:
     with exit_on_user_error():
         config = parser().parse_args(args)
-        if config.threshold is not None and not 0 <= config.threshold <= 1:
-            raise ValueError(f"--threshold must be a probability, 0 to 1, got {config.threshold}")
+        check_threshold(config.threshold)
         predictions = predict_files(config.ckpt_path, config.files, config.threshold)
     if config.json:
         print(json.dumps([asdict(prediction) for prediction in predictions], indent=2))

@@ -158,3 +158,10 @@ def test_a_dot_is_never_a_sure_digit(trained_standard: Path, tmp_path: Path):
         ["--ckpt_path", str(trained_standard), "--threshold", "0", str(tmp_path / "dot.png")]
     )
     assert dot.sure is False
+
+
+def test_a_threshold_outside_0_to_1_is_one_line_and_exit_2(trained_standard: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained_standard), "--threshold", "1.5", "any.npy"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --threshold must be a probability, 0 to 1, got 1.5\n"

@@ -21,7 +21,7 @@ import logging
 from jsonargparse import ArgumentParser, Namespace
 
 from digits.errors import exit_on_user_error
-from digits.inference import load_trained
+from digits.inference import add_threshold_argument, check_threshold, load_trained
 from digits.serve.api import ConstantAPI, DigitsAPI
 from digits.serve.app import server
 
@@ -38,12 +38,7 @@ def parser() -> ArgumentParser:
     parser.add_argument(
         "--batch_timeout", type=float, default=0.0, help="Seconds to wait to fill a batch."
     )
-    parser.add_argument(
-        "--threshold",
-        type=float | None,
-        default=None,
-        help="Sure from this probability on, instead of the checkpoint's own threshold.",
-    )
+    add_threshold_argument(parser)
     parser.add_argument(
         "--constant",
         action="store_true",
@@ -60,8 +55,7 @@ def check(options: Namespace) -> None:
         raise ValueError("--workers and --max_batch_size must be at least 1")
     if options.batch_timeout < 0:
         raise ValueError(f"--batch_timeout must be 0 or more, got {options.batch_timeout}")
-    if options.threshold is not None and not 0 <= options.threshold <= 1:
-        raise ValueError(f"--threshold must be a probability, 0 to 1, got {options.threshold}")
+    check_threshold(options.threshold)
     load_trained(options.ckpt_path)  # a missing, corrupt or unsafe checkpoint fails here
 
 
