@@ -153,6 +153,27 @@ MUTANTS = [
         ("tests/test_preprocess.py",),
     ),
     Mutant(
+        "a sweep fold scored by its best epoch",
+        "digits/sweep/objective.py",
+        "return history.values[-1]",
+        "return max(history.values)",
+        ("tests/test_sweep.py", "-k", "last_epoch"),
+    ),
+    Mutant(
+        "every sweep worker samples with the same seed",
+        "digits/sweep/worker.py",
+        "return optuna.samplers.TPESampler(seed=seed * 1000 + index)",
+        "return optuna.samplers.TPESampler(seed=seed)",
+        ("tests/test_sweep.py", "-k", "own_values"),
+    ),
+    Mutant(
+        "the server accepts a NaN among finite pixels",
+        "digits/preprocess.py",
+        "if not np.isfinite(array).all():",
+        "if not np.isfinite(array).any():",
+        ("tests/test_serve.py", "-k", "bad_input"),
+    ),
+    Mutant(
         "the export leaves the temperature out",
         "digits/export.py",
         "return (logits / self.temperature).softmax(dim=-1)",

@@ -129,6 +129,7 @@ BAD_REQUESTS = [
     ({"pixels": [0] * 63}, 422, "shape (63,)"),
     ({"pixels": [0] * 63 + [None]}, 422, "pixels must be numbers"),
     (b'{"pixels": [' + b",".join([b"NaN"] * 64) + b"]}", 422, "finite numbers"),
+    (b'{"pixels": [' + b",".join([b"3"] * 63 + [b"NaN"]) + b"]}", 422, "finite numbers"),
     (b'{"pixels": [' + b",".join([b"Infinity"] * 64) + b"]}", 422, "finite numbers"),
     ({"pixels": [17] * 64}, 422, "values outside 0..16"),
     ({"pixels": [-1] * 64}, 422, "values outside 0..16"),

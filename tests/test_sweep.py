@@ -23,6 +23,7 @@ from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
 from digits.sweep.__main__ import main
 from digits.sweep.space import load_space
+from digits.sweep.worker import worker_sampler
 from tests.conftest import cmdline, read_events
 
 TINY = """
@@ -62,6 +63,7 @@ def test_a_sweep_cross_validates_each_trial_and_writes_the_winner(
     assert "test" not in read and {"train", "val"} <= set(read)  # the test split untouched
 
     study = load("tiny")
+    assert study.metric_names == ["val/acc"]  # what optuna-dashboard shows, not "Objective 0"
     trials = study.get_trials()
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 3
     for trial in trials:
@@ -268,6 +270,11 @@ def test_two_workers_share_one_postgresql_study(tmp_path: Path):
     assert [trial.number for trial in trials] == list(range(6))  # none lost, none doubled
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 6
     assert all({"fold_0", "fold_1"} <= set(trial.user_attrs) for trial in trials)
+    # Each worker samples with its own seed: no two trials try the same learning rate
+    # (workers sharing a seed would propose the same values, trial for trial).
+    workers = {trial.user_attrs["worker"] for trial in trials}
+    assert len(workers) == 2
+    assert len({trial.params["model.lr"] for trial in trials}) == 6
     runs = sorted(path.name for path in Path("sweeps/tiny/runs").iterdir())
     assert runs == [f"trial_{number:04d}" for number in range(6)]
     assert not Path("sweeps/tiny/study.db").exists()
@@ -317,3 +324,40 @@ params:
     assert again[0].params == lost[0].params and again[0].state in done
     assert sum(state in done for state in states) == 6
     assert "1 lost with a worker and run again" in rerun.stdout
+
+
+def test_each_worker_samples_its_own_values_reproducibly():
+    def first_values(seed: int, index: int) -> list[float]:
+        study = optuna.create_study(sampler=worker_sampler(seed, index))
+        return [study.ask().suggest_float("lr", 1e-4, 1e-1, log=True) for _ in range(3)]
+
+    assert first_values(0, 0) == first_values(0, 0)
+    assert first_values(0, 0) != first_values(0, 1)
+    assert first_values(1, 0) != first_values(0, 0)
+
+
+NOISY = """
+metric: val/acc
+trials: 1
+fixed:
+  trainer.max_epochs: 8
+params:
+  model.lr: {low: 0.08, high: 0.1}
+"""
+
+
+def test_a_fold_scores_its_last_epoch_not_its_best(tmp_path: Path):
+    """A fold whose validation accuracy peaks before the end is scored at the end.
+
+    The best epoch would be chosen on the very images it is scored on (docs/sweep.md).
+    """
+    main(["--space", str(space_file(tmp_path, NOISY, "noisy")), *FAST])
+    (trial,) = load("noisy").get_trials()
+    curves = [
+        [event.value for event in read_events(run).Scalars("val/acc")]
+        for run in (Path(f"sweeps/noisy/runs/trial_0000/fold_{fold}") for fold in range(2))
+    ]
+    assert any(max(curve) > curve[-1] for curve in curves), "no fold peaked before its end"
+    for fold, curve in enumerate(curves):
+        assert trial.user_attrs[f"fold_{fold}"] == pytest.approx(curve[-1])
+    assert trial.value == pytest.approx(sum(curve[-1] for curve in curves) / 2)

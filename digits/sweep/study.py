@@ -84,6 +84,15 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
             f"study {sweep.study!r} in {sweep.storage} {study.direction.name.lower()}s; "
             f"the space says {space.direction}: choose another --study"
         )
+    # The objective's name, so that optuna-dashboard and trials_dataframe() say val/acc
+    # rather than "Objective 0".
+    if study.metric_names is None:
+        study.set_metric_names([space.metric])
+    elif study.metric_names != [space.metric]:
+        raise ValueError(
+            f"study {sweep.study!r} in {sweep.storage} scores {study.metric_names[0]}; "
+            f"the space says {space.metric}: choose another --study"
+        )
     return study
 
 

@@ -27,10 +27,18 @@ def work_on(sweep: Sweep, index: int) -> None:
     quiet_sweep()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // sweep.n_jobs))
     study = open_study(sweep, create=False)
-    study.sampler = optuna.samplers.TPESampler(seed=sweep.seed * 1000 + index)
+    study.sampler = worker_sampler(sweep.seed, index)
     objective = CrossValidation(sweep.space, sweep.folds, sweep.runs, sweep.base_args)
     lock = Path(sweep.folder) / "workers.lock"
     work(study, objective, sweep.trials, lock, poll_seconds=sweep.heartbeat / 2)
+
+
+def worker_sampler(seed: int, index: int) -> optuna.samplers.TPESampler:
+    """Worker ``index``'s sampler: reproducible from the sweep's seed, and its own.
+
+    Workers sharing one seed would propose the same values, trial for trial.
+    """
+    return optuna.samplers.TPESampler(seed=seed * 1000 + index)
 
 
 def main(argv: list[str] | None = None) -> None:
