@@ -40,8 +40,8 @@ from tests.conftest import children, cmdline, split_for_testing
 class Server:
     """A ``python -m digits.serve`` process and plain HTTP requests to it."""
 
-    def __init__(self, ckpt_path: Path, *options: str) -> None:
-        self.port = free_port()
+    def __init__(self, ckpt_path: Path, *options: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         command = [sys.executable, "-m", "digits.serve", "--ckpt_path", str(ckpt_path)]
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port), *options],
@@ -208,6 +208,32 @@ def test_the_server_agrees_with_predict_on_the_same_files(
     assert [answer["probability"] for answer in online] == pytest.approx(
         [p.probability for p in offline], abs=1e-5
     )
+
+
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [grandchild for child in found for grandchild in descendants(child)]
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_server_process_alone_stops_all_of_it(trained_standard: Path, sent):
+    running = Server(trained_standard)
+    family = descendants(running.process.pid)
+    assert family, "LitServe runs its HTTP server and inference worker as processes"
+    running.process.send_signal(sent)  # the process alone, as kill PID does
+    assert running.process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 30
+    while any(cmdline(pid) for pid in family):
+        assert time.monotonic() < deadline, "a process of the server outlived it"
+        time.sleep(0.2)
+    with socket.socket() as probe:  # the port is free again...
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", running.port))
+    again = Server(trained_standard, port=running.port)  # ...and a new server takes it
+    try:
+        assert again.request("GET", "/health")[0] == 200
+    finally:
+        again.stop()
 
 
 def inference_workers(server: Server) -> list[int]:

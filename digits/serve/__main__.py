@@ -16,7 +16,10 @@ Endpoints: ``GET /`` the page; ``POST /predict`` with ``{"pixels": [64 numbers i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -59,6 +62,26 @@ def check(options: Namespace) -> None:
     load_trained(options.ckpt_path)  # a missing, corrupt or unsafe checkpoint fails here
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (``kill PID``, a service manager) stops the server as Ctrl-C does.
+
+    LitServe shuts its HTTP server and inference workers down on KeyboardInterrupt; on
+    SIGTERM's default the process would die at once and leave them running, holding the
+    port. Its worker processes are forked and inherit the handler: there SIGTERM keeps
+    its default meaning, which is how LitServe stops them.
+    """
+    server_pid = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != server_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(args: list[str] | None = None) -> None:
     with exit_on_user_error():
         options = parser().parse_args(args)
@@ -68,9 +91,12 @@ def main(args: list[str] | None = None) -> None:
     litserver = server(api, workers=options.workers)
     logging.getLogger("litserve").setLevel(logging.WARNING)
     print(f"serving {options.ckpt_path} on http://{options.host}:{options.port}", flush=True)
-    litserver.run(
-        host=options.host, port=options.port, generate_client_file=False, log_level="warning"
-    )
+    stop_on_sigterm()
+    # Stopped before LitServe is ready to catch it, nothing of it is running yet.
+    with contextlib.suppress(KeyboardInterrupt):
+        litserver.run(
+            host=options.host, port=options.port, generate_client_file=False, log_level="warning"
+        )
 
 
 if __name__ == "__main__":
