@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -182,15 +184,30 @@ def complete(reply: bytes) -> bool:
     return bool(lengths) and len(body) >= int(lengths[0].split(b":")[1])
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(server: Server):
-    # Declares 50 MB and sends none of it: the answer comes at once.
-    reply = raw_post(server.port, b"Content-Length: 50000000\r\n", [])
+def test_a_body_over_the_limit_gets_a_413_every_client_can_read(server: Server):
+    """urllib and http.client send the whole body before reading: they get the 413 too."""
+    url = f"http://127.0.0.1:{server.port}/predict"
+    twenty_mb = b'{"pixels": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    request = urllib.request.Request(
+        url, data=twenty_mb, headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    error = json.loads(refused.value.read())
+    assert error == {"error": f"the body is {len(twenty_mb)} bytes; at most 2 MB"}
+    # A chunked body, with no declared length: refused once it passes 2 MB.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    chunks = (b"x" * (256 * 1024) for _ in range(40))  # 10 MB
+    connection.request("POST", "/predict", body=chunks, encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read()) == {"error": "the body is longer; at most 2 MB"}
+    connection.close()
+    # A client that asks before sending is answered at once, without sending anything.
+    reply = raw_post(server.port, b"Content-Length: 50000000\r\nExpect: 100-continue\r\n", [])
     assert reply.startswith(b"HTTP/1.1 413")
     assert reply.endswith(b'{"error":"the body is 50000000 bytes; at most 2 MB"}')
-    # Without a declared length, reading stops once the body passes 2 MB.
-    chunk = b"%x\r\n%s\r\n" % (256 * 1024, b"x" * 256 * 1024)
-    reply = raw_post(server.port, b"Transfer-Encoding: chunked\r\n", [chunk] * 40)  # 10 MB
-    assert reply.startswith(b"HTTP/1.1 413") and b'"error"' in reply
     assert server.predict({"pixels": [8] * 64})[0] == 200  # and it goes on serving
 
 
@@ -327,6 +344,14 @@ def test_a_digit_drawn_on_the_page_is_read_as_the_server_reads_its_pixels(
 
     browser.find_element(By.ID, "clear").click()
     assert browser.find_element(By.ID, "prediction").text == ""
+    # A body over the limit from the browser's fetch: the 413 and its JSON arrive.
+    refused = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('predict', {method: 'POST', headers: {'Content-Type': 'application/json'},"
+        " body: 'x'.repeat(20 * 1024 * 1024)})"
+        ".then(r => r.json().then(j => done([r.status, j]))).catch(e => done(String(e)));"
+    )
+    assert refused == [413, {"error": "the body is 20971520 bytes; at most 2 MB"}]
     # On a phone-sized screen the whole canvas is in view, nothing wider than the screen.
     browser.set_window_size(390, 844)
     width = browser.execute_script("return document.documentElement.clientWidth")
