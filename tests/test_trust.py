@@ -19,6 +19,7 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from digits.__main__ import main as digits_main
+from digits.bench.serve import free_port
 from digits.checkpoint_file import read_checkpoint
 from digits.cli import DigitsCLI
 from digits.fit import main
@@ -445,3 +446,41 @@ def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
     assert val_loss == pytest.approx(scalars(run_dir(tmp_path, 2), "val/loss")[0][1], rel=1e-6)
     # The pictures are drawn by one process without waiting on the other.
     assert "test/confusion_matrix" in read_events(run).Tags()["images"]
+
+
+def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tmp_path: Path):
+    """The multi-machine command of docs/scaling.md, both "machines" on 127.0.0.1."""
+    port = str(free_port())
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
+    node += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
+    fit = ["-m", "digits.fit", *QUIET, "--trainer.max_epochs", "3"]
+    fit += ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
+    fit += ["--trainer.num_nodes", "2", "--trainer.devices", "1"]
+    nodes = [
+        subprocess.Popen(
+            [*node, "--node-rank", str(rank), *fit],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [process.communicate(timeout=240) for process in nodes]
+    for process, (_, stderr) in zip(nodes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-2000:]
+    (first, _), (second, _) = outputs
+    assert "test/acc" in first and "test/acc" not in second  # rank 0 prints the summary
+    # Written once, by rank 0: one run folder, one writer of events, one best checkpoint.
+    runs = list((tmp_path / "lightning_logs" / "digits").iterdir())
+    assert [run.name for run in runs] == ["version_0"]
+    run = runs[0]
+    # Every event file by one process (the name ends in its pid and a counter).
+    writers = {path.name.split(".")[-2] for path in run.glob("events.out.tfevents.*")}
+    assert len(writers) == 1
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    assert sorted(path.name for path in (run / "checkpoints").iterdir()) == sorted(
+        [best.name, "last.ckpt"]
+    )
+    # The two nodes scored the test split as one process scores the same checkpoint.
+    digits_main(["test", *QUIET, "--ckpt_path", str(best)])
+    assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
