@@ -296,13 +296,15 @@ params:
     storage = "sqlite:///sweeps/kill/study.db"
     deadline = time.monotonic() + 120
     running: list = []
-    while not running:  # wait until a worker is in the middle of a trial
+    while not running:  # wait until a worker is training a trial (all its values drawn)
         assert time.monotonic() < deadline and sweep.poll() is None, "no trial ever ran"
         time.sleep(0.1)
         with contextlib.suppress(Exception):
             trials = optuna.load_study(study_name="kill", storage=storage).get_trials()
             running = [
-                t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+                t
+                for t in trials
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs and len(t.params) == 2
             ]
     pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
     assert b"digits.sweep.worker" in cmdline(pid)
