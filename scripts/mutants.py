@@ -162,9 +162,23 @@ MUTANTS = [
     Mutant(
         "every sweep worker samples with the same seed",
         "digits/sweep/worker.py",
-        "return optuna.samplers.TPESampler(seed=seed * 1000 + index)",
+        "return optuna.samplers.TPESampler(seed=seed * 1000 + number)",
         "return optuna.samplers.TPESampler(seed=seed)",
         ("tests/test_sweep.py", "-k", "own_values"),
+    ),
+    Mutant(
+        "sweep workers on different machines share no lock",
+        "digits/sweep/study.py",
+        "if is_postgresql(sweep.storage):",
+        "if False:",
+        ("tests/test_sweep.py", "-k", "postgresql"),
+    ),
+    Mutant(
+        "sweep workers numbered per machine, not per study",
+        "digits/sweep/worker.py",
+        "study.sampler = worker_sampler(sweep.seed, join(study, lock))",
+        "study.sampler = worker_sampler(sweep.seed, join(study, lock) % sweep.n_jobs)",
+        ("tests/test_sweep.py", "-k", "postgresql"),
     ),
     Mutant(
         "the server accepts a NaN among finite pixels",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
@@ -23,6 +24,7 @@ from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
 from digits.sweep.__main__ import main
 from digits.sweep.space import load_space
+from digits.sweep.study import held_in_database
 from digits.sweep.worker import worker_sampler
 from tests.conftest import cmdline, read_events
 
@@ -255,31 +257,80 @@ def throwaway_postgres() -> Iterator[str]:
 SWEEP = [sys.executable, "-m", "digits.sweep"]
 
 
-def test_two_workers_share_one_postgresql_study(tmp_path: Path):
+def most_waiting_for_one_lock(url: str) -> int:
+    """The most database sessions waiting for one advisory lock, read from PostgreSQL itself.
+
+    (The workers also take turns briefly at another lock, the storage's, as they start;
+    at most three of the four can wait there at once.)
+    """
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    query = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " GROUP BY classid, objid ORDER BY 1 DESC LIMIT 1"
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(sqlalchemy.text(query)).scalar() or 0)
+
+
+def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_asked(
+    tmp_path: Path,
+):
+    """Two sweep commands, each with two workers, in folders of their own (as on two
+    machines: no file lock in common), share only the storage; the study gets exactly
+    --trials trials, and each worker proposes its own values."""
     space = str(space_file(tmp_path, TINY.replace("trials: 3", "trials: 6")))
+    machines = [tmp_path / "machine_a", tmp_path / "machine_b"]
     with throwaway_postgres() as url:
-        result = subprocess.run(
-            [*SWEEP, "--space", space, *FAST, "--n_jobs", "2", "--storage", url],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        command = [*SWEEP, "--space", space, *FAST, "--n_jobs", "2", "--storage", url]
+        # A third party holds the study's lock first: every worker must wait for it
+        # before it creates a trial, whichever machine it runs on.
+        with held_in_database(url, "study tiny") as release:
+            sweeps = []
+            for machine in machines:
+                machine.mkdir()
+                sweeps.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=machine,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    )
+                )
+            deadline = time.monotonic() + 60
+            while most_waiting_for_one_lock(url) < 4:
+                assert time.monotonic() < deadline, "the workers never waited for the lock"
+                ended = [sweep.communicate()[0] for sweep in sweeps if sweep.poll() is not None]
+                assert not ended, ended[0][-3000:]
+                time.sleep(0.2)
+            assert load("tiny", url).get_trials() == []
+            release()
+        outputs = [sweep.communicate(timeout=300)[0] for sweep in sweeps]
+        assert [sweep.returncode for sweep in sweeps] == [0, 0], outputs
         study = load("tiny", url)
         trials = study.get_trials()
+        workers_joined = study.user_attrs["workers_joined"]
     assert [trial.number for trial in trials] == list(range(6))  # none lost, none doubled
     assert [trial.state for trial in trials] == [TrialState.COMPLETE] * 6
     assert all({"fold_0", "fold_1"} <= set(trial.user_attrs) for trial in trials)
-    # Each worker samples with its own seed: no two trials try the same learning rate
-    # (workers sharing a seed would propose the same values, trial for trial).
-    workers = {trial.user_attrs["worker"] for trial in trials}
-    assert len(workers) == 2
+    assert workers_joined == 4
+    # Four workers waited at the lock, so each started one of the first four trials, and
+    # each proposed its own values: same-seeded workers (one per machine) would propose
+    # the same learning rate.
+    assert len({trial.user_attrs["worker"] for trial in trials[:4]}) == 4
     assert len({trial.params["model.lr"] for trial in trials}) == 6
-    runs = sorted(path.name for path in Path("sweeps/tiny/runs").iterdir())
+    runs = sorted(
+        path.name for machine in machines for path in (machine / "sweeps/tiny/runs").iterdir()
+    )
     assert runs == [f"trial_{number:04d}" for number in range(6)]
-    assert not Path("sweeps/tiny/study.db").exists()
+    assert not any((machine / "sweeps/tiny/study.db").exists() for machine in machines)
     summary = fit_main(
-        ["--config", "sweeps/tiny/best.yaml", "--trainer.enable_progress_bar", "false"]
+        [
+            "--config",
+            str(machines[0] / "sweeps/tiny/best.yaml"),
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
     )
     assert summary.test_acc > 0.1
 

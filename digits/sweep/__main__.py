@@ -138,12 +138,12 @@ def check_space_accepted(sweep: Sweep) -> None:
 def run_workers(sweep: Sweep) -> None:
     """``--n_jobs`` worker processes on this machine (just this one for a single job)."""
     if sweep.n_jobs == 1:
-        work_on(sweep, index=0)
+        work_on(sweep)
         return
     settings = json.dumps(asdict(sweep))
     workers = [
-        subprocess.Popen([sys.executable, "-m", "digits.sweep.worker", settings, str(index)])
-        for index in range(sweep.n_jobs)
+        subprocess.Popen([sys.executable, "-m", "digits.sweep.worker", settings])
+        for _ in range(sweep.n_jobs)
     ]
     codes = [worker.wait() for worker in workers]
     if any(codes):

@@ -8,9 +8,11 @@ at the study fails and queues again (Optuna's ``RetryHeartbeatStaleTrialCallback
 
 ``--trials N`` is the number of trials the study should end with, counting those that
 completed, were pruned or failed on their own (a diverged training), and not those
-that were only lost with a worker and run again. Workers on one machine take a file lock
-while they decide whether a trial is still needed and create it, so that they never
-start more than N between them.
+that were only lost with a worker and run again. A worker holds a lock while it decides
+whether a trial is still needed and creates it, so that workers never start more than N
+between them: on PostgreSQL the storage's own (an advisory lock, held in a transaction
+of the study's database, which every machine's workers share), elsewhere a file lock
+beside the study (SQLite is for one machine).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import logging
 import time
 import warnings
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -97,19 +101,38 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
 
 
 def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
-    """An Optuna storage with heartbeats; a one-line ``ValueError`` if it cannot be reached."""
+    """An Optuna storage with heartbeats; a one-line ``ValueError`` if it cannot be reached.
+
+    On PostgreSQL, machines that open a new database at the same moment take turns:
+    each would otherwise create Optuna's tables, and all but one would fail.
+    """
     try:
-        return RDBStorage(
-            url,
-            # SQLite: wait for the other workers' writes instead of failing at once.
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=heartbeat_seconds,
-            grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
-        )
+        with _one_at_a_time(url, "storage"):
+            return _rdb_storage(url, heartbeat_seconds)
     except Exception as error:  # sqlalchemy's errors differ by database and driver
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot open the storage {url}: {detail}") from None
+
+
+def _one_at_a_time(url: str, name: str) -> contextlib.AbstractContextManager:
+    if is_postgresql(url):
+        return held_in_database(url, name)
+    return contextlib.nullcontext()
+
+
+def is_postgresql(url: str) -> bool:
+    return sqlalchemy.engine.make_url(url).get_backend_name() == "postgresql"
+
+
+def _rdb_storage(url: str, heartbeat_seconds: int) -> RDBStorage:
+    return RDBStorage(
+        url,
+        # SQLite: wait for the other workers' writes instead of failing at once.
+        engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+        heartbeat_interval=heartbeat_seconds,
+        grace_period=3 * heartbeat_seconds,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
+    )
 
 
 def lost_with_a_worker(trials: list[FrozenTrial]) -> set[int]:
@@ -130,6 +153,50 @@ def trials_that_count(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return [trial for trial in trials_that_count(trials) if trial.state in done]
+
+
+def deciding(sweep: Sweep) -> contextlib.AbstractContextManager[Callable[[], None]]:
+    """The lock a worker holds while it counts the trials and creates one.
+
+    Entered, it waits for the lock and gives a function that releases it early (once).
+    """
+    if is_postgresql(sweep.storage):
+        return held_in_database(sweep.storage, f"study {sweep.study}")
+    return held(Path(sweep.folder) / "workers.lock")
+
+
+@contextlib.contextmanager
+def held_in_database(url: str, name: str) -> Iterator[Callable[[], None]]:
+    """PostgreSQL's advisory lock called ``name``, held by a transaction of the database.
+
+    Workers on any machine that reach the storage wait for each other here, and a worker
+    that dies loses its connection and with it the lock.
+    """
+    digest = hashlib.sha256(f"digits.sweep {name}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    connection = _engine(url).connect()
+    try:
+        connection.begin()
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    except BaseException:
+        connection.close()
+        raise
+
+    def release() -> None:
+        if not connection.closed:
+            connection.commit()  # ends the transaction, and the lock with it
+            connection.close()
+
+    try:
+        yield release
+    finally:
+        release()
+
+
+@functools.cache
+def _engine(url: str) -> sqlalchemy.Engine:
+    """One engine per process; no pool, so a released lock leaves no idle connection."""
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
 
 
 @contextlib.contextmanager
@@ -156,7 +223,7 @@ def work(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
     n_trials: int,
-    lock_file: Path,
+    lock: Callable[[], contextlib.AbstractContextManager[Callable[[], None]]],
     poll_seconds: float,
 ) -> None:
     """Run trials until the study holds ``n_trials`` that count, all of them finished.
@@ -166,7 +233,7 @@ def work(
     """
     while True:
         fail_stale_trials(study)
-        with held(lock_file) as release:
+        with lock() as release:
             trials = trials_that_count(study.get_trials(deepcopy=False))
             waiting = any(trial.state == TrialState.WAITING for trial in trials)
             if waiting or len(trials) < n_trials:
