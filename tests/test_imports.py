@@ -65,8 +65,9 @@ def settings():
     )
 
 names = [m.name for m in pkgutil.walk_packages(digits.__path__, "digits.")]
-# Their own settings, made on import, are not ours.
+# Their own settings, made on import, are not ours (sqlalchemy sets its logger to WARNING).
 import lightning, litserve, optuna, optuna_integration.pytorch_lightning, torchmetrics  # noqa
+import sqlalchemy  # noqa
 before = settings()
 for name in names:
     importlib.import_module(name)
