@@ -108,7 +108,9 @@ def test_the_same_command_continues_the_study(tmp_path: Path):
     assert [(t.number, t.params, t.value) for t in trials[:2]] == first
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     main(["--space", space, *FAST, "--trials", "4"])  # nothing left to do
-    assert len(load("tiny").get_trials()) == 4
+    study = load("tiny")
+    assert len(study.get_trials()) == 4
+    assert study.user_attrs["workers_joined"] == 2  # no worker started for a whole study
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path, capsys):
@@ -337,7 +339,7 @@ def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_as
 
 def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path: Path):
     space = """
-trials: 6
+trials: 3
 params:
   model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
   trainer.max_epochs: {low: 30, high: 30}
@@ -370,13 +372,15 @@ params:
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
     lost = [trial for trial in trials if trial.state == TrialState.FAIL]
     assert [trial.number for trial in lost] == [running[0].number]
-    assert len(trials) == 7  # the lost one, run again as a seventh
+    assert len(trials) == 4  # the lost one, run again as a fourth
     again = [trial for trial in trials if trial.system_attrs.get("failed_trial") is not None]
     assert [trial.system_attrs["failed_trial"] for trial in again] == [lost[0].number]
     done = (TrialState.COMPLETE, TrialState.PRUNED)  # the median pruner may stop some
     assert again[0].params == lost[0].params and again[0].state in done
-    assert sum(state in done for state in states) == 6
+    assert sum(state in done for state in states) == 3
     assert "1 lost with a worker and run again" in rerun.stdout
+    # The survivor ran the lost trial again, so the rerun found the study whole.
+    assert load("kill").user_attrs["workers_joined"] == 2
 
 
 def test_each_worker_samples_its_own_values_reproducibly():

@@ -34,7 +34,7 @@ from digits.fit import main as fit_main
 from digits.sweep.objective import FOLD_RUN
 from digits.sweep.report import ranked, summary, write_best_config
 from digits.sweep.space import decode, load_space
-from digits.sweep.study import Sweep, finished, open_study, quiet_sweep
+from digits.sweep.study import Sweep, all_finished, finished, open_study, quiet_sweep
 from digits.sweep.worker import work_on
 from digits.training.output import quiet_lightning
 
@@ -135,8 +135,14 @@ def check_space_accepted(sweep: Sweep) -> None:
             raise ValueError(f"{sweep.space_file}: {key}={decode(value)} is refused: {error}")
 
 
-def run_workers(sweep: Sweep) -> None:
-    """``--n_jobs`` worker processes on this machine (just this one for a single job)."""
+def run_workers(sweep: Sweep, study: optuna.Study) -> None:
+    """``--n_jobs`` worker processes on this machine (just this one for a single job).
+
+    None when the study already holds all its trials, finished: the command run again on
+    a whole study reports it at once instead of starting workers that find nothing to do.
+    """
+    if all_finished(study.get_trials(deepcopy=False), sweep.trials):
+        return
     if sweep.n_jobs == 1:
         work_on(sweep)
         return
@@ -171,7 +177,7 @@ def main(args: list[str] | None = None) -> optuna.Study:
         f"{sweep.n_jobs} worker(s), storage {sweep.storage}",
         flush=True,
     )
-    run_workers(sweep)
+    run_workers(sweep, study)
     print(summary(study, sweep.space))
     done = finished(study.get_trials())
     if len(done) < sweep.trials:

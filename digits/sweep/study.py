@@ -219,6 +219,13 @@ def held(lock_file: Path) -> Iterator[Callable[[], None]]:
             release()
 
 
+def all_finished(trials: list[FrozenTrial], n_trials: int) -> bool:
+    """Whether the study holds its ``n_trials`` and none is running or waiting to run again."""
+    counted = trials_that_count(trials)
+    unfinished = (TrialState.RUNNING, TrialState.WAITING)
+    return len(counted) >= n_trials and not any(trial.state in unfinished for trial in counted)
+
+
 def work(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -244,6 +251,6 @@ def work(
 
                 study.optimize(started, n_trials=1, catch=(Exception,))
                 continue
-        if not any(trial.state == TrialState.RUNNING for trial in trials):
+        if all_finished(trials, n_trials):
             return
         time.sleep(poll_seconds)

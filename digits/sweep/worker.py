@@ -24,10 +24,16 @@ from digits.sweep.study import Sweep, deciding, open_study, quiet_sweep, work
 from digits.training.output import quiet_lightning
 
 WORKERS_JOINED = "workers_joined"  # a study attribute: how many workers have taken part
+LONGEST_POLL_SECONDS = 1.0
 
 
 def work_on(sweep: Sweep) -> None:
-    """Take part in the sweep until its study holds every trial it should, finished."""
+    """Take part in the sweep until its study holds every trial it should, finished.
+
+    A worker with nothing left to start looks at the study again at least every second
+    (every half heartbeat when that is shorter): the command ends soon after the last
+    trial, and a lost trial is taken up soon after its heartbeat goes stale.
+    """
     quiet_lightning()
     quiet_sweep()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // sweep.n_jobs))
@@ -35,7 +41,8 @@ def work_on(sweep: Sweep) -> None:
     lock = functools.partial(deciding, sweep)
     study.sampler = worker_sampler(sweep.seed, join(study, lock))
     objective = CrossValidation(sweep.space, sweep.folds, sweep.runs, sweep.base_args)
-    work(study, objective, sweep.trials, lock, poll_seconds=sweep.heartbeat / 2)
+    poll_seconds = min(LONGEST_POLL_SECONDS, sweep.heartbeat / 2)
+    work(study, objective, sweep.trials, lock, poll_seconds=poll_seconds)
 
 
 def join(study: optuna.Study, lock: Callable[[], AbstractContextManager]) -> int:
