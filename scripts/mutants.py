@@ -181,6 +181,20 @@ MUTANTS = [
         ("tests/test_sweep.py", "-k", "postgresql"),
     ),
     Mutant(
+        "a sweep run again on a whole study starts its workers anyway",
+        "digits/sweep/__main__.py",
+        "if all_finished(study.get_trials(deepcopy=False), sweep.trials):",
+        "if False:",
+        ("tests/test_sweep.py", "-k", "continues_the_study"),
+    ),
+    Mutant(
+        "a worker with nothing to start leaves a lost trial behind",
+        "digits/sweep/study.py",
+        "if all_finished(trials, n_trials):",
+        "if True:",
+        ("tests/test_sweep.py", "-k", "killed_worker"),
+    ),
+    Mutant(
         "the server accepts a NaN among finite pixels",
         "digits/preprocess.py",
         "if not np.isfinite(array).all():",
