@@ -30,6 +30,11 @@ class Mutant:
     old: str
     new: str
     tests: tuple[str, ...]
+    also: tuple[tuple[str, str, str], ...] = ()  # more (file, old, new) for the same breakage
+
+    @property
+    def edits(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.file, self.old, self.new), *self.also) if self.old else ()
 
 
 MUTANTS = [
@@ -81,6 +86,21 @@ MUTANTS = [
         "ckpt_path=best_path or None)",
         "ckpt_path=None)",
         ("tests/test_fit.py",),
+        # Calibration loads the best weights into the model too: both places, or none.
+        also=(
+            (
+                "digits/training/calibrate.py",
+                'model.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+                "pass",
+            ),
+        ),
+    ),
+    Mutant(
+        "the temperature is fitted to the final weights, not the best",
+        "digits/training/calibrate.py",
+        'model.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+        "pass",
+        ("tests/test_calibration.py",),
     ),
     Mutant(
         "last.ckpt is the best epoch",
@@ -330,12 +350,12 @@ def run(mutant: Mutant) -> tuple[bool, float]:
 def run_tests(mutant: Mutant, tests: tuple[str, ...]) -> tuple[bool, float]:
     with tempfile.TemporaryDirectory(prefix="digits-mutant-") as scratch:
         repo = copy_of_repository(Path(scratch))
-        if mutant.old:
-            source = repo / mutant.file
+        for file, old, new in mutant.edits:
+            source = repo / file
             text = source.read_text()
-            if text.count(mutant.old) != 1:
-                raise SystemExit(f"{mutant.name}: the text to change is not in {mutant.file} once")
-            source.write_text(text.replace(mutant.old, mutant.new))
+            if text.count(old) != 1:
+                raise SystemExit(f"{mutant.name}: the text to change is not in {file} once")
+            source.write_text(text.replace(old, new))
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],

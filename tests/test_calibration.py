@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from digits import DigitsClassifier
-from digits.calibration import choose_threshold, fit_temperature, with_calibration
+from digits.calibration import calibrate, choose_threshold, fit_temperature, with_calibration
 from digits.checkpoint_file import read_checkpoint, write_atomically
+from digits.dataset import DigitsSplits
+from digits.fit import main
 from digits.inference import load_trained
-from tests.conftest import read_events, scalars
+from tests.conftest import QUIET, read_events, scalars
 
 
 def test_the_fitted_temperature_is_the_one_that_made_the_labels():
@@ -79,3 +81,23 @@ def test_a_run_fits_its_calibration_on_validation_and_records_it(trained: Path):
     (before,), (after,) = scalars(run, "test/ece_unscaled"), scalars(run, "test/ece")
     assert before[1] != after[1]  # the test was scored with and without the temperature
     assert "test/reliability" in events.Tags()["images"]
+
+
+def test_the_calibration_is_fitted_to_the_weights_that_are_tested():
+    # At this learning rate the best epoch (the one tested) is not the last.
+    summary = main([*QUIET, "--model.lr", "0.03", "--trainer.max_epochs", "6"])
+    best_path, last_path = Path(summary.checkpoint), Path(summary.log_dir) / "checkpoints/last.ckpt"
+    assert read_checkpoint(best_path)["epoch"] != read_checkpoint(last_path)["epoch"]
+    images, labels = DigitsSplits().arrays("val")
+
+    def refitted(path: Path) -> tuple[float, float]:
+        model = DigitsClassifier.load_from_checkpoint(path, weights_only=True)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(images))
+        fitted = calibrate(logits, torch.from_numpy(labels))
+        return fitted.temperature, fitted.threshold
+
+    stored = read_checkpoint(best_path)["state_dict"]
+    kept = (float(stored["temperature"]), float(stored["sure_threshold"]))
+    assert kept == pytest.approx(refitted(best_path), rel=1e-4)
+    assert kept[0] != pytest.approx(refitted(last_path)[0], rel=1e-3)
