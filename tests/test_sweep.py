@@ -352,7 +352,9 @@ params:
     deadline = time.monotonic() + 120
     running: list = []
     while not running:  # wait until a worker is training a trial (all its values drawn)
-        assert time.monotonic() < deadline and sweep.poll() is None, "no trial ever ran"
+        if sweep.poll() is not None:
+            pytest.fail(f"the sweep ended before any trial ran:\n{sweep.stderr.read()[-3000:]}")
+        assert time.monotonic() < deadline, "no trial ever ran"
         time.sleep(0.1)
         with contextlib.suppress(Exception):
             trials = optuna.load_study(study_name="kill", storage=storage).get_trials()
