@@ -73,7 +73,8 @@ def test_json_holds_the_confusion_matrix_and_a_report_never_overwrites_another(
 def test_another_file_of_pen_digits_is_read_whole(trained_drawn: Path, tmp_path: Path):
     points, labels = read_pen_digits()
     table = np.column_stack([points.reshape(len(points), -1)[:30].astype(int), labels[:30]])
-    np.savetxt(tmp_path / "mine.csv", table, fmt="%d", delimiter=",")  # no header
+    # No header, numbers padded with spaces, Windows line ends: a file as others may write it.
+    np.savetxt(tmp_path / "mine.csv", table, fmt="%4d", delimiter=",", newline="\r\n")
     result = main(["--ckpt_path", str(trained_drawn), "--pen_digits", str(tmp_path / "mine.csv")])
     assert result.count == 30 and "mine.csv" in result.source
 
