@@ -138,8 +138,9 @@ def check_space_accepted(sweep: Sweep) -> None:
 def run_workers(sweep: Sweep, study: optuna.Study) -> None:
     """``--n_jobs`` worker processes on this machine (just this one for a single job).
 
-    None when the study already holds all its trials, finished: the command run again on
-    a whole study reports it at once instead of starting workers that find nothing to do.
+    No worker at all when the study already holds all its trials, finished: the command
+    run again on a whole study reports it at once, without starting workers that would
+    find nothing to do.
     """
     if all_finished(study.get_trials(deepcopy=False), sweep.trials):
         return
