@@ -30,6 +30,21 @@ TEMPERATURE = "temperature"  # the buffers' names in the model and in its state_
 THRESHOLD = "sure_threshold"
 NOT_A_DIGIT = -1  # the label of a non-digit shown in training (outlier exposure)
 TARGET_ERROR = 0.005  # at most this share of the sure validation readings may be wrong
+CALIBRATION_BINS = 15  # the usual choice for the expected calibration error
+
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-label ECE (L1) with the bins every run logs, torchmetrics' own computation.
+
+    torchmetrics is imported here, not at the top, so that the tools that only read a
+    checkpoint do not load it.
+    """
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    classes = probabilities.shape[1]
+    return float(
+        multiclass_calibration_error(probabilities, labels, classes, n_bins=CALIBRATION_BINS)
+    )
 
 
 def with_calibration(state_dict: Mapping[str, Any]) -> dict[str, Any]:

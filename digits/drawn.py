@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from jsonargparse import ArgumentParser
 
+from digits.calibration import expected_calibration_error
 from digits.errors import exit_on_user_error
 from digits.inference import (
     TrainedNetwork,
@@ -131,7 +132,6 @@ def score(
 ) -> DrawnScore:
     """Read every drawing and some scribbles; the numbers, and the pictures in ``output``."""
     from sklearn.metrics import confusion_matrix
-    from torchmetrics.functional.classification import multiclass_calibration_error
 
     limit = trained.threshold if threshold is None else threshold
     pixels = drawings.pixels()
@@ -140,9 +140,7 @@ def score(
     labels = drawings.labels
     matrix = confusion_matrix(labels, read, labels=list(range(10)))
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
-    ece = multiclass_calibration_error(
-        torch.from_numpy(probabilities), torch.from_numpy(labels), num_classes=10, n_bins=15
-    )
+    ece = expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels))
     sure = confidence >= limit
     _, kinds = non_digits(SCRIBBLES, MEASURING_SEED)
     scribble_confidence = trained.probabilities(non_digit_pixels(SCRIBBLES, MEASURING_SEED)).max(
@@ -160,7 +158,7 @@ def score(
         accuracy=float((read == labels).mean()),
         per_digit=per_digit,
         confusion_matrix=matrix.tolist(),
-        ece=float(ece),
+        ece=ece,
         temperature=trained.temperature,
         threshold=limit,
         coverage=float(sure.mean()),

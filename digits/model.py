@@ -18,13 +18,18 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from digits.calibration import NOT_A_DIGIT, TEMPERATURE, THRESHOLD, with_calibration
+from digits.calibration import (
+    CALIBRATION_BINS,
+    NOT_A_DIGIT,
+    TEMPERATURE,
+    THRESHOLD,
+    with_calibration,
+)
 from digits.errors import NonFiniteLossError
 from digits.networks import MLP, NetworkFactory, as_factory, describe
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DRAWN = 1  # the dataloader of drawn digits, after the data set's own (data.drawn)
-CALIBRATION_BINS = 15  # the usual choice for the expected calibration error
 
 
 def accuracy(num_classes: int) -> MulticlassAccuracy:

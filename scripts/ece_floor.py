@@ -17,20 +17,13 @@ import argparse
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_calibration_error
 
+from digits.calibration import expected_calibration_error as ece
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit
 from digits.inference import load_trained
-from digits.model import CALIBRATION_BINS
 
 DRAWS = 300
-
-
-def ece(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
-    return multiclass_calibration_error(
-        probabilities, labels, probabilities.shape[1], n_bins=CALIBRATION_BINS
-    ).item()
 
 
 def perfectly_calibrated_ece(probabilities: torch.Tensor, seed: int) -> list[float]:
