@@ -188,13 +188,17 @@ class DigitsClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         # One check per epoch (a step-level check would wait on the device every step).
         # It runs before the epoch's checkpoints are written, so none holds the
-        # diverged weights.
-        loss = self.scores["fitting"].loss.compute()
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training diverged: train/loss is {loss.item()} in epoch {self.current_epoch}"
-                f" (model.lr={self.hparams.lr}); try a smaller learning rate"
-            )
+        # diverged weights. An epoch resumed after its last batch (a run stopped in its
+        # validation) trained on nothing here: an empty mean is not a divergence.
+        fitting = self.scores["fitting"]
+        if fitting.loss.update_called:
+            loss = fitting.loss.compute()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"training diverged: train/loss is {loss.item()} in epoch "
+                    f"{self.current_epoch} (model.lr={self.hparams.lr}); try a smaller "
+                    "learning rate"
+                )
         self._log_scores("fitting", "train/")
 
     def on_validation_epoch_end(self) -> None:

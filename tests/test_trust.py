@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -233,6 +234,32 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
     assert Path(resumed.log_dir) == Path("lightning_logs/digits/version_0")
     steps = [step for step, _ in scalars(run, "val/acc")]
     assert len(steps) == epochs and steps == sorted(set(steps))
+
+
+class StopInValidation(L.Callback):
+    """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
+
+    def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
+        if trainer.current_epoch == 1 and not trainer.sanity_checking:
+            raise KeyboardInterrupt
+
+
+# Lightning does not run the interrupted validation again (Lightning-AI/pytorch-lightning
+# #19549), so the checkpoint callback finds no val/acc for that epoch.
+@pytest.mark.filterwarnings("ignore:`ModelCheckpoint\\(monitor='val/acc'\\)` could not find")
+def test_a_run_stopped_in_its_validation_resumes_from_the_interrupted_state():
+    """The resumed epoch has no training batch left: its empty loss is not a divergence."""
+    stopping = ["--trainer.callbacks+=tests.test_trust.StopInValidation"]
+    with pytest.raises(SystemExit):
+        main([*QUIET, *stopping, "--trainer.max_epochs", "4"])
+    run = run_dir(Path.cwd(), 0)
+    checkpoints = run / "checkpoints"
+    assert read_checkpoint(checkpoints / "interrupted.ckpt")["epoch"] == 1
+    resume = ["--config", str(run / "config.yaml"), "--trainer.callbacks", "null"]
+    resumed = main([*QUIET, *resume, "--ckpt_path", str(checkpoints / "interrupted.ckpt")])
+    assert read_checkpoint(checkpoints / "last.ckpt")["epoch"] == 3
+    assert all(torch.isfinite(torch.tensor(value)) for _, value in scalars(run, "train/loss"))
+    assert resumed.test_acc > 0.1
 
 
 # 3. No lost work -----------------------------------------------------------------------
