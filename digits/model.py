@@ -64,6 +64,20 @@ def calibration_error(num_classes: int) -> MulticlassCalibrationError:
     )
 
 
+BEST_VAL_ACC = "val_acc_best.max_value"  # the state dict's entry of the best val/acc
+
+
+def with_model_defaults(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state dict completed with what older files lack.
+
+    Written before calibration: temperature 1, every reading sure. Written before the
+    best val/acc was kept: none yet (MaxMetric's start, minus infinity).
+    """
+    completed = with_calibration(state_dict)
+    completed.setdefault(BEST_VAL_ACC, torch.tensor(float("-inf")))
+    return completed
+
+
 class DigitsClassifier(L.LightningModule):
     """Cross-entropy, Adam and accuracy around a network.
 
@@ -126,7 +140,10 @@ class DigitsClassifier(L.LightningModule):
                 "test_drawn": Scores(num_classes, calibration=True, unscaled=True),
             }
         )
+        # The best val/acc so far, kept in the checkpoint (torchmetrics keeps a metric's
+        # state out of the state dict unless told), so that a resumed run remembers it.
         self.val_acc_best = MaxMetric(nan_strategy="disable")
+        self.val_acc_best.persistent(True)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.network(features)
@@ -174,12 +191,9 @@ class DigitsClassifier(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # A checkpoint written before calibration existed: temperature 1, every reading sure.
-        checkpoint["state_dict"] = with_calibration(checkpoint["state_dict"])
+        checkpoint["state_dict"] = with_model_defaults(checkpoint["state_dict"])
 
     def on_train_start(self) -> None:
-        # The sanity check before training also runs validation: forget what it saw.
-        self.val_acc_best.reset()
         # Training changes the weights, so an earlier calibration (a run resumed from a
         # calibrated checkpoint) no longer holds; it is fitted again at the end.
         getattr(self, TEMPERATURE).fill_(1.0)
@@ -203,10 +217,12 @@ class DigitsClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val", "val/", prog_bar=True)
-        self.val_acc_best.update(self.scores["val"].acc.compute())
-        # A tensor, not the metric object, which Lightning would reset every epoch. Its
-        # value is the same in every process; sync_dist says so to Lightning under DDP.
-        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+        # The sanity check before training runs validation too: it is no epoch's score.
+        if not self.trainer.sanity_checking:
+            self.val_acc_best.update(self.scores["val"].acc.compute())
+            # A tensor, not the metric object, which Lightning would reset every epoch. Its
+            # value is the same in every process; sync_dist says so to Lightning under DDP.
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
         self._log_scores("val_drawn", "val/drawn_", prog_bar=True)
 
     def on_test_epoch_end(self) -> None:

@@ -123,18 +123,20 @@ def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     assert not run_dir(tmp_path, 2).exists()
 
 
-# Saves checkpoints as the project does, then dies the instant last.ckpt of epoch 2 is in
-# place: after that epoch's checkpoints, before Lightning logs its train/* metrics.
+# Saves checkpoints as the project does, then dies the instant last.ckpt of the epoch in
+# argv[1] is in place: after that epoch's checkpoints, before Lightning logs its train/*
+# metrics.
 KILLED_AFTER_LAST_CHECKPOINT = """
 import os, signal, sys
 from digits.fit import main
 from digits.training.checkpoints import SafeCheckpointIO
 
 save = SafeCheckpointIO.save_checkpoint
+last_epoch = int(sys.argv.pop(1))
 
 def save_then_die(self, checkpoint, path, storage_options=None):
     save(self, checkpoint, path, storage_options)
-    if str(path).endswith("last.ckpt") and checkpoint["epoch"] == 2:
+    if str(path).endswith("last.ckpt") and checkpoint["epoch"] == last_epoch:
         os.kill(os.getpid(), signal.SIGKILL)
 
 SafeCheckpointIO.save_checkpoint = save_then_die
@@ -142,19 +144,45 @@ main(sys.argv[1:])
 """
 
 
+def killed_after_epoch(epoch: int, *args: str) -> None:
+    """Runs digits.fit as a command that is killed with SIGKILL right after ``epoch``."""
+    code = KILLED_AFTER_LAST_CHECKPOINT
+    killed = subprocess.run(
+        [sys.executable, "-c", code, str(epoch), *QUIET, *args], capture_output=True, timeout=180
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+
 def test_a_kill_right_after_the_checkpoint_loses_no_point_of_the_curves(tmp_path: Path):
     epochs = ["--trainer.max_epochs", "5"]
     uninterrupted = Path(main([*QUIET, *epochs]).log_dir)
-    code = KILLED_AFTER_LAST_CHECKPOINT
-    killed = subprocess.run(
-        [sys.executable, "-c", code, *QUIET, *epochs], capture_output=True, timeout=180
-    )
-    assert killed.returncode == -signal.SIGKILL
+    killed_after_epoch(2, *epochs)
     run = run_dir(tmp_path, 1)
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 2
 
     resume_as_the_readme_says(run)
     assert curves(run) == curves(uninterrupted)
+
+
+def test_a_run_killed_after_its_best_epoch_resumes_remembering_it(tmp_path: Path):
+    """lr 0.03: val/acc peaks at epoch 11 (0.9852), then falls and rises again."""
+    args = ["--model.lr", "0.03", "--trainer.max_epochs", "15"]
+    expected = main([*QUIET, *args])
+    uninterrupted = Path(expected.log_dir)
+    peak = max(value for _, value in scalars(uninterrupted, "val/acc"))
+    peak_epoch = [value for _, value in scalars(uninterrupted, "val/acc")].index(peak)
+    assert peak_epoch < 12 and scalars(uninterrupted, "val/acc")[12][1] < peak  # a fall after
+
+    killed_after_epoch(12, *args)
+    run = run_dir(tmp_path, 1)
+    resume = ["--config", str(run / "config.yaml")]
+    resumed = main([*QUIET, *resume, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+
+    assert curves(run) == curves(uninterrupted)  # val/acc_best and so HPARAMS' value too
+    assert [value for _, value in scalars(run, "val/acc_best")][-1] == peak
+    assert Path(resumed.checkpoint).name == Path(expected.checkpoint).name
+    assert resumed.best_val_acc == expected.best_val_acc == pytest.approx(peak)
+    assert resumed.test_acc == expected.test_acc
 
 
 class Crash(Exception):
