@@ -23,8 +23,9 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from digits.data import DigitsDataModule
 from digits.model import DigitsClassifier
-from digits.training.checkpoints import InterruptCheckpoint, LatestBestCheckpoint, SafeCheckpointIO
+from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
+from digits.training.interrupt import InterruptCheckpoint
 from digits.training.output import quiet_resumed_run
 from digits.training.pictures import TensorBoardPictures
 from digits.training.resume import (

@@ -6,6 +6,7 @@ the real command as a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from digits.cli import DigitsCLI
 from digits.fit import main
 from digits.inference import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
-from tests.conftest import QUIET, read_events, scalars, split_for_testing
+from tests.conftest import QUIET, children, cmdline, read_events, scalars, split_for_testing
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
 FIT = [sys.executable, "-m", "digits.fit", *QUIET]
@@ -474,33 +475,6 @@ def test_run_checkpoints_load_with_weights_only(checkpoint: Path):
 # 6. Multi-process training --------------------------------------------------------------
 
 
-def test_ddp_on_two_cpu_processes_tests_as_one_process_would(tmp_path: Path):
-    config = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
-    result = subprocess.run(
-        [*FIT, "--config", str(config), "--trainer.max_epochs", "3"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "terminate called" not in result.stderr
-    run = run_dir(tmp_path, 0)
-    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
-    # The same checkpoint in one process: test (450 images, 225 per process) and
-    # validation (135 images: 68 and 67, the uneven case the sampler exists for).
-    digits_main(["test", *QUIET, "--ckpt_path", str(best)])
-    assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
-    digits_main(["validate", *QUIET, "--ckpt_path", str(best)])
-    ((_, single_val_acc),) = scalars(run_dir(tmp_path, 2), "val/acc")
-    ddp_val_acc = [value for _, value in scalars(run, "val/acc")]
-    assert ddp_val_acc[read_checkpoint(best)["epoch"]] == single_val_acc
-    val_loss = [value for _, value in scalars(run, "val/loss")][read_checkpoint(best)["epoch"]]
-    assert val_loss == pytest.approx(scalars(run_dir(tmp_path, 2), "val/loss")[0][1], rel=1e-6)
-    # The pictures are drawn by one process without waiting on the other.
-    assert "test/confusion_matrix" in read_events(run).Tags()["images"]
-
-
 def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tmp_path: Path):
     """The multi-machine command of docs/scaling.md, both "machines" on 127.0.0.1."""
     port = str(free_port())
@@ -537,3 +511,87 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
     # The two nodes scored the test split as one process scores the same checkpoint.
     digits_main(["test", *QUIET, "--ckpt_path", str(best)])
     assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
+
+
+DDP_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
+@pytest.mark.parametrize(
+    ("sent", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_a_two_process_run_stops_on_a_signal_saves_once_and_resumes_exactly(
+    tmp_path: Path, sent, code, name
+):
+    """SIGTERM goes to the started process (as Slurm or Kubernetes send it), Ctrl-C to
+    the whole process group (as a terminal sends it)."""
+    epochs = 12
+    ddp = [*FIT, "--config", str(DDP_CONFIG), "--trainer.max_epochs", str(epochs)]
+    process = subprocess.Popen(
+        ddp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    run = run_dir(tmp_path, 0)
+    try:
+        wait_for(run / "checkpoints" / "last.ckpt", process)
+        workers = children(process.pid)
+        if sent == signal.SIGINT:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(cmdline(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if cmdline(pid)], "a process outlived the run"
+    assert process.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.count(f"Stopped by {name}") == 1
+    assert stderr.count("To resume") == 1
+    assert [path.name for path in (run / "checkpoints").glob("interrupted*")] == [
+        "interrupted.ckpt"
+    ]
+    last = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert last["epoch"] < epochs - 1, "the signal came too late to test a resume"
+    command = stderr.strip().splitlines()[-1].split()
+    assert command[-1] == str(Path("lightning_logs/digits/version_0/checkpoints/last.ckpt"))
+    if sent == signal.SIGINT:
+        return  # the resume below is the same for both signals
+
+    resume = ["--config", command[4], "--ckpt_path", command[-1]]
+    resumed = subprocess.run([*ddp, *resume], capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    uninterrupted = subprocess.run(ddp, capture_output=True, text=True, timeout=180)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    assert "terminate called" not in uninterrupted.stderr
+    assert curves(run) == curves(run_dir(tmp_path, 1))
+    tests_as_one_process_would(run_dir(tmp_path, 1), tmp_path)
+
+
+def tests_as_one_process_would(run: Path, tmp_path: Path) -> None:
+    """A two-process run trains the default's recipe and scores as one process would."""
+    # The same global batch as the default (64 per process): the same steps per epoch.
+    single = DigitsCLI(run=False, args=QUIET).datamodule
+    single.setup("fit")
+    steps = [step for step, _ in scalars(run, "val/acc")]
+    assert steps[:2] == [len(single.train_dataloader()) - 1, 2 * len(single.train_dataloader()) - 1]
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    # The same checkpoint in one process: test (450 images, 225 per process) and
+    # validation (135 images: 68 and 67, the uneven case the sampler exists for).
+    digits_main(["test", *QUIET, "--ckpt_path", str(best)])
+    assert scalars(run_dir(tmp_path, 2), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
+    digits_main(["validate", *QUIET, "--ckpt_path", str(best)])
+    ((_, single_val_acc),) = scalars(run_dir(tmp_path, 3), "val/acc")
+    ddp_val_acc = [value for _, value in scalars(run, "val/acc")]
+    assert ddp_val_acc[read_checkpoint(best)["epoch"]] == single_val_acc
+    val_loss = [value for _, value in scalars(run, "val/loss")][read_checkpoint(best)["epoch"]]
+    assert val_loss == pytest.approx(scalars(run_dir(tmp_path, 3), "val/loss")[0][1], rel=1e-6)
+    # The pictures are drawn by one process without waiting on the other.
+    assert "test/confusion_matrix" in read_events(run).Tags()["images"]

@@ -1,27 +1,22 @@
-"""Checkpoints during training: written safely, the latest best epoch kept, Ctrl-C saved.
+"""Checkpoints during training: written safely, the latest best epoch kept.
 
 - ``SafeCheckpointIO`` is Lightning's checkpoint writer and reader for every run: it
   writes through ``digits.checkpoint_file.write_atomically`` (a crash mid-write leaves
   the previous file) and reads with ``weights_only=True`` (a file cannot run code).
 - ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties.
-- ``InterruptCheckpoint`` saves the state on Ctrl-C or SIGTERM and says how to resume.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digits.checkpoint_file import read_checkpoint, write_atomically
-from digits.training.resume import resume_command
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -54,39 +49,3 @@ class LatestBestCheckpoint(ModelCheckpoint):
         kth_score = self.best_k_models[self.kth_best_model_path]
         ties = trainer.strategy.reduce_boolean_decision(bool(current == kth_score))
         return ties or super().check_monitor_top_k(trainer, current)
-
-
-class InterruptCheckpoint(L.Callback):
-    """On Ctrl-C or SIGTERM, saves the interrupted state as ``interrupted.ckpt``.
-
-    The run's ``last.ckpt`` (the end of the last complete epoch) stays as it was: that
-    is the one to resume from for the same result as an uninterrupted run. This one
-    keeps the part of an epoch that was done. Other exceptions save nothing, so a
-    diverged model is not kept as if it were a result.
-    """
-
-    def __init__(self) -> None:
-        self.saved: Path | None = None
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
-    ) -> None:
-        checkpoint = trainer.checkpoint_callback
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not checkpoint:
-            return
-        if checkpoint.dirpath is None:
-            return
-        self.saved = Path(checkpoint.dirpath) / "interrupted.ckpt"
-        trainer.save_checkpoint(self.saved, weights_only=False)
-        if not trainer.is_global_zero or trainer.log_dir is None:
-            return
-        last = Path(checkpoint.dirpath) / "last.ckpt"
-        signal = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
-        how = "from the end of the last complete epoch, as an uninterrupted run would go on"
-        print(
-            f"\nStopped by {signal} in epoch {trainer.current_epoch}; the state so far is in "
-            f"{self.saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
-            f"{resume_command(Path(trainer.log_dir), last if last.exists() else self.saved)}",
-            file=sys.stderr,
-            flush=True,
-        )

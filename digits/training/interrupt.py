@@ -1,0 +1,112 @@
+"""Ctrl-C and SIGTERM: stop training between two batches, in every process at once.
+
+Lightning raises ``KeyboardInterrupt`` wherever Python is when Ctrl-C arrives, and its
+SIGTERM handler forwards the signal and calls a collective from inside the handler.
+Under DDP either can leave one process waiting in a collective that another process
+never joins (Lightning-AI/pytorch-lightning#20806), and a run then hangs instead of
+stopping. So while training runs, the signal is only noted; after each training batch
+the processes agree (one all-reduce of a flag, under DDP only) whether any of them
+received one, and all of them stop at that same batch. The state is then saved as
+``interrupted.ckpt``, once, and the resume command is printed, once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from digits.training.resume import resume_command
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
+
+
+class InterruptCheckpoint(L.Callback):
+    """On Ctrl-C or SIGTERM, stops at the next batch and saves ``interrupted.ckpt``.
+
+    The run's ``last.ckpt`` (the end of the last complete epoch) stays as it was: that
+    is the one to resume from for the same result as an uninterrupted run. This one
+    keeps the part of an epoch that was done. A signal during an epoch's last batch or
+    its validation stops the run after the next epoch's first batch, so that no epoch is
+    left with its training done and its validation missing. A second Ctrl-C stops at
+    once. Other exceptions save nothing, so a diverged model is not kept as a result.
+    """
+
+    def __init__(self) -> None:
+        self.saved: Path | None = None
+        self.received: int | None = None
+        self.log_dir: Path | None = None
+        self._previous: dict[int, Any] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Asked here, where every process asks it: under DDP it is a collective call.
+        self.log_dir = Path(trainer.log_dir) if trainer.log_dir else None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.received = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._note) for number in SIGNALS}
+
+    def _note(self, number: int, frame: FrameType | None) -> None:
+        if self.received == signal.SIGINT and number == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait
+        self.received = number
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if batch_idx + 1 < trainer.num_training_batches:
+            self._stop_if_asked(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_asked(trainer)  # a signal during the very last batch or validation
+        self._restore()
+
+    def _stop_if_asked(self, trainer: L.Trainer) -> None:
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        # In a process that received nothing itself, another one received SIGTERM.
+        if self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SIGTERMException
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not checkpoint:
+            return
+        if checkpoint.dirpath is None:
+            return
+        self.saved = Path(checkpoint.dirpath) / "interrupted.ckpt"
+        # Every process takes part (under DDP it waits for the others); rank 0 writes.
+        trainer.save_checkpoint(self.saved, weights_only=False)
+        if not trainer.is_global_zero or self.log_dir is None:
+            return
+        last = Path(checkpoint.dirpath) / "last.ckpt"
+        name = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
+        how = "from the end of the last complete epoch, as an uninterrupted run would go on"
+        print(
+            f"\nStopped by {name} in epoch {trainer.current_epoch}; the state so far is in "
+            f"{self.saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
+            f"{resume_command(self.log_dir, last if last.exists() else self.saved)}",
+            file=sys.stderr,
+            flush=True,
+        )
