@@ -11,18 +11,17 @@ Usage::
 
 from __future__ import annotations
 
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-
 from digits.cli import DigitsCLI, close_process_group
-from digits.errors import exit_on_training_failure, exit_on_user_error
+from digits.errors import exit_on_training_failure, exit_on_usage_error
 from digits.training.output import quiet_lightning
 
 
 def main(args: list[str] | None = None) -> DigitsCLI:
     quiet_lightning()
-    # LightningCLI runs the subcommand while it is built: a mistake is found before
-    # anything runs; divergence or SIGTERM once training is under way.
-    with exit_on_training_failure(), exit_on_user_error(MisconfigurationException):
+    # LightningCLI runs the subcommand while it is built: DigitsCLI marks what it finds
+    # while reading and building as a UsageError; anything raised later keeps its
+    # traceback, except divergence, SIGTERM and Ctrl-C.
+    with exit_on_training_failure(), exit_on_usage_error():
         cli = DigitsCLI(args=args)
     close_process_group()
     return cli

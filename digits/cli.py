@@ -20,8 +20,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgre
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from digits.data import DigitsDataModule
+from digits.errors import as_usage_error
 from digits.model import DigitsClassifier
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
@@ -150,16 +152,27 @@ class DigitsCLI(LightningCLI):
     def fitting(self) -> bool:
         return self.is_fit_script or self.config.get("subcommand") == "fit"
 
+    # Reading the command line and building its objects: what fails here is the user's
+    # mistake (digits.errors.UsageError); what fails once a subcommand runs is not.
+
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
-        self.checkpoint = read_and_adopt(self.stage_config, self.defaults_parser.get_defaults())
+        with as_usage_error(MisconfigurationException):
+            super().parse_arguments(parser, args)
+            defaults = self.defaults_parser.get_defaults()
+            self.checkpoint = read_and_adopt(self.stage_config, defaults)
 
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
-        check_trainer_settings(config.trainer, fitting=self.fitting)
-        resumed_from = self.checkpoint if self.fitting else None
-        if place_run(config.trainer, resumed_from, config.ckpt_path, Path(LOG_DIR, RUN_NAME)):
-            quiet_resumed_run()
+        with as_usage_error(MisconfigurationException):
+            check_trainer_settings(config.trainer, fitting=self.fitting)
+            resumed_from = self.checkpoint if self.fitting else None
+            root = Path(LOG_DIR, RUN_NAME)
+            if place_run(config.trainer, resumed_from, config.ckpt_path, root):
+                quiet_resumed_run()
+
+    def instantiate_classes(self) -> None:
+        with as_usage_error(MisconfigurationException):
+            super().instantiate_classes()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with this project's checkpoints, progress bar and checkpoint writer.

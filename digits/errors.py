@@ -24,6 +24,10 @@ TERMINATED = 143  # 128 + SIGTERM
 MAX_ERROR_LENGTH = 240
 
 
+class UsageError(ValueError):
+    """A user's mistake, found while the command line was read and its objects built."""
+
+
 class NonFiniteLossError(ArithmeticError):
     """Training diverged: continuing would only produce and save a broken model."""
 
@@ -48,6 +52,30 @@ def fail(message: str, code: int = USAGE_ERROR) -> SystemExit:
     """Print ``error: <message>`` as one line on stderr; the ``SystemExit`` to raise."""
     print(f"error: {one_line(message)}", file=sys.stderr)
     return SystemExit(code)
+
+
+@contextmanager
+def as_usage_error(*also: type[Exception]) -> Iterator[None]:
+    """Marks a stage that only reads and builds: its errors become ``UsageError``.
+
+    For an entry point whose building and running happen in one call (LightningCLI with
+    subcommands), so that only what is raised here counts as the user's mistake.
+    """
+    try:
+        yield
+    except UsageError:
+        raise
+    except (ArgumentError, ValueError, *also) as error:
+        raise UsageError(str(error)) from None
+
+
+@contextmanager
+def exit_on_usage_error() -> Iterator[None]:
+    """A ``UsageError`` from inside ends as one line and exit 2; anything else propagates."""
+    try:
+        yield
+    except UsageError as error:
+        raise fail(str(error)) from None
 
 
 @contextmanager

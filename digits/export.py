@@ -49,16 +49,15 @@ class PixelsToProbabilities(nn.Module):
         return (logits / self.temperature).softmax(dim=-1)
 
 
-def exportable(ckpt_path: str) -> tuple[PixelsToProbabilities, TrainedNetwork]:
-    trained = load_trained(ckpt_path)
+def exportable(trained: TrainedNetwork) -> PixelsToProbabilities:
     mean, std = (torch.from_numpy(value) for value in (trained.scaling.mean, trained.scaling.std))
     module = PixelsToProbabilities(trained.network, mean, std, trained.temperature)
-    return module.eval(), trained
+    return module.eval()
 
 
-def export(ckpt_path: str, format: Format, output: Path) -> Path:
+def export(trained: TrainedNetwork, format: Format, output: Path) -> Path:
     """Write the export; return its path."""
-    module, trained = exportable(ckpt_path)
+    module = exportable(trained)
     example = torch.zeros(2, module.mean.numel())
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "torchscript":
@@ -103,7 +102,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> Path:
-    with exit_on_user_error():
+    with exit_on_user_error():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
         if config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")
@@ -112,7 +111,8 @@ def main(args: list[str] | None = None) -> Path:
                 import onnxscript  # noqa: F401  # the exporter needs it
             except ImportError:
                 raise ValueError('ONNX export needs the extra: pip install -e ".[onnx]"') from None
-        written = export(config.ckpt_path, config.format, config.output)
+        trained = load_trained(config.ckpt_path)
+    written = export(trained, config.format, config.output)
     print(
         f"wrote {written} ({config.format}): float32 pixels 0..16, shape (N, 64) -> "
         "probabilities (N, 10)"

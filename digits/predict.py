@@ -28,7 +28,13 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
-from digits.inference import Reading, add_threshold_argument, check_threshold, load_trained
+from digits.inference import (
+    Reading,
+    TrainedNetwork,
+    add_threshold_argument,
+    check_threshold,
+    load_trained,
+)
 from digits.preprocess import checked_digits, open_image, read_drawing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -68,15 +74,15 @@ class Prediction:
         return f"{name}: {reading.words()}"
 
 
-def predict_files(
-    ckpt_path: str, files: list[str], threshold: float | None = None
+def read_files(
+    trained: TrainedNetwork, files: list[str], threshold: float | None = None
 ) -> list[Prediction]:
-    trained = load_trained(ckpt_path)
+    """Each file's digits; a file that cannot be read gets its error and the rest go on."""
     predictions = []
     for name in files:
         try:
             rows, too_small = read_digits(Path(name))
-        except Exception as error:  # any unreadable file: say why and go on
+        except (OSError, ValueError) as error:  # the user's file: say why and go on
             predictions.append(Prediction(name, error=str(error).splitlines()[0]))
             continue
         _, readings = trained.readings(rows, threshold, too_small)
@@ -105,10 +111,11 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> list[Prediction]:
-    with exit_on_user_error():
+    with exit_on_user_error():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
         check_threshold(config.threshold)
-        predictions = predict_files(config.ckpt_path, config.files, config.threshold)
+        trained = load_trained(config.ckpt_path)
+    predictions = read_files(trained, config.files, config.threshold)
     if config.json:
         print(json.dumps([asdict(prediction) for prediction in predictions], indent=2))
     else:
