@@ -26,6 +26,10 @@ STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
 }
 # A different stream of random numbers for each step's augmentation than for its shifts.
 AUGMENT_STREAM = 7_919
+# And one for each DDP process: more steps apart than any run takes, so that process 0
+# (and a single process) draws what it always did. Within 32 bits: torch's CPU generator
+# reads only the low 32 bits of a seed.
+RANK_STREAM = 1_000_000_007
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -180,14 +184,16 @@ class DigitsDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Deform and shift training images, on the device, a batch at a time.
 
-        Seeded by the run's seed and the step, so that a resumed run sees the same
-        images as the original at every step.
+        Seeded by the run's seed, the step and the process (under DDP each process
+        deforms its own share of the batch its own way), so that a resumed run sees the
+        same images as the original at every step.
         """
         augment, shift = self.hparams.augment, self.hparams.shift
         if (augment == 0 and shift == 0) or self.trainer is None or not self.trainer.training:
             return batch
         features, targets = batch
         step_seed = torch.initial_seed() * 1_000_003 + self.trainer.global_step
+        step_seed += self.trainer.global_rank * RANK_STREAM
         if augment > 0:
             pixels = self._unscaled(features)
             # kornia draws from torch's global generator: seed it for this step alone.

@@ -124,3 +124,27 @@ def test_augmented_digits_stay_digits_in_the_data_sets_format():
 def test_bad_values_are_refused_with_their_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DigitsDataModule(**kwargs)
+
+
+class TrainerAt:
+    """What the data module reads of a trainer, in process ``global_rank`` of a DDP run."""
+
+    def __init__(self, global_rank: int, global_step: int = 5) -> None:
+        self.global_rank, self.global_step, self.training = global_rank, global_step, True
+
+
+@pytest.mark.parametrize("data", [{"augment": 1.0}, {"shift": 1}])
+def test_each_ddp_process_deforms_its_images_its_own_way_and_reproducibly(data):
+    """Two processes that drew the same numbers would deform their halves of a batch alike."""
+    L.seed_everything(0, verbose=False)
+    datamodule = ready(**data)
+    batch = datamodule.train_set.features[:64], datamodule.train_set.targets[:64]
+
+    def seen_by(rank: int) -> torch.Tensor:
+        datamodule.trainer = TrainerAt(rank)
+        return datamodule.on_after_batch_transfer(batch, 0)[0]
+
+    first, second = seen_by(0), seen_by(1)
+    assert not torch.equal(batch[0], first)
+    assert (first != second).any(dim=1).float().mean() > 0.5
+    assert torch.equal(seen_by(1), second) and torch.equal(seen_by(0), first)
