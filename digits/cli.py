@@ -165,6 +165,7 @@ class DigitsCLI(LightningCLI):
         config = self.stage_config
         with as_usage_error(MisconfigurationException):
             check_trainer_settings(config.trainer, fitting=self.fitting)
+            check_no_injected_optimizer(config)
             resumed_from = self.checkpoint if self.fitting else None
             root = Path(LOG_DIR, RUN_NAME)
             if place_run(config.trainer, resumed_from, config.ckpt_path, root):
@@ -238,6 +239,21 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
             "trainer.barebones=true is not supported: every run here logs its metrics and "
             "keeps checkpoints; python -m digits.bench measures the raw training speed"
         )
+
+
+def check_no_injected_optimizer(config: Namespace) -> None:
+    """Refuse LightningCLI's ``--optimizer`` and ``--lr_scheduler``.
+
+    LightningCLI would replace the model's own Adam with them while the saved config
+    still showed ``model.lr``, ``model.weight_decay`` and ``model.lr_schedule``, which
+    would then do nothing: a config that does not say what ran.
+    """
+    for flag in ("optimizer", "lr_scheduler"):
+        if config.get(flag) is not None:
+            raise ValueError(
+                f"--{flag} is not used here: the model trains with its own Adam; set "
+                "--model.lr, --model.weight_decay and --model.lr_schedule instead"
+            )
 
 
 def _stage(config: Namespace) -> Namespace:

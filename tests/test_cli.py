@@ -96,3 +96,20 @@ def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
     digits = torch.cat([batch["digit"] for batch in predicted.trainer.predict_loop.predictions])
     labels = torch.as_tensor(DigitsSplits().arrays("test")[1])
     assert (digits == labels).float().mean().item() == pytest.approx(fitted.summary.test_acc)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--optimizer", "SGD", "--optimizer.lr", "0.1"],
+        ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "5"],
+    ],
+)
+def test_lightnings_optimizer_flags_are_refused_for_the_models_own(flags, tmp_path: Path):
+    """LightningCLI would train with them while the saved config shows model.lr too."""
+    result = run_module("digits.fit", *flags)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {flags[0]} ")
+    assert "--model.lr" in line and "--model.lr_schedule" in line
+    assert not (tmp_path / "lightning_logs").exists()
