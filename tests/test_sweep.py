@@ -23,6 +23,7 @@ from digits.bench.serve import free_port
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
 from digits.sweep.__main__ import main
+from digits.sweep.report import write_best_config
 from digits.sweep.space import load_space
 from digits.sweep.study import held_in_database
 from digits.sweep.worker import worker_sampler
@@ -99,6 +100,76 @@ def test_a_sweep_cross_validates_each_trial_and_writes_the_winner(
     assert saved["model"]["network"]["init_args"]["hidden_sizes"] == hidden
 
 
+WHOLE = """
+trials: 2
+params:
+  model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  trainer.max_epochs: {low: 1, high: 2}
+"""
+# What only a fold run has: its fold, the trial's own logger folder, no checkpoints or table.
+FOLD_RUN_ONLY = {
+    "data": ("folds", "fold"),
+    "trainer": ("logger", "enable_checkpointing", "enable_model_summary"),
+}
+
+
+def test_best_yaml_is_the_whole_winning_trial_and_final_trains_exactly_it(tmp_path: Path):
+    """The --config files and --fit_args were cross-validated with the trial's values:
+    best.yaml holds them all, and --final trains best.yaml and nothing else."""
+    base = tmp_path / "base.yaml"
+    base.write_text("data:\n  scale: standard\n  batch_size: 64\n")
+    fit_args = '[--model.weight_decay, "0.001", --trainer.enable_progress_bar, "false"]'
+    space = str(space_file(tmp_path, WHOLE, "whole"))
+    main(["--space", space, *FAST, "--config", str(base), "--fit_args", fit_args, "--final"])
+    best = max(load("whole").get_trials(), key=lambda trial: trial.value)
+
+    (final,) = Path("lightning_logs/digits").iterdir()  # the --final run
+    saved = yaml.safe_load((final / "config.yaml").read_text())
+    assert (saved["data"]["scale"], saved["data"]["batch_size"]) == ("standard", 64)
+    assert saved["model"]["weight_decay"] == 0.001
+    assert saved["trainer"]["enable_progress_bar"] is False  # --fit_args, not a fold run's
+    assert saved["model"]["lr"] == best.params["model.lr"]
+    assert saved["trainer"]["max_epochs"] == best.params["trainer.max_epochs"]
+    assert list((final / "checkpoints").glob("epoch*.ckpt"))  # a fold run keeps none
+
+    config = yaml.safe_load(Path("sweeps/whole/best.yaml").read_text())
+    assert config == saved  # --final trained best.yaml, nothing less and nothing more
+    assert (config["data"]["folds"], config["data"]["fold"]) == (None, 0)
+    assert config["trainer"]["logger"]["init_args"]["save_dir"] == "lightning_logs"
+
+    # The winning trial's own settings, as its first fold saved them.
+    trial_run = Path(f"sweeps/whole/runs/trial_{best.number:04d}/fold_0")
+    trial = yaml.safe_load((trial_run / "config.yaml").read_text())
+    for settings in (trial, saved):
+        for group, keys in FOLD_RUN_ONLY.items():
+            for key in keys:
+                del settings[group][key]
+    assert saved == trial
+
+    # Continued by a command without that --config and --fit_args, the study's winner is
+    # still written as the trial trained.
+    main(["--space", space, *FAST])
+    assert yaml.safe_load(Path("sweeps/whole/best.yaml").read_text()) == config
+
+
+def test_a_trial_that_recorded_no_arguments_gets_this_commands_under_its_values(tmp_path: Path):
+    """A study begun before trials recorded their digits.fit arguments: best.yaml is whole."""
+    base = tmp_path / "base.yaml"
+    base.write_text("data:\n  scale: standard\n")
+    space = load_space(space_file(tmp_path))
+    study = optuna.create_study(direction="maximize")
+    params = {"model.lr": 0.005, "model.network.init_args.hidden_sizes": "[32, 16]"}
+    distributions = {key: space.params[key] for key in params}
+    trial = optuna.trial.create_trial(params=params, distributions=distributions, value=0.9)
+    study.add_trial(trial)
+    output = tmp_path / "best.yaml"
+    write_best_config(study, study.best_trial, space, output, ["--config", str(base)])
+    config = yaml.safe_load(output.read_text())
+    assert config["data"]["scale"] == "standard"
+    assert config["model"]["lr"] == 0.005
+    assert config["model"]["network"]["init_args"]["hidden_sizes"] == [32, 16]
+
+
 def test_the_same_command_continues_the_study(tmp_path: Path):
     space = str(space_file(tmp_path))
     main(["--space", space, *FAST, "--trials", "2"])
@@ -168,6 +239,10 @@ params:
             "init_args.dropout=1.5 is refused: model.network.dropout must be in [0, 1)",
         ),
         ("  model.lr: {low: 0.1, hi: 0.2}\n", "params.model.lr: "),
+        (  # Lightning's MisconfigurationException
+            "  trainer.devices: {choices: [1, 0]}\n",
+            "trainer.devices=0 is refused: `Trainer(devices='0')` value is not a valid input",
+        ),
     ],
 )
 def test_a_bad_space_is_refused_in_one_line_before_any_trial(
@@ -180,6 +255,25 @@ def test_a_bad_space_is_refused_in_one_line_before_any_trial(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: ") and expected in line
     assert not Path("sweeps/bad/study.db").exists() and not Path("sweeps/bad/runs").exists()
+
+
+class Bug(Exception):
+    """What a bug raises while a run is built: neither a bad value nor one of its types."""
+
+
+def test_a_bug_met_while_checking_the_space_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """Only a bad value is "refused" in one line; a bug in building a run propagates as it is."""
+
+    def broken(args: list[str], **options) -> None:
+        raise Bug("a bug in building a run")
+
+    monkeypatch.setattr("digits.sweep.__main__.build", broken)
+    with pytest.raises(Bug, match="a bug in building a run"):
+        main(["--space", str(space_file(tmp_path)), *FAST])
+    assert "error:" not in capsys.readouterr().err
+    assert not Path("sweeps/tiny/study.db").exists()
 
 
 def test_an_unreachable_storage_is_refused_in_one_line(tmp_path: Path, capsys):

@@ -10,9 +10,9 @@ Every trial trains each of ``--folds`` cross-validation folds of the non-test im
 in-process, through the same code as ``python -m digits.fit``; its value is the mean over
 the folds of the validation score at the end of training. Everything lands in
 ``sweeps/<study>/``: the study (SQLite, unless ``--storage`` names another database),
-one TensorBoard run per fold of every trial (``runs/``) and the winner as ``best.yaml``.
-The same command again continues the study; on several machines, the same command with
-the same ``--storage`` adds their workers to it.
+one TensorBoard run per fold of every trial (``runs/``) and the winner's whole config,
+``best.yaml``, which ``--final`` trains. The same command again continues the study; on
+several machines, the same command with the same ``--storage`` adds their workers to it.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import optuna
-import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from digits.errors import exit_on_user_error, fail
+from digits.errors import UsageError, exit_on_user_error, fail
 from digits.fit import build
 from digits.fit import main as fit_main
 from digits.sweep.objective import FOLD_RUN
@@ -115,14 +114,18 @@ def plan(options: Namespace) -> Sweep:
 
 
 def check_space_accepted(sweep: Sweep) -> None:
-    """Build (not train) a run at every edge of the space: a value the CLI refuses is found now."""
+    """Build (not train) a run at every edge of the space: a value the CLI refuses is found now.
+
+    Only a bad value is refused; anything else raised while building is a bug, and keeps
+    its traceback.
+    """
     space = sweep.space
     fold_run = [*FOLD_RUN, "--data.folds", str(sweep.folds), "--trainer.logger", "false"]
 
     def refused(values: dict) -> str | None:
         try:
             build([*sweep.base_args, *space.fit_args(values), *fold_run])
-        except (Exception, SystemExit) as error:  # jsonargparse may exit on --help and such
+        except UsageError as error:  # what DigitsCLI found while reading and building
             return str(error)
         return None
 
@@ -157,14 +160,6 @@ def run_workers(sweep: Sweep, study: optuna.Study) -> None:
         print(f"note: worker exit codes {codes}", file=sys.stderr)
 
 
-def network_class(sweep: Sweep, trial_number: int) -> str | None:
-    """The network class the winning trial trained, from its first fold's saved config."""
-    config = sweep.runs / f"trial_{trial_number:04d}" / "fold_0" / "config.yaml"
-    if not config.is_file():
-        return None
-    return yaml.safe_load(config.read_text())["model"]["network"]["class_path"]
-
-
 def main(args: list[str] | None = None) -> optuna.Study:
     quiet_lightning()
     quiet_sweep()
@@ -188,7 +183,8 @@ def main(args: list[str] | None = None) -> optuna.Study:
         raise fail("no trial completed: nothing to choose from", code=1)
     output = Path(sweep.folder) / "best.yaml"
     best = ranked(study)[0]
-    write_best_config(study, best, sweep.space, output, network_class(sweep, best.number))
+    with exit_on_user_error(MisconfigurationException):  # e.g. its --config file is gone
+        write_best_config(study, best, sweep.space, output, sweep.base_args)
     print(f"best: trial #{best.number}, {sweep.space.metric} {best.value:.4f}; config {output}")
     print(f"to look: tensorboard --logdir {sweep.runs}   or   optuna-dashboard {sweep.storage}")
     if options.final:

@@ -27,6 +27,8 @@ from digits.fit import build, train
 from digits.sweep.space import SearchSpace, suggest
 from digits.training.tensorboard import HParamsMetrics
 
+FIT_ARGS = "fit_args"  # a trial's attribute: its digits.fit arguments, without FOLD_RUN's
+
 # A fold run keeps no checkpoint (the value is all a trial needs) and draws nothing.
 FOLD_RUN = [
     *("--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false"),
@@ -59,7 +61,11 @@ class CrossValidation:
         # Which machine and process ran it: where to look when a trial is lost or slow.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = {key: suggest(trial, key, dist) for key, dist in self.space.params.items()}
-        args = [*self.base_args, *self.space.fit_args(values), *FOLD_RUN]
+        settings = [*self.base_args, *self.space.fit_args(values)]
+        # The trial's whole digits.fit command line, from which its best.yaml is written,
+        # whatever --config or --fit_args a later command continuing the study is given.
+        trial.set_user_attr(FIT_ARGS, settings)
+        args = [*settings, *FOLD_RUN]
         scores = []
         for fold in range(self.folds):
             score = self.fold(trial, args, fold)

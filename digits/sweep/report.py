@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from digits.sweep.space import SearchSpace, decode, nested
+from digits.fit import build
+from digits.sweep.objective import FIT_ARGS
+from digits.sweep.space import SearchSpace, decode
 from digits.sweep.study import finished, lost_with_a_worker
 
 
@@ -59,25 +59,40 @@ def parameter_importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
+def fit_config(args: list[str]) -> str:
+    """The whole config ``python -m digits.fit ARGS`` trains with, as YAML (its config.yaml).
+
+    Parsed afresh by the CLI's own parser rather than taken from the built CLI: building
+    points the config at a run folder of its own (``--trainer.logger false`` picks the
+    next ``version_N``), which a config to train from again must not name.
+    """
+    parser = build(args).parser
+    return parser.dump(parser.parse_args(args), skip_none=False)
+
+
 def write_best_config(
-    study: optuna.Study,
-    best: FrozenTrial,
-    space: SearchSpace,
-    output: Path,
-    network_class: str | None,
+    study: optuna.Study, best: FrozenTrial, space: SearchSpace, output: Path, base_args: list[str]
 ) -> None:
-    """``best.yaml``: the winning values as a config for ``python -m digits.fit --config``."""
-    settings: dict[str, Any] = {key: decode(value) for key, value in best.params.items()}
-    settings = {**space.fixed, **settings}
-    arguments_without_class = any(key.startswith("model.network.init_args.") for key in settings)
-    if arguments_without_class and "model.network" not in settings and network_class:
-        settings = {"model.network.class_path": network_class, **settings}
+    """``best.yaml``: the winning trial's whole config, under a header naming it.
+
+    Whole so that ``python -m digits.fit --config best.yaml`` alone trains what was
+    cross-validated: the trial's values on top of the sweep's ``--config`` files and
+    ``--fit_args`` (a config of only the swept values would train the rest at the
+    defaults). What only made it a fold run is not in it: the fold, the trial's logger
+    folder, no checkpoints. ``base_args`` are this command's ``--config`` files and
+    ``--fit_args``, for a trial of a study begun before trials recorded their own.
+    """
+    args = best.user_attrs.get(FIT_ARGS)
+    if args is None:
+        args = [*base_args, *space.fit_args(best.params)]
     folds = [value for key, value in sorted(best.user_attrs.items()) if key.startswith("fold_")]
     header = (
         f"# The winner of sweep {study.study_name!r}: trial #{best.number}, mean "
         f"{space.metric} {best.value:.4f} over its cross-validation folds\n"
         f"# ({', '.join(f'{value:.4f}' for value in folds if value is not None)}).\n"
+        "# Its whole config: the sweep's --config files and --fit_args under the trial's\n"
+        "# values, without what made it a fold run (the fold, its logger, no checkpoints).\n"
         f"#   python -m digits.fit --config {output}\n"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(header + yaml.safe_dump(nested(settings), sort_keys=False))
+    output.write_text(header + fit_config(args))

@@ -158,23 +158,6 @@ def as_argument(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
 
 
-def nested(settings: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys (``model.network.init_args.dropout``) as the nested mapping of a config."""
-    tree: dict[str, Any] = {}
-    for key, value in settings.items():
-        *parents, leaf = key.split(".")
-        node = tree
-        for parent in parents:
-            if not isinstance(node.get(parent, {}), dict):  # a class by name, then its arguments
-                node[parent] = {"class_path": node[parent]}
-            node = node.setdefault(parent, {})
-        if isinstance(node.get(leaf), dict):  # its arguments came first, then the class
-            node[leaf]["class_path"] = value
-        else:
-            node[leaf] = value
-    return tree
-
-
 def _edges(dist: BaseDistribution) -> list[Any]:
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
