@@ -21,7 +21,7 @@ from torch import nn
 
 from digits.dataset import MAX_PIXEL
 
-# The deformations at strength 1 (docs/augmentation.md shows them on digits).
+# The deformations at strength 1 (docs/drawn.md, "Augmentation").
 ROTATION = 10.0  # degrees either way
 SLANT = 15.0  # degrees of shear along x, either way: upright to slanted writing
 NARROWEST = 0.75  # width scale, from narrow to a little wide

@@ -190,6 +190,10 @@ class DigitsCLI(LightningCLI):
         # before Lightning starts printing about the machine.
         if self.checkpoint is not None:
             check_state_dict(self.model, self.checkpoint, self.stage_config.ckpt_path)
+        if torch.cuda.is_available():
+            # TensorFloat-32 matrix products on tensor cores. Lightning otherwise prints a
+            # tip about this on every run on such a GPU; float32 on the CPU is unchanged.
+            torch.set_float32_matmul_precision("high")
         init = _stage(self.config_init)
         trainer_config = init.get("trainer") or {}
         callbacks = [
@@ -223,10 +227,6 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
         raise ValueError(
             f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
         )
-    if torch.cuda.is_available():
-        # TensorFloat-32 matrix products on tensor cores. Lightning otherwise prints a
-        # tip about this on every run on such a GPU; float32 on the CPU is unchanged.
-        torch.set_float32_matmul_precision("high")
     if fitting and trainer.max_epochs is not None and trainer.max_epochs < 1:
         raise ValueError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
     if str(trainer.precision) == "16-true":

@@ -7,8 +7,8 @@ CSV file.
 
 Usage::
 
-    python -m digits.compare --split-seeds 0-4
-    python -m digits.compare --split-seeds 0,2,7 --config configs/best.yaml --models '[svc]'
+    python -m digits.compare --split_seeds 0-4
+    python -m digits.compare --split_seeds 0,2,7 --config configs/best.yaml --models '[svc]'
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def write_csv(scores: Sequence[Score], path: Path) -> None:
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m digits.compare", exit_on_error=False)
     parser.add_argument(
-        "--split-seeds",
         "--split_seeds",
+        "--split-seeds",  # also accepted, as the flag was first spelled
         dest="split_seeds",
         type=str,
         default="0-4",

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from digits.calibration import CALIBRATION_BINS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -36,7 +38,9 @@ def digit_grid(images: np.ndarray, titles: list[str], columns: int = 8) -> Figur
     return figure
 
 
-def reliability_figure(streams: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 15) -> Figure:
+def reliability_figure(
+    streams: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = CALIBRATION_BINS
+) -> Figure:
     """A reliability diagram per stream: how often readings are right against how sure.
 
     ``streams`` maps a name to (N, 10) probabilities and N labels. Each reading is put in

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MAX_IMAGE_PIXELS = 4096 * 4096  # a drawing is far smaller; a larger one is refused, not decoded
 
 # How optdigits (load_digits) was made: each digit a BITMAP_SIDE x BITMAP_SIDE binary
-# bitmap, its "on" pixels counted in BLOCK x BLOCK blocks. docs/preprocess.md has the
+# bitmap, its "on" pixels counted in BLOCK x BLOCK blocks. docs/drawn.md has the
 # statistics these reproduce; tests/test_preprocess.py checks them against the data set.
 BITMAP_SIDE = 32
 BLOCK = 4

@@ -44,7 +44,9 @@ def perfectly_calibrated_ece(probabilities: torch.Tensor, seed: int) -> list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="a digits.fit config (default: the default config)")
-    parser.add_argument("--split-seeds", type=int, default=5, help="split seeds 0..N-1")
+    parser.add_argument(
+        "--split_seeds", "--split-seeds", type=int, default=5, help="split seeds 0..N-1"
+    )
     options = parser.parse_args()
     rows = []
     for split_seed in range(options.split_seeds):

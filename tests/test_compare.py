@@ -26,7 +26,7 @@ def test_split_seeds_accept_ranges_and_lists():
 def test_compare_writes_every_score_and_a_summary(tmp_path: Path, capsys):
     scores = main(
         [
-            "--split-seeds", "0-1",
+            "--split_seeds", "0-1",
             "--models", "[knn]",
             "--fit_args", '[--trainer.max_epochs, "2"]',
             "--output", str(tmp_path / "scores.csv"),
@@ -51,7 +51,7 @@ def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path)
     standard.write_text("data:\n  scale: standard\n")
     scores = main(
         [
-            *("--split-seeds", "1", "--models", "[logistic_regression]", "--config", str(standard)),
+            *("--split_seeds", "1", "--models", "[logistic_regression]", "--config", str(standard)),
             *("--fit_args", '[--trainer.max_epochs, "1"]', "--output", str(tmp_path / "s.csv")),
         ]
     )
@@ -64,7 +64,7 @@ def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path)
 
 
 def test_compare_as_a_user_runs_it_prints_no_warning(tmp_path: Path):
-    command = [sys.executable, "-m", "digits.compare", "--split-seeds", "0", "--models", "[knn]"]
+    command = [sys.executable, "-m", "digits.compare", "--split_seeds", "0", "--models", "[knn]"]
     result = subprocess.run(
         [*command, "--fit_args", '[--trainer.max_epochs, "1"]'],
         capture_output=True,
@@ -75,3 +75,11 @@ def test_compare_as_a_user_runs_it_prints_no_warning(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "warn" not in (result.stdout + result.stderr).lower()
     assert "the network beats knn on" in result.stdout
+
+
+def test_split_seeds_is_spelled_as_every_other_flag_and_the_first_spelling_still_works():
+    from digits.compare import parser
+
+    assert parser().parse_args(["--split_seeds", "3"]).split_seeds == "3"
+    assert parser().parse_args(["--split-seeds", "0,2"]).split_seeds == "0,2"
+    assert "--split_seeds" in parser().format_help()

@@ -1,13 +1,15 @@
 """What the numbers look like: confusion matrices and digit grids in TensorBoard's Images tab.
 
 Drawn once per run, never per step: sample training inputs when training starts, the
-validation confusion matrix when fitting ends, the test confusion matrix and the
-misclassified test digits when testing ends. matplotlib is imported here only to draw
+validation confusion matrix when fitting ends (of the final weights), the test confusion
+matrix (of the weights tested, usually the best checkpoint's; each title says which) and
+the misclassified test digits when testing ends. matplotlib is imported here only to draw
 (torchmetrics, which Lightning imports, loads it at start-up anyway when it is installed).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import lightning as L
@@ -27,9 +29,10 @@ if TYPE_CHECKING:
     from digits.data import DigitsDataModule
 
 
-def confusion_figure(predictions: torch.Tensor, targets: torch.Tensor, title: str) -> Figure:
+def confusion_figure(
+    predictions: torch.Tensor, targets: torch.Tensor, num_classes: int, title: str
+) -> Figure:
     """torchmetrics' confusion matrix with counts, true labels down, predicted across."""
-    num_classes = 10
     # Drawn by one process over the whole split: no synchronisation with the others,
     # which are not computing it (under DDP they would wait forever).
     matrix = MulticlassConfusionMatrix(num_classes=num_classes, sync_on_compute=False)
@@ -82,9 +85,13 @@ class TensorBoardPictures(L.Callback):
         writer = self._writer(trainer)
         if writer is None:
             return
-        val_set = trainer.datamodule.val_set
+        datamodule: DigitsDataModule = trainer.datamodule
+        val_set = datamodule.val_set
         predictions = self._predict(trainer, pl_module, val_set.features)
-        figure = confusion_figure(predictions, val_set.targets.to(predictions.device), "validation")
+        targets = val_set.targets.to(predictions.device)
+        # Drawn as training ends: the weights of its last epoch, not the best checkpoint's.
+        title = f"validation, the final weights (epoch {trainer.current_epoch - 1})"
+        figure = confusion_figure(predictions, targets, datamodule.num_classes, title)
         writer.add_figure("val/confusion_matrix", figure, global_step=trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -98,9 +105,9 @@ class TensorBoardPictures(L.Callback):
         targets = test_set.targets.to(predictions.device)
         step = trainer.global_step
         self._reliability(writer, trainer, pl_module, datamodule, logits, targets)
-        writer.add_figure(
-            "test/confusion_matrix", confusion_figure(predictions, targets, "test"), step
-        )
+        tested = Path(trainer.ckpt_path).name if trainer.ckpt_path else "the final weights"
+        figure = confusion_figure(predictions, targets, datamodule.num_classes, f"test, {tested}")
+        writer.add_figure("test/confusion_matrix", figure, step)
         wrong = (predictions != targets).nonzero().flatten()[: self.max_misclassified].cpu()
         images, labels = datamodule.splits.arrays("test", scaled=False)
         guesses = predictions.cpu().numpy()
