@@ -151,10 +151,14 @@ def open_image(data: bytes) -> Image:
     if not data:
         raise ValueError("the image is empty")
     try:
+        # The size is read from the header, before any pixel is decoded.
         image = PILImage.open(io.BytesIO(data))
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"the image is {image.width}x{image.height}; at most 4096x4096")
         image.load()
+    except PILImage.DecompressionBombError:
+        # Pillow refuses on opening a header claiming over twice its own pixel limit.
+        raise ValueError("the image is larger than 4096x4096") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise ValueError("not an image: expected PNG or JPEG data") from None
     return image

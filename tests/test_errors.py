@@ -91,3 +91,20 @@ def test_a_bug_while_exporting_keeps_its_traceback(
     with pytest.raises(SystemExit) as stopped:
         export_main([*args, "--output", str(tmp_path / "rows.npy"), "--format", "zip"])
     assert stopped.value.code == 2
+
+
+def test_an_image_claiming_20000x20000_pixels_is_that_files_error_in_predict(
+    trained: Path, tmp_path: Path, capsys
+):
+    """Pillow's DecompressionBombError is no ValueError: a file's error, not a traceback."""
+    from tests.test_serve import png_claiming
+
+    bomb, rows = tmp_path / "bomb.png", tmp_path / "rows.npy"
+    bomb.write_bytes(png_claiming(20000, 20000))
+    np.save(rows, np.zeros((1, 64), dtype=np.float32))
+    with pytest.raises(SystemExit) as stopped:
+        predict_main(["--ckpt_path", str(trained), str(bomb), str(rows)])
+    assert stopped.value.code == 1  # some files could not be read
+    out, err = capsys.readouterr()
+    assert err.strip() == f"{bomb}: error: the image is larger than 4096x4096"
+    assert out.startswith(f"{rows}: ")

@@ -9,11 +9,13 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -166,6 +168,61 @@ def test_a_blank_drawing_is_refused(server: Server, tmp_path: Path):
     assert (status, answer) == (422, {"error": "no ink found: the image is blank"})
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG of under a hundred bytes whose header says ``width`` x ``height``, rows cut short."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        checksum = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + checksum
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    rows = zlib.compress(b"\x00" + b"\x80" * min(width, 1000))  # one row, or part of one
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def as_data_url(data: bytes) -> dict[str, str]:
+    return {"image": "data:image/png;base64," + base64.b64encode(data).decode()}
+
+
+def a_drawn_png(pixels: np.ndarray, tmp_path: Path) -> bytes:
+    return drawn(pixels, tmp_path / "digit.png").read_bytes()
+
+
+HOSTILE_IMAGES = {
+    # Pillow itself refuses it on opening, with DecompressionBombError (no ValueError).
+    "20000x20000": (png_claiming(20000, 20000), "the image is larger than 4096x4096"),
+    "12000x12000": (png_claiming(12000, 12000), "the image is 12000x12000; at most 4096x4096"),
+    # Under Pillow's threshold, yet 81 million pixels to decode: refused from the header.
+    "9000x9000": (png_claiming(9000, 9000), "the image is 9000x9000; at most 4096x4096"),
+    # Within the bound, its pixel rows missing: decoding stops at the end of the data.
+    "4000x4000 cut short": (png_claiming(4000, 4000), "not an image"),
+    "a PNG cut in half": (None, "not an image"),
+    "a PNG header alone": (b"\x89PNG\r\n\x1a\n", "not an image"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_IMAGES))
+def test_a_hostile_image_gets_a_4xx_json_error_and_the_server_goes_on(
+    server: Server, trained_standard: Path, tmp_path: Path, name: str
+):
+    images, _ = split_for_testing(trained_standard)
+    good = as_data_url(a_drawn_png(images[0], tmp_path))
+    before = server.predict(good)
+    data, message = HOSTILE_IMAGES[name]
+    if data is None:
+        whole = a_drawn_png(images[1], tmp_path)
+        data = whole[: len(whole) // 2]
+    status, body = server.request("POST", "/predict", json.dumps(as_data_url(data)).encode())
+    assert status == 422, body
+    answer = json.loads(body)
+    assert set(answer) == {"error"}
+    assert message in answer["error"] and "\n" not in answer["error"]
+    # The server goes on serving, and reads the same drawing as before.
+    after = server.predict(good)
+    assert after[0] == 200 and after == before
+
+
 def raw_post(port: int, head: bytes, chunks: list[bytes]) -> bytes:
     """Send a request by hand, as much of it as the server takes; return what it answers."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
@@ -281,22 +338,32 @@ def test_a_crashed_inference_worker_does_not_take_the_server_down(server: Server
     assert server.predict({"pixels": [99] * 64})[0] == 422  # and still refuses as before
 
 
-def test_batched_requests_each_get_their_own_answer(trained_standard: Path):
+def test_batched_requests_each_get_their_own_answer(trained_standard: Path, tmp_path: Path):
+    """Good and bad requests, pixels and images, sent at once to be batched together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images, _ = split_for_testing(trained_standard)
+    good = [{"pixels": image.tolist()} for image in images[:24]]
+    good += [as_data_url(a_drawn_png(image, tmp_path)) for image in images[24:32]]
+    bad = [{"pixels": [99] * 64}] * 4  # refused in the HTTP server
+    bad += [as_data_url(data) for data, _ in HOSTILE_IMAGES.values() if data]  # in the worker
+    bad += [as_data_url(b"hello"), {"image": "data:image/png;base64,@@@"}]
+    order = np.random.default_rng(0).permutation(len(good) + len(bad))  # bad among good
+    payloads = [(good + bad)[n] for n in order]
     batching = Server(trained_standard, "--max_batch_size", "16", "--batch_timeout", "0.05")
     try:
-        images, _ = split_for_testing(trained_standard)
-        from concurrent.futures import ThreadPoolExecutor
-
-        payloads = [{"pixels": image.tolist()} for image in images[:24]] + [
-            {"pixels": [99] * 64}
-        ] * 8
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(batching.predict, payloads))
-        single = [batching.predict(payload) for payload in payloads[:24]]
+        single = [batching.predict(payload) for payload in good]
     finally:
         batching.stop()
-    assert [status for status, _ in answers] == [200] * 24 + [422] * 8  # a bad one fails alone
-    assert [a["digit"] for _, a in answers[:24]] == [a["digit"] for _, a in single]
+    statuses = [200 if n < len(good) else 422 for n in order]
+    assert [status for status, _ in answers] == statuses  # a bad one fails alone
+    batched = dict(zip(order.tolist(), (answer for _, answer in answers), strict=True))
+    assert [batched[n]["digit"] for n in range(len(good))] == [a["digit"] for _, a in single]
+    assert [batched[n]["probability"] for n in range(len(good))] == pytest.approx(
+        [a["probability"] for _, a in single], abs=1e-5
+    )
 
 
 # The page, in a real headless Chromium ------------------------------------------------

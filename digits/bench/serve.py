@@ -2,15 +2,22 @@
 
 For each server (the model, and the floor: ``python -m digits.serve --constant``, the same
 LitServe, validation and JSON, without the network), with LitServe's batching off and on,
-``clients`` threads on 127.0.0.1 each send ``POST /predict`` with a data set digit over
-one keep-alive connection, one request after another. Every run is bounded twice: a
-number of requests and a number of seconds. A request counts as lost unless it answers
-200 with a digit.
+``clients`` threads on 127.0.0.1 each send ``POST /predict`` with a data set digit's
+``"pixels"`` over one keep-alive connection, one request after another. Then the model
+with one and with two inference workers is sent the same digits as the page sends them:
+``"image"``, a 280x280 PNG, which costs more to decode than the network to read. Every
+run is bounded twice: a number of requests and a number of seconds. A request counts as
+lost unless it answers 200 with a digit. Each run also says where the server spent its
+CPU time, per request: in its inference workers, and in the rest of it (the HTTP server
+and LitServe's queue between them), from Linux's ``/proc``.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
+import io
 import json
 import os
 import signal
@@ -24,14 +31,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from jsonargparse import Namespace
 
 BATCHING = ["--max_batch_size", "32", "--batch_timeout", "0.002"]
+# (server, body, inference workers, batching), one server started for each.
+SERVERS = [
+    ("model", "pixels", 1, False),
+    ("model", "pixels", 1, True),
+    ("floor", "pixels", 1, False),
+    ("floor", "pixels", 1, True),
+    ("model", "png", 1, False),
+    ("model", "png", 2, False),
+]
 
 
 @dataclass(frozen=True)
 class LoadRun:
     server: str  # "model" or "floor"
+    body: str  # "pixels" or "png"
+    workers: int
     batching: bool
     clients: int
     requests: int
@@ -39,6 +58,8 @@ class LoadRun:
     seconds: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float  # CPU time per request of the server's processes but its workers
+    workers_cpu_ms: float  # and of its inference workers
 
     @property
     def per_second(self) -> float:
@@ -73,6 +94,29 @@ def start(ckpt_path: str, port: int, options: list[str]) -> subprocess.Popen:
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"python -m digits.serve did not start: {' '.join(options)}")
         time.sleep(0.3)
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds used so far by a server's processes: its inference workers, and the rest.
+
+    LitServe spawns the workers (``spawn_main`` in their command line) and forks the rest.
+    """
+    parents: dict[int, int] = {}
+    for path in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(path.name)] = int((path / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    family, found = [root], [root]
+    while found:
+        found = [pid for pid, parent in parents.items() if parent in found]
+        family += found
+    used = {"server": 0.0, "workers": 0.0}
+    for pid in family:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            spawned = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ticks = int(fields[11]) + int(fields[12])  # user and system time
+            used["workers" if spawned else "server"] += ticks / os.sysconf("SC_CLK_TCK")
+    return used
 
 
 def stop(server: subprocess.Popen) -> None:
@@ -125,31 +169,46 @@ def load(port: int, bodies: list[bytes], clients: int, requests: int, seconds: f
     }
 
 
+def png_body(pixels: np.ndarray, side: int = 280) -> bytes:
+    """A data set digit as the page sends it: dark ink on white, a ``side``-pixel PNG."""
+    from PIL import Image
+
+    ink = (pixels.reshape(8, 8) / 16 * 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(255 - ink).resize((side, side)).convert("RGBA").save(png, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return json.dumps({"image": url}).encode()
+
+
 def bench_serve(options: Namespace, ckpt_path: str) -> list[LoadRun]:
     from digits.dataset import DigitsSplits
 
     images, _ = DigitsSplits().arrays("test", scaled=False)
-    bodies = [json.dumps({"pixels": image.tolist()}).encode() for image in images[:100]]
+    bodies = {
+        "pixels": [json.dumps({"pixels": image.tolist()}).encode() for image in images[:100]],
+        "png": [png_body(image) for image in images[:100]],
+    }
     runs = []
-    for server_name, batching in (
-        ("model", False),
-        ("model", True),
-        ("floor", False),
-        ("floor", True),
-    ):
+    for server_name, body, workers, batching in SERVERS:
         port = free_port()
         flags = (BATCHING if batching else []) + (["--constant"] if server_name == "floor" else [])
-        server = start(ckpt_path, port, flags)
+        server = start(ckpt_path, port, [*flags, "--workers", str(workers)])
         try:
-            load(port, bodies, 4, 100, 10)  # warm-up
+            load(port, bodies[body], 4, 100, 10)  # warm-up
             for clients in options.serve_clients:
                 requests = options.serve_requests * (1 if clients == 1 else 4)
-                result = load(port, bodies, clients, requests, options.serve_seconds)
-                run = LoadRun(server_name, batching, clients, **result)
+                used = cpu_seconds(server.pid)
+                result = load(port, bodies[body], clients, requests, options.serve_seconds)
+                cpu_ms = {
+                    f"{kind}_cpu_ms": 1000 * (seconds - used[kind]) / result["requests"]
+                    for kind, seconds in cpu_seconds(server.pid).items()
+                }
+                run = LoadRun(server_name, body, workers, batching, clients, **result, **cpu_ms)
                 runs.append(run)
                 if not options.json:
                     print(
-                        f"{server_name:5} batching {'on ' if batching else 'off'} {clients:3} "
+                        f"{server_name:5} {body:6} workers {workers} "
+                        f"batching {'on ' if batching else 'off'} {clients:3} "
                         f"clients: {run.per_second:7.1f} requests/s",
                         file=sys.stderr,
                         flush=True,
@@ -161,15 +220,17 @@ def bench_serve(options: Namespace, ckpt_path: str) -> list[LoadRun]:
 
 def serve_table(runs: list[LoadRun]) -> str:
     lines = [
-        f"{'server':8}{'batching':>9}{'clients':>8}{'requests':>9}{'lost':>6}"
-        f"{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'server':8}{'body':>7}{'workers':>8}{'batching':>9}{'clients':>8}{'requests':>9}"
+        f"{'lost':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms: server':>15}{'workers':>8}"
     ]
     for run in runs:
         lines.append(
-            f"{run.server:8}{'on' if run.batching else 'off':>9}{run.clients:>8}{run.requests:>9}"
-            f"{run.lost:>6}{run.per_second:>9.1f}{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}"
+            f"{run.server:8}{run.body:>7}{run.workers:>8}{'on' if run.batching else 'off':>9}"
+            f"{run.clients:>8}{run.requests:>9}{run.lost:>6}{run.per_second:>9.1f}"
+            f"{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}{run.server_cpu_ms:>15.2f}{run.workers_cpu_ms:>8.2f}"
         )
-    by = {(run.server, run.batching, run.clients): run for run in runs}
+    pixels = [run for run in runs if run.body == "pixels" and run.workers == 1]
+    by = {(run.server, run.batching, run.clients): run for run in pixels}
     for batching in (False, True):
         for clients in sorted({run.clients for run in runs}):
             model, floor = (
@@ -181,6 +242,14 @@ def serve_table(runs: list[LoadRun]) -> str:
                     f"model / floor, batching {'on' if batching else 'off'}, {clients} clients: "
                     f"{model.per_second / floor.per_second:.2f} of the floor's requests per second"
                 )
+    png = {(run.workers, run.clients): run for run in runs if run.body == "png"}
+    for clients in sorted({run.clients for run in runs}):
+        one, two = png.get((1, clients)), png.get((2, clients))
+        if one and two:
+            lines.append(
+                f"png, 2 workers / 1, {clients} clients: "
+                f"{two.per_second / one.per_second:.2f} of one worker's requests per second"
+            )
     return "\n".join(lines)
 
 

@@ -1,9 +1,13 @@
 """The model behind ``POST /predict``, as a LitServe API.
 
-A request is checked and made into the data set's 64 pixels in the HTTP server, before
-it is queued: LitServe decodes a whole batch of requests together, so a request that
-failed there would fail the good requests batched with it. The inference workers then
-only scale, run the network and answer.
+The HTTP server only checks a request's shape (and the 64 numbers of ``"pixels"``, which
+are cheap). An ``"image"`` is decoded in ``decode_request``, which LitServe runs in the
+inference worker processes: decoding costs several times the network's reading, and
+there it never holds up the HTTP server's event loop, which answers every other client
+meanwhile. An image the worker cannot read is answered there as its 422 and
+``{"error": ...}``, returned, not raised: LitServe decodes a whole batch of requests
+together, and an exception there fails every request of the batch
+(Lightning-AI/LitServe#340), not only the bad one.
 """
 
 # No `from __future__ import annotations` here: LitServe reads decode_request's parameter
@@ -12,6 +16,7 @@ from typing import Any
 
 import litserve as ls
 import numpy as np
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from digits.inference import Reading, TrainedNetwork, load_trained
@@ -25,7 +30,7 @@ class DigitRequest(BaseModel):
 
     pixels: Any = None
     image: Any = None
-    _drawing: Drawing = PrivateAttr()
+    _drawing: Drawing | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def one_digit(self) -> "DigitRequest":
@@ -34,7 +39,6 @@ class DigitRequest(BaseModel):
         if self.image is not None:
             if not isinstance(self.image, str):
                 raise ValueError('"image" must be a string: data:image/png;base64,...')
-            self._drawing = read_drawing(data_url_to_image(self.image))
         else:
             digits = checked_digits(self.pixels)
             if len(digits) != 1:
@@ -43,9 +47,26 @@ class DigitRequest(BaseModel):
         return self
 
     @property
-    def drawing(self) -> Drawing:
-        """The 64 pixels in 0..16 the model reads, and whether the drawing is too small."""
+    def drawing(self) -> Drawing | None:
+        """The 64 pixels sent, checked; None for an image, which the worker decodes."""
         return self._drawing
+
+
+def image_drawing(image: str) -> Drawing | JSONResponse:
+    """The image read as a drawing, or the 422 that says why it cannot be read.
+
+    ``digits.preprocess`` refuses an image larger than 4096x4096 from its header, before
+    decoding a pixel, and anything that is not an image, as a ``ValueError``.
+    """
+    try:
+        return read_drawing(data_url_to_image(image))
+    except ValueError as error:
+        return refusal(str(error))
+
+
+def refusal(message: str) -> JSONResponse:
+    """A bad request's answer, as the HTTP server's own: 422 and one line of ``{"error"}``."""
+    return JSONResponse({"error": message}, status_code=422)
 
 
 class DigitsAPI(ls.LitAPI):
@@ -68,22 +89,31 @@ class DigitsAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         self.trained: TrainedNetwork = load_trained(self.ckpt_path)
 
-    def decode_request(self, request: DigitRequest) -> Drawing:
-        return request.drawing
+    def decode_request(self, request: DigitRequest) -> Drawing | JSONResponse:
+        """Runs in an inference worker: an image is decoded here, or refused."""
+        if request.drawing is not None:
+            return request.drawing
+        return image_drawing(request.image)
 
-    def predict(self, drawings: Drawing | list[Drawing]) -> list[dict[str, Any]]:
-        """One drawing, or a batch of them (LitServe's default ``batch`` keeps the list)."""
-        batch = drawings if isinstance(drawings, list) else [drawings]
-        rows = np.stack([drawing.pixels for drawing in batch])
-        too_small = [drawing.too_small for drawing in batch]
+    def predict(self, decoded: Any) -> Any:
+        """One decoded request, or a batch of them (LitServe's default ``batch`` keeps the
+        list): the drawings are read, the refusals passed on as they are."""
+        batch = decoded if isinstance(decoded, list) else [decoded]
+        drawings = [item for item in batch if isinstance(item, Drawing)]
+        answers = iter(self.answers(drawings) if drawings else [])
+        outputs = [next(answers) if isinstance(item, Drawing) else item for item in batch]
+        return outputs if isinstance(decoded, list) else outputs[0]
+
+    def answers(self, drawings: list[Drawing]) -> list[dict[str, Any]]:
+        """The network's answer for each drawing, in one batch."""
+        rows = np.stack([drawing.pixels for drawing in drawings])
+        too_small = [drawing.too_small for drawing in drawings]
         probabilities, readings = self.trained.readings(rows, self.threshold, too_small)
-        answers = [
-            answer(row, p, r) for row, p, r in zip(rows, probabilities, readings, strict=True)
-        ]
-        return answers if isinstance(drawings, list) else answers[0]
+        return [answer(row, p, r) for row, p, r in zip(rows, probabilities, readings, strict=True)]
 
-    def encode_response(self, output: dict[str, Any]) -> dict[str, Any]:
-        return output
+    def encode_response(self, output: dict[str, Any] | JSONResponse) -> JSONResponse:
+        """The HTTP response, made here in the worker; FastAPI sends a response as it is."""
+        return output if isinstance(output, JSONResponse) else JSONResponse(output)
 
 
 def answer(pixels: np.ndarray, probabilities: np.ndarray, reading: Reading) -> dict[str, Any]:
@@ -108,5 +138,5 @@ class ConstantAPI(DigitsAPI):
     def setup(self, device: str) -> None:
         pass  # no model
 
-    def predict(self, drawings: Drawing | list[Drawing]) -> list[dict[str, Any]]:
-        return [self.ANSWER] * len(drawings) if isinstance(drawings, list) else self.ANSWER
+    def answers(self, drawings: list[Drawing]) -> list[dict[str, Any]]:
+        return [self.ANSWER] * len(drawings)
