@@ -48,7 +48,7 @@ def test_pictures_are_real_images_with_content(pictures):
 def test_confusion_figure_puts_each_count_in_its_true_row_and_predicted_column():
     predictions = torch.tensor([0, 1, 1, 2, 9, 9])
     targets = torch.tensor([0, 1, 2, 2, 9, 3])
-    figure = confusion_figure(predictions, targets, 10, "test")
+    figure = confusion_figure(predictions, targets, "test", 10)
     (axes,) = figure.axes
     assert (axes.get_ylabel(), axes.get_xlabel()) == ("True class", "Predicted class")
     drawn = np.zeros((10, 10), dtype=int)

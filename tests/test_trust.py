@@ -572,10 +572,10 @@ def test_a_two_process_run_stops_on_a_signal_saves_once_and_resumes_exactly(
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     assert "terminate called" not in uninterrupted.stderr
     assert curves(run) == curves(run_dir(tmp_path, 1))
-    tests_as_one_process_would(run_dir(tmp_path, 1), tmp_path)
+    check_it_tests_as_one_process_would(run_dir(tmp_path, 1), tmp_path)
 
 
-def tests_as_one_process_would(run: Path, tmp_path: Path) -> None:
+def check_it_tests_as_one_process_would(run: Path, tmp_path: Path) -> None:
     """A two-process run trains the default's recipe and scores as one process would."""
     # The same global batch as the default (64 per process): the same steps per epoch.
     single = DigitsCLI(run=False, args=QUIET).datamodule

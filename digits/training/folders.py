@@ -12,6 +12,7 @@ and its checkpoint callbacks reload their best score.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,25 @@ def place_run(
     # Steps logged after the checkpoint was written are hidden, so that the epochs the
     # resumed run repeats appear once.
     settings.purge_step = int(checkpoint["global_step"])
+    wait_to_write_after(resumed)
     return True
+
+
+def wait_to_write_after(run: Path) -> None:
+    """Wait, if need be, until a new event file's name sorts after the run's last one.
+
+    TensorBoard reads a run's event files in name order, and a name begins with the
+    second its writer started, then the process id. A run resumed within the same second
+    as the one it continues (a short run killed at once) would sort by process id, and
+    its epochs could come before the earlier ones.
+    """
+    started = [
+        int(stamp)
+        for path in run.glob("events.out.tfevents.*")
+        if (stamp := path.name.split(".")[3]).isdigit()
+    ]
+    while started and time.time() < max(started) + 1:
+        time.sleep(0.05)
 
 
 def _refuse_a_taken_folder(logger: Namespace) -> None:

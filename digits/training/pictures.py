@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def confusion_figure(
-    predictions: torch.Tensor, targets: torch.Tensor, num_classes: int, title: str
+    predictions: torch.Tensor, targets: torch.Tensor, title: str, num_classes: int
 ) -> Figure:
     """torchmetrics' confusion matrix with counts, true labels down, predicted across."""
     # Drawn by one process over the whole split: no synchronisation with the others,
@@ -91,7 +91,7 @@ class TensorBoardPictures(L.Callback):
         targets = val_set.targets.to(predictions.device)
         # Drawn as training ends: the weights of its last epoch, not the best checkpoint's.
         title = f"validation, the final weights (epoch {trainer.current_epoch - 1})"
-        figure = confusion_figure(predictions, targets, datamodule.num_classes, title)
+        figure = confusion_figure(predictions, targets, title, datamodule.num_classes)
         writer.add_figure("val/confusion_matrix", figure, global_step=trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -106,7 +106,7 @@ class TensorBoardPictures(L.Callback):
         step = trainer.global_step
         self._reliability(writer, trainer, pl_module, datamodule, logits, targets)
         tested = Path(trainer.ckpt_path).name if trainer.ckpt_path else "the final weights"
-        figure = confusion_figure(predictions, targets, datamodule.num_classes, f"test, {tested}")
+        figure = confusion_figure(predictions, targets, f"test, {tested}", datamodule.num_classes)
         writer.add_figure("test/confusion_matrix", figure, step)
         wrong = (predictions != targets).nonzero().flatten()[: self.max_misclassified].cpu()
         images, labels = datamodule.splits.arrays("test", scaled=False)
