@@ -86,10 +86,8 @@ def exit_on_user_error(*also: type[Exception]) -> Iterator[None]:
     and nothing has been written yet. ``also`` adds exception types that mean the same
     in the caller's library (Lightning's ``MisconfigurationException`` for training).
     """
-    try:
+    with exit_on_usage_error(), as_usage_error(*also):
         yield
-    except (ArgumentError, ValueError, *also) as error:
-        raise fail(str(error)) from None
 
 
 @contextmanager
