@@ -12,23 +12,19 @@ project shows:
   probability at which the validation readings at or above it are wrong no more often
   than a target rate (selective classification).
 
-A checkpoint from before this has neither: it means temperature 1 and threshold 0, so
-every reading is sure, as it was. Only torch here: the tools that read a checkpoint
-without Lightning use it too.
+``digits.training.calibrate.Calibrate`` fits them at the end of every run. A checkpoint
+from before this has neither: it means temperature 1 and threshold 0, so every reading
+is sure, as it was. Only torch here: the tools that read a checkpoint without Lightning
+use it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-TEMPERATURE = "temperature"  # the buffers' names in the model and in its state_dict
-THRESHOLD = "sure_threshold"
-NOT_A_DIGIT = -1  # the label of a non-digit shown in training (outlier exposure)
 TARGET_ERROR = 0.005  # at most this share of the sure validation readings may be wrong
 CALIBRATION_BINS = 15  # the usual choice for the expected calibration error
 
@@ -45,14 +41,6 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
     return float(
         multiclass_calibration_error(probabilities, labels, classes, n_bins=CALIBRATION_BINS)
     )
-
-
-def with_calibration(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The state dict, with temperature 1 and threshold 0 where it has none (older files)."""
-    completed = dict(state_dict)
-    completed.setdefault(TEMPERATURE, torch.tensor(1.0))
-    completed.setdefault(THRESHOLD, torch.tensor(0.0))
-    return completed
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -5,6 +5,8 @@
   (Lightning's own ``_atomic_save`` writes the final file in place).
 - ``read_checkpoint`` loads with ``weights_only=True``, so opening a checkpoint cannot
   run code, and turns every way a file can be wrong into a one-line ``ValueError``.
+- ``upgrade`` brings a file written by an earlier version to today's layout, so that
+  every reader (Lightning's, through ``SafeCheckpointIO``, and the tools') sees one.
 
 Only torch: the tools that read a checkpoint without training use it too.
 """
@@ -17,6 +19,41 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# Where the temperature and the "sure" threshold are kept: the state of the callback that
+# fits them (digits.training.calibrate.Calibrate), under its state key.
+CALIBRATION_STATE = "Calibrate"
+# Earlier files kept them as two buffers of the model, in the state dict.
+OLD_CALIBRATION_BUFFERS = {"temperature": "temperature", "sure_threshold": "threshold"}
+BEST_VAL_ACC = "val_acc_best.max_value"  # the state dict's entry of the best val/acc
+NO_CALIBRATION = {"temperature": 1.0, "threshold": 0.0}  # every reading sure, as before it
+
+
+def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint in today's layout, changed in place (and returned).
+
+    - Written with the calibration as model buffers: it moves to the callback's state.
+    - Written before the best val/acc was kept: none yet (MaxMetric's start, minus
+      infinity), so that a resumed run starts remembering from there.
+    """
+    state_dict = dict(checkpoint["state_dict"])
+    old = {
+        new: float(state_dict.pop(name))
+        for name, new in OLD_CALIBRATION_BUFFERS.items()
+        if name in state_dict
+    }
+    if old:
+        callbacks = checkpoint.setdefault("callbacks", {})
+        callbacks.setdefault(CALIBRATION_STATE, {**NO_CALIBRATION, **old})
+    state_dict.setdefault(BEST_VAL_ACC, torch.tensor(float("-inf")))
+    checkpoint["state_dict"] = state_dict
+    return checkpoint
+
+
+def calibration_of(checkpoint: dict[str, Any]) -> dict[str, float]:
+    """``{"temperature": T, "threshold": p}`` of an upgraded checkpoint (1 and 0 without)."""
+    saved = (checkpoint.get("callbacks") or {}).get(CALIBRATION_STATE) or {}
+    return {name: float(saved.get(name, value)) for name, value in NO_CALIBRATION.items()}
 
 
 def write_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
@@ -38,7 +75,7 @@ def write_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> Non
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a Lightning checkpoint with ``weights_only=True``, or explain in one line why not."""
+    """A Lightning checkpoint, loaded with ``weights_only=True`` and upgraded; or why not."""
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"checkpoint not found: {file}")
@@ -57,7 +94,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{file} is not a Lightning checkpoint (no state_dict in it)")
-    return checkpoint
+    return upgrade(checkpoint)
 
 
 def _last_words(message: str) -> str:

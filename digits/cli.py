@@ -10,6 +10,7 @@ feature (``digits.training``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -25,11 +26,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from digits.data import DigitsDataModule
 from digits.errors import as_usage_error
 from digits.model import DigitsClassifier
+from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
+from digits.training.lightning_internals import CheckpointReadOnce
 from digits.training.output import quiet_resumed_run
 from digits.training.pictures import TensorBoardPictures
+from digits.training.renamed import check_renamed_flags, register_loader
 from digits.training.resume import (
     EpochScalarsInCheckpoint,
     ResumableSaveConfig,
@@ -85,7 +89,7 @@ FIT_DESCRIPTION = (
 )
 
 
-class DigitsCLI(LightningCLI):
+class DigitsCLI(CheckpointReadOnce):
     """LightningCLI with this project's defaults, links and checks.
 
     With subcommands (``python -m digits fit``) ``after_fit`` tests the best checkpoint
@@ -103,18 +107,22 @@ class DigitsCLI(LightningCLI):
         callbacks = [
             HParamsMetrics(),
             TensorBoardPictures(),
+            Calibrate(),
             InterruptCheckpoint(),
             EpochScalarsInCheckpoint(),
         ]
         kwargs.setdefault("trainer_defaults", {"callbacks": callbacks})
         kwargs.setdefault("save_config_callback", ResumableSaveConfig)
-        # Raise instead of printing a usage block, so that main() prints one line.
+        # Raise instead of printing a usage block, so that main() prints one line; read
+        # config files with the settings that moved in their new places.
+        common = {"exit_on_error": False, "parser_mode": register_loader()}
         kwargs.setdefault(
             "parser_kwargs",
             {
-                "exit_on_error": False,
+                **common,
                 "description": DESCRIPTION,
-                "fit": {"exit_on_error": False, "description": FIT_DESCRIPTION},
+                "fit": {**common, "description": FIT_DESCRIPTION},
+                **{subcommand: dict(common) for subcommand in ("validate", "test", "predict")},
             },
         )
         super().__init__(*args, **kwargs)
@@ -132,6 +140,7 @@ class DigitsCLI(LightningCLI):
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.eval_sets", "model.eval_sets", apply_on="instantiate")
         if self.is_fit_script:
             parser.add_argument(
                 "--ckpt_path",
@@ -157,6 +166,7 @@ class DigitsCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         with as_usage_error(MisconfigurationException):
+            check_renamed_flags(sys.argv[1:] if args is None else args)
             super().parse_arguments(parser, args)
             defaults = self.defaults_parser.get_defaults()
             self.checkpoint = read_and_adopt(self.stage_config, defaults)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -10,12 +10,11 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
-from digits.augment import Handwriting
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch, shift_images
-from digits.calibration import NOT_A_DIGIT
 from digits.dataset import DigitsSplits, Scale, Split, load
-from digits.pen_digits import DrawnSplits
-from digits.scribbles import TRAINING_KINDS, TRAINING_SEED, non_digit_pixels
+
+if TYPE_CHECKING:
+    from digits.augment import Handwriting
 
 # Which splits each of Lightning's stages reads.
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
@@ -69,6 +68,10 @@ class DigitsDataModule(L.LightningDataModule):
             dashes, crosses, blobs drawn as the page draws; ``digits.scribbles``) to the
             training split, labelled "not a digit", so that the model learns to be
             unsure of what is unlike any digit.
+        outlier_weight: The weight of a non-digit's loss. Its target is the uniform
+            distribution scaled by this weight (``outlier_weight / 10`` for each class),
+            so that its cross-entropy is the weight times the mean of ``-log p`` over
+            the classes (Hendrycks et al., 2019, outlier exposure).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class DigitsDataModule(L.LightningDataModule):
         dataset_repeats: int = 1,
         augment: float = 0.0,
         outliers: int = 0,
+        outlier_weight: float = 0.5,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -98,11 +102,22 @@ class DigitsDataModule(L.LightningDataModule):
             raise ValueError(f"data.dataset_repeats must be at least 1, got {dataset_repeats}")
         if outliers < 0:
             raise ValueError(f"data.outliers must be 0 or more, got {outliers}")
+        if outlier_weight < 0:
+            raise ValueError(f"data.outlier_weight must be 0 or more, got {outlier_weight}")
         self.save_hyperparameters()
         self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
         self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
-        self.drawn = DrawnSplits(test_size, val_size, split_seed) if drawn else None
-        self.handwriting = Handwriting(augment)
+        # What is used is imported where it is used: kornia only with augment.
+        self.drawn = None
+        if drawn:
+            from digits.pen_digits import DrawnSplits
+
+            self.drawn = DrawnSplits(test_size, val_size, split_seed)
+        self.handwriting: Handwriting | None = None
+        if augment != 0:  # Handwriting refuses a negative strength
+            from digits.augment import Handwriting
+
+            self.handwriting = Handwriting(augment)
         self.datasets: dict[str, BatchTensorDataset] = {}
 
     @property
@@ -114,6 +129,11 @@ class DigitsDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         """Distinct labels in the data set."""
         return int(load()[1].max()) + 1
+
+    @property
+    def eval_sets(self) -> list[str]:
+        """Names of the validation and test sets after the data set's own, in loader order."""
+        return ["drawn"] if self.drawn is not None else []
 
     @property
     def train_set(self) -> BatchTensorDataset | None:
@@ -160,10 +180,27 @@ class DigitsDataModule(L.LightningDataModule):
                 else:
                     self.datasets[f"drawn_{split}"] = _tensors(drawn_features, drawn_labels, device)
             if split == "train" and self.hparams.outliers > 0:
-                outliers = non_digit_pixels(self.hparams.outliers, TRAINING_SEED, TRAINING_KINDS)
-                features = np.concatenate([features, self.splits.scaling(outliers)])
-                labels = np.concatenate([labels, np.full(len(outliers), NOT_A_DIGIT)])
+                features, labels = self._with_non_digits(features, labels)
             self.datasets[split] = _tensors(features, labels, device)
+
+    def _with_non_digits(
+        self, features: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The training images and generated non-digits, each with a distribution as target.
+
+        A digit's target is its class (one-hot); a non-digit's the uniform distribution
+        times ``outlier_weight`` (see the class's docstring).
+        """
+        from digits.scribbles import TRAINING_KINDS, TRAINING_SEED, non_digit_pixels
+
+        non_digits = non_digit_pixels(self.hparams.outliers, TRAINING_SEED, TRAINING_KINDS)
+        classes = self.num_classes
+        targets = np.eye(classes, dtype=np.float32)[labels]
+        uniform = np.full((len(non_digits), classes), self.hparams.outlier_weight / classes)
+        return (
+            np.concatenate([features, self.splits.scaling(non_digits)]),
+            np.concatenate([targets, uniform.astype(np.float32)]),
+        )
 
     def train_dataloader(self) -> DataLoader:
         # The order depends on --seed_everything (torch's initial seed, which it sets)

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from digits.calibration import TEMPERATURE, THRESHOLD, with_calibration
-from digits.checkpoint_file import read_checkpoint
+from digits.checkpoint_file import calibration_of, read_checkpoint
 from digits.dataset import DigitsSplits, Scaling
 from digits.networks import as_factory
 
@@ -101,14 +100,8 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
     # Standard scaling is fitted on the training split: the split settings matter too.
     data_settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})
     splits = DigitsSplits.from_settings(data_settings)
-    calibration = with_calibration(checkpoint["state_dict"])
-    return TrainedNetwork(
-        network.eval(),
-        splits.scaling,
-        data_settings,
-        temperature=float(calibration[TEMPERATURE]),
-        threshold=float(calibration[THRESHOLD]),
-    )
+    calibration = calibration_of(checkpoint)
+    return TrainedNetwork(network.eval(), splits.scaling, data_settings, **calibration)
 
 
 def add_threshold_argument(parser: Any) -> None:

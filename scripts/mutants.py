@@ -90,7 +90,7 @@ MUTANTS = [
         also=(
             (
                 "digits/training/calibrate.py",
-                'model.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+                'pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])',
                 "pass",
             ),
         ),
@@ -98,7 +98,7 @@ MUTANTS = [
     Mutant(
         "the temperature is fitted to the final weights, not the best",
         "digits/training/calibrate.py",
-        'model.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+        'pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])',
         "pass",
         ("tests/test_calibration.py",),
     ),
@@ -250,11 +250,18 @@ MUTANTS = [
         ("tests/test_predict.py",),
     ),
     Mutant(
-        "an older checkpoint gets no calibration defaults",
-        "digits/calibration.py",
-        "    completed.setdefault(TEMPERATURE, torch.tensor(1.0))\n",
+        "an older checkpoint's calibration in the model is dropped",
+        "digits/checkpoint_file.py",
+        "        callbacks.setdefault(CALIBRATION_STATE, {**NO_CALIBRATION, **old})\n",
         "",
-        ("tests/test_calibration.py",),
+        ("tests/test_calibration.py", "-k", "in_the_model"),
+    ),
+    Mutant(
+        "a non-digit's target is a class",
+        "digits/data.py",
+        "uniform = np.full((len(non_digits), classes), self.hparams.outlier_weight / classes)",
+        "uniform = np.eye(classes)[np.zeros(len(non_digits), dtype=int)]",
+        ("tests/test_drawn_data.py", "-k", "non_digits"),
     ),
     Mutant(
         "the drawn-digit command reads the rows the model trained on",
@@ -336,8 +343,8 @@ MUTANTS = [
     Mutant(
         "the epoch loss is a mean over batches",
         "digits/model.py",
-        "scores.loss.update(losses.detach())",
-        "scores.loss.update(losses.detach().mean())",
+        "metrics.update(value=losses.detach(),",
+        "metrics.update(value=losses.detach().mean(),",
         ("tests/test_fit.py",),
     ),
     Mutant(
@@ -364,7 +371,7 @@ MUTANTS = [
     Mutant(
         "divergence is not checked",
         "digits/model.py",
-        "if not torch.isfinite(loss):",
+        "if not torch.isfinite(value):",
         "if False:",
         ("tests/test_trust.py", "-k", "diverging"),
     ),

@@ -145,3 +145,17 @@ def browser() -> Iterator[object]:
     chromium = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     yield chromium
     chromium.quit()
+
+
+def lightning_probabilities(checkpoint: Path, features: torch.Tensor) -> torch.Tensor:
+    """Training's own path: the model and the calibration callback, as Lightning restores them."""
+    from digits import DigitsClassifier
+    from digits.checkpoint_file import CALIBRATION_STATE, read_checkpoint
+    from digits.training.calibrate import Calibrate
+
+    model = DigitsClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    calibration = Calibrate()
+    calibration.load_state_dict(read_checkpoint(checkpoint)["callbacks"][CALIBRATION_STATE])
+    assert abs(calibration.temperature - 1) > 0.01  # calibrated: leaving it out would show
+    with torch.no_grad():
+        return calibration.probabilities(model(features))

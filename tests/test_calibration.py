@@ -1,8 +1,8 @@
 """Calibration: the temperature, the "sure" threshold, what a run records and what old files mean.
 
 The method is checked on numbers made to have a known answer; a run is checked by what
-it leaves behind: the checkpoint's buffers, TensorBoard's scalars and pictures, the
-summary's lines.
+it leaves behind: the calibration callback's state in the checkpoints, TensorBoard's
+scalars and pictures, the summary's lines.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from digits import DigitsClassifier
-from digits.calibration import calibrate, choose_threshold, fit_temperature, with_calibration
-from digits.checkpoint_file import read_checkpoint, write_atomically
+from digits.__main__ import main as digits_main
+from digits.calibration import calibrate, choose_threshold, fit_temperature
+from digits.checkpoint_file import CALIBRATION_STATE, read_checkpoint, write_atomically
 from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.inference import load_trained
@@ -50,32 +51,60 @@ def test_the_threshold_keeps_the_surest_readings_until_the_target_error():
     assert choose_threshold(probabilities, labels, 0.0) > float(confidence[0])
 
 
+def raw(path: Path) -> dict:
+    """A checkpoint as torch reads it, before this project upgrades it."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def test_a_checkpoint_from_before_calibration_means_temperature_1_and_every_reading_sure(
     trained: Path, tmp_path: Path
 ):
-    checkpoint = read_checkpoint(trained)
-    assert float(checkpoint["state_dict"]["temperature"]) != 1.0  # this run was calibrated
-    for key in ("temperature", "sure_threshold"):
-        del checkpoint["state_dict"][key]
+    checkpoint = raw(trained)
+    assert checkpoint["callbacks"][CALIBRATION_STATE]["temperature"] != 1.0  # calibrated
+    del checkpoint["callbacks"][CALIBRATION_STATE]
     old = tmp_path / "old.ckpt"
     write_atomically(checkpoint, old)
     network = load_trained(old)
     assert (network.temperature, network.threshold) == (1.0, 0.0)
+
+
+def test_a_checkpoint_with_the_calibration_in_the_model_reads_and_tests_as_before(
+    trained: Path, tmp_path: Path
+):
+    """Earlier files kept the two numbers as model buffers, and outlier_weight in the model."""
+    checkpoint = raw(trained)
+    kept = checkpoint["callbacks"].pop(CALIBRATION_STATE)
+    checkpoint["state_dict"]["temperature"] = torch.tensor(kept["temperature"])
+    checkpoint["state_dict"]["sure_threshold"] = torch.tensor(kept["threshold"])
+    checkpoint["hyper_parameters"]["outlier_weight"] = 0.5
+    old = tmp_path / "old.ckpt"
+    write_atomically(checkpoint, old)
+    network = load_trained(old)
+    # float32 buffers then, Python floats now
+    assert (network.temperature, network.threshold) == pytest.approx(
+        (kept["temperature"], kept["threshold"]), rel=1e-6
+    )
     model = DigitsClassifier.load_from_checkpoint(old, weights_only=True)
-    assert float(model.temperature) == 1.0 and float(model.sure_threshold) == 0.0
-    assert with_calibration({})["temperature"] == 1.0
+    assert set(model.state_dict()) == set(raw(trained)["state_dict"])
+    # Lightning reads it through the project's checkpoint plugin: the test of the old file
+    # applies its temperature, as the run's own test of the new file did.
+    digits_main(["test", *QUIET, "--ckpt_path", str(old)])
+    digits_main(["test", *QUIET, "--ckpt_path", str(trained)])
+    logs = tmp_path / "lightning_logs/digits"
+    (old_ece,), (new_ece,) = (scalars(logs / run, "test/ece") for run in ("version_0", "version_1"))
+    assert old_ece == pytest.approx(new_ece, rel=1e-5)
+    assert new_ece[1] == pytest.approx(scalars(trained.parent.parent, "test/ece")[0][1])
 
 
 def test_a_run_fits_its_calibration_on_validation_and_records_it(trained: Path):
     run = trained.parent.parent
-    checkpoint = read_checkpoint(trained)["state_dict"]
-    last = read_checkpoint(trained.parent / "last.ckpt")["state_dict"]
-    temperature = float(checkpoint["temperature"])
-    assert float(last["temperature"]) == temperature  # both files carry it
+    kept = raw(trained)["callbacks"][CALIBRATION_STATE]
+    last = raw(trained.parent / "last.ckpt")["callbacks"][CALIBRATION_STATE]
+    assert last == kept  # both files carry it
     ((_, logged),) = scalars(run, "calibration/temperature")
-    assert logged == pytest.approx(temperature)
+    assert logged == pytest.approx(kept["temperature"])
     ((_, threshold),) = scalars(run, "calibration/threshold")
-    assert threshold == pytest.approx(float(checkpoint["sure_threshold"]))
+    assert threshold == pytest.approx(kept["threshold"])
     events = read_events(run)
     assert len(scalars(run, "val/ece")) == len(scalars(run, "val/acc"))
     (before,), (after,) = scalars(run, "test/ece_unscaled"), scalars(run, "test/ece")
@@ -97,7 +126,7 @@ def test_the_calibration_is_fitted_to_the_weights_that_are_tested():
         fitted = calibrate(logits, torch.from_numpy(labels))
         return fitted.temperature, fitted.threshold
 
-    stored = read_checkpoint(best_path)["state_dict"]
-    kept = (float(stored["temperature"]), float(stored["sure_threshold"]))
+    stored = read_checkpoint(best_path)["callbacks"][CALIBRATION_STATE]
+    kept = (stored["temperature"], stored["threshold"])
     assert kept == pytest.approx(refitted(best_path), rel=1e-4)
     assert kept[0] != pytest.approx(refitted(last_path)[0], rel=1e-3)

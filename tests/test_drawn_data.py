@@ -25,6 +25,18 @@ def ready(**kwargs) -> DigitsDataModule:
     return datamodule
 
 
+def test_non_digits_join_training_with_the_weighted_uniform_distribution_as_target():
+    plain, exposed = ready(), ready(outliers=20, outlier_weight=0.4)
+    labels = plain.train_set.targets
+    targets = exposed.train_set.targets
+    assert targets.shape == (len(labels) + 20, 10) and targets.dtype == torch.float32
+    assert torch.equal(targets[: len(labels)].argmax(dim=1), labels)
+    assert torch.equal(targets[: len(labels)].sum(dim=1), torch.ones(len(labels)))
+    assert torch.allclose(targets[len(labels) :], torch.full((20, 10), 0.04))
+    assert torch.equal(exposed.train_set.features[: len(labels)], plain.train_set.features)
+    assert torch.equal(exposed.val_set.targets, plain.val_set.targets)  # classes, as before
+
+
 def test_drawn_digits_join_training_and_leave_the_data_sets_evaluation_alone():
     plain, drawn = ready(), ready(drawn=True, dataset_repeats=2)
     drawn_splits = DrawnSplits()

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from digits import DigitsClassifier, DigitsDataModule
+from digits import DigitsDataModule
+from digits.checkpoint_file import CALIBRATION_STATE
 from digits.export import main
+from tests.conftest import lightning_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +27,8 @@ def expected(trained_standard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """
     datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
     datamodule.setup("test")  # scaled exactly as the trainer scaled them
-    model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
-    assert abs(float(model.temperature) - 1) > 0.01
-    with torch.no_grad():
-        probabilities = model.probabilities(model(datamodule.test_set.features)).numpy()
+    features = datamodule.test_set.features
+    probabilities = lightning_probabilities(trained_standard, features).numpy()
     raw_images, labels = datamodule.splits.arrays("test", scaled=False)
     return raw_images, labels, probabilities
 
@@ -64,9 +64,9 @@ def test_onnx_export_matches_the_checkpoint(trained_standard: Path, tmp_path: Pa
     import onnx
 
     metadata = {prop.key: prop.value for prop in onnx.load(str(output)).metadata_props}
-    checkpoint = torch.load(trained_standard, weights_only=True)["state_dict"]
-    assert float(metadata["sure_threshold"]) == pytest.approx(float(checkpoint["sure_threshold"]))
-    assert float(metadata["temperature"]) == pytest.approx(float(checkpoint["temperature"]))
+    kept = torch.load(trained_standard, weights_only=True)["callbacks"][CALIBRATION_STATE]
+    assert float(metadata["sure_threshold"]) == pytest.approx(kept["threshold"])
+    assert float(metadata["temperature"]) == pytest.approx(kept["temperature"])
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

@@ -83,3 +83,18 @@ print(json.dumps({"names": names, "same": before[0] == after[0] and not changed}
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert "digits.training.output" in report["names"] and "digits.fit" in report["names"]
     assert report["same"]
+
+
+# What a feature imports when it is used, not when the core is imported.
+FEATURE_LIBRARIES = ("kornia", "matplotlib", "scipy", "optuna", "litserve", "PIL")
+
+
+def test_the_core_imports_no_feature_library_lightning_does_not_import_itself():
+    """Lightning 2.6 (through torchmetrics and torch._dynamo) loads matplotlib and scipy."""
+    lightning_alone = set(modules_loaded_by("import lightning, torchmetrics"))
+    core = set(modules_loaded_by("import digits.data, digits.model, digits.cli, digits.fit"))
+    added = sorted(
+        name for name in core - lightning_alone if name.split(".")[0] in FEATURE_LIBRARIES
+    )
+    assert added == []
+    assert "digits.model" in core  # it did import them

@@ -73,9 +73,10 @@ def test_training_metrics_are_plain_accuracy_and_mean_loss():
     logits = model(features)
     model.validation_step((features, targets), 0)
     expected_acc = (logits.argmax(dim=1) == targets).float().mean()
-    assert model.scores["val"].acc.compute() == pytest.approx(expected_acc.item())
+    scores = model.metrics["val0"].compute()
+    assert scores["val/acc"] == pytest.approx(expected_acc.item())
     expected_loss = nn.functional.cross_entropy(logits, targets)
-    assert model.scores["val"].loss.compute() == pytest.approx(expected_loss.item(), rel=1e-6)
+    assert scores["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-6)
 
 
 def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
@@ -85,7 +86,33 @@ def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
     for index, rows in enumerate((slice(0, 128), slice(128, 135))):  # as validation cuts it
         model.validation_step((features[rows], targets[rows]), index)
     expected = nn.functional.cross_entropy(model(features), targets)
-    assert model.scores["val"].loss.compute() == pytest.approx(expected.item(), rel=1e-5)
+    assert model.metrics["val0"]["loss"].compute() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_a_target_may_be_a_distribution_and_accuracy_counts_only_one_class_targets():
+    """Outlier exposure is data: a non-digit's target spreads over the classes."""
+    torch.manual_seed(0)
+    model = DigitsClassifier(num_features=4, num_classes=4)
+    features = torch.randn(3, 4)
+    spread = [0.125] * 4  # the uniform distribution times a weight of 0.5
+    targets = torch.tensor([[0.0, 1.0, 0.0, 0.0], spread, [1.0, 0.0, 0.0, 0.0]])
+    model.validation_step((features, targets), 0)
+    logits = model(features)
+    scores = model.metrics["val0"].compute()
+    log_p = logits.log_softmax(dim=1)
+    expected_loss = (-log_p[0, 1] - 0.5 * log_p[1].mean() - log_p[2, 0]) / 3
+    assert scores["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
+    right = (logits[[0, 2]].argmax(dim=1) == torch.tensor([1, 0])).float().mean()
+    assert scores["val/acc"] == pytest.approx(right.item())
+
+
+def test_each_further_evaluation_set_is_scored_under_its_own_name():
+    model = DigitsClassifier(eval_sets=["drawn"])
+    features, targets = torch.randn(6, 64), torch.arange(6)
+    model.validation_step((features, targets), 0, dataloader_idx=1)
+    assert not model.metrics["val0"]["acc"].update_called
+    assert set(model.metrics["val1"].compute()) == {"val/drawn_acc", "val/drawn_loss"}
+    assert model.prefix("test", 1) == "test/drawn_" and model.prefix("test") == "test/"
 
 
 def test_predict_step_gives_the_digit_and_its_probability():

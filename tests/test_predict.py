@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from digits import DigitsClassifier, DigitsDataModule
+from digits import DigitsDataModule
 from digits.predict import main
 from digits.preprocess import image_to_digit, open_image
-from tests.conftest import split_for_testing
+from tests.conftest import lightning_probabilities, split_for_testing
 
 SHOWN = 40  # test images drawn as files
 
@@ -59,9 +58,7 @@ def test_arrays_are_read_as_the_trained_model_reads_its_test_split(
     # What the Lightning model says on the same images, scaled as in training.
     datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
     datamodule.setup("test")
-    model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
-    with torch.no_grad():
-        probabilities = model.probabilities(model(datamodule.test_set.features[:SHOWN]))
+    probabilities = lightning_probabilities(trained_standard, datamodule.test_set.features[:SHOWN])
     rows = predictions[:SHOWN]
     assert [p.index for p in rows] == list(range(SHOWN))
     assert [p.digit for p in rows] == probabilities.argmax(dim=1).tolist()
@@ -135,9 +132,7 @@ def test_a_reading_below_the_threshold_says_not_sure_and_names_the_two_likeliest
     printed = json.loads(capsys.readouterr().out)
     datamodule = DigitsDataModule.load_from_checkpoint(trained_standard, weights_only=True)
     datamodule.setup("test")
-    model = DigitsClassifier.load_from_checkpoint(trained_standard, map_location="cpu").eval()
-    with torch.no_grad():
-        probabilities = model.probabilities(model(datamodule.test_set.features[:5]))
+    probabilities = lightning_probabilities(trained_standard, datamodule.test_set.features[:5])
     two = probabilities.topk(2, dim=1).indices.tolist()
     for prediction, shown, likeliest in zip(nothing, printed, two, strict=True):
         sure = prediction.probability >= 1.0

@@ -1,21 +1,34 @@
-"""After training: fit the temperature and the "sure" threshold, and keep them.
+"""Probabilities that mean what they say: ``Calibrate``, a callback composed into every run.
 
-``digits.calibration`` has the method. This runs it at the end of a fit, on the best
-weights and the validation images (the data set's and, with drawn digits, the drawn
-ones), before the test: the test then measures the calibrated model, beside what the
-same weights gave before calibration. The two numbers go into the model's buffers and
-into the run's best and last checkpoints, rewritten atomically.
+``digits.calibration`` has the method (temperature scaling and the "sure" threshold).
+This callback runs it once training ends, on the weights that are then tested (the best
+checkpoint's) and the validation images of every validation set, and keeps the two
+numbers as its state in the checkpoints: Lightning restores them whenever a checkpoint
+is validated, tested or used to predict, and the tools read them from the file
+(``digits.checkpoint_file.calibration_of``). Meanwhile it scores how calibrated the
+model is: ``val/ece`` every epoch, and ``test/ece`` with the temperature beside
+``test/ece_unscaled`` without it, for each evaluation set. The model knows nothing of it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassCalibrationError
 
-from digits.calibration import TEMPERATURE, THRESHOLD, Calibration, calibrate
-from digits.checkpoint_file import read_checkpoint, write_atomically
+from digits.calibration import CALIBRATION_BINS, TARGET_ERROR, Calibration, calibrate
+from digits.checkpoint_file import (
+    CALIBRATION_STATE,
+    NO_CALIBRATION,
+    read_checkpoint,
+    write_atomically,
+)
+from digits.training.tensorboard import rank_zero_tensorboard
 
 
 def logits_for(
@@ -31,52 +44,197 @@ def logits_for(
     return logits
 
 
-def validation_logits(
-    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of every validation image, the drawn ones included."""
-    sets = [datamodule.val_set, getattr(datamodule, "drawn_val_set", None)]
-    sets = [dataset for dataset in sets if dataset is not None]
-    logits = torch.cat([logits_for(trainer, model, dataset.features) for dataset in sets])
-    labels = torch.cat([dataset.targets.to(logits.device) for dataset in sets])
-    return logits, labels
+def every_batch(loader: DataLoader) -> DataLoader:
+    """The loader's data set in order and whole, in every process (no distributed sampler)."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
 
 
-def calibrate_run(
-    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, best_path: str
-) -> Calibration | None:
-    """Calibrate the best weights (the model's own without a checkpoint) and keep the result.
+def loader_list(loaders: Any) -> list[DataLoader]:
+    if loaders is None:
+        return []
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
 
-    Every process computes the same numbers from the same images; the first writes them.
+
+class Calibrate(L.Callback):
+    """Fits the temperature and the "sure" threshold after training, and keeps them.
+
+    Args:
+        target_error: At most this share of the sure validation readings may be wrong.
     """
-    if getattr(datamodule, "val_set", None) is None:
-        return None  # another data module, or validation switched off
-    if best_path:
-        model.load_state_dict(read_checkpoint(best_path)["state_dict"])
-    logits, labels = validation_logits(trainer, model, datamodule)
-    calibration = calibrate(logits, labels)
-    getattr(model, TEMPERATURE).fill_(calibration.temperature)
-    getattr(model, THRESHOLD).fill_(calibration.threshold)
-    if trainer.is_global_zero:
-        for path in {best_path, *_last_checkpoints(trainer)} - {""}:
-            keep_in_checkpoint(Path(path), calibration)
-    trainer.strategy.barrier()  # the test reads the best checkpoint next
-    return calibration
+
+    def __init__(self, target_error: float = TARGET_ERROR) -> None:
+        self.target_error = target_error
+        self.temperature = NO_CALIBRATION["temperature"]
+        self.threshold = NO_CALIBRATION["threshold"]
+        self.fitted: Calibration | None = None  # this run's fit, with how it fares
+        self.errors: dict[str, MulticlassCalibrationError] = {}
+
+    @property
+    def state_key(self) -> str:
+        return CALIBRATION_STATE  # the tools look for it under this name
+
+    def state_dict(self) -> dict[str, float]:
+        return {"temperature": self.temperature, "threshold": self.threshold}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.temperature = float(state_dict["temperature"])
+        self.threshold = float(state_dict["threshold"])
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The calibrated probabilities: softmax of the logits over the temperature."""
+        return (logits / self.temperature).softmax(dim=-1)
+
+    # Scoring: the calibration error of each evaluation set, with the temperature and
+    # (in the test) without it.
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Training changes the weights, so an earlier calibration (a run resumed from a
+        # calibrated checkpoint) no longer holds; it is fitted again at the end.
+        self.load_state_dict(NO_CALIBRATION)
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._update(pl_module, pl_module.prefix("val", dataloader_idx), outputs, batch[1])
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        prefix = pl_module.prefix("test", dataloader_idx)
+        self._update(pl_module, prefix, outputs, batch[1])
+        self._update(pl_module, prefix, outputs, batch[1], scaled=False)
+
+    def _update(
+        self,
+        pl_module: L.LightningModule,
+        prefix: str,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        scaled: bool = True,
+    ) -> None:
+        name = f"{prefix}ece" if scaled else f"{prefix}ece_unscaled"
+        if name not in self.errors:
+            self.errors[name] = MulticlassCalibrationError(
+                num_classes=logits.shape[1], n_bins=CALIBRATION_BINS, validate_args=False
+            ).to(logits.device)
+        temperature = self.temperature if scaled else 1.0
+        self.errors[name].update((logits / temperature).softmax(dim=-1), targets)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module)
+
+    def _log(self, pl_module: L.LightningModule) -> None:
+        # Each value is computed over every process's images (torchmetrics synchronises),
+        # so every process logs the same; sync_dist says so to Lightning.
+        for name, error in self.errors.items():
+            pl_module.log(name, error.compute(), sync_dist=True)
+            error.reset()
+        self.errors = {}
+
+    # Fitting, once training ends.
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loaders = loader_list(trainer.val_dataloaders)
+        if trainer.fast_dev_run or not loaders:
+            return
+        checkpoint = trainer.checkpoint_callback
+        best_path = checkpoint.best_model_path if checkpoint is not None else ""
+        if best_path:
+            pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])
+        logits, labels = self.validation_logits(trainer, pl_module, loaders)
+        self.fitted = calibrate(logits, labels, self.target_error)
+        self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
+        if trainer.is_global_zero:
+            for path in {best_path, *last_checkpoints(trainer)} - {""}:
+                self.keep_in(Path(path))
+        logger = rank_zero_tensorboard(trainer)
+        if logger is not None:
+            logger.log_metrics(calibration_scalars(self.fitted), trainer.global_step)
+        trainer.strategy.barrier()  # the test reads the best checkpoint next
+
+    @staticmethod
+    def validation_logits(
+        trainer: L.Trainer, pl_module: L.LightningModule, loaders: list[DataLoader]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels of every image of every loader's set, the same in every process."""
+        logits, labels = [], []
+        for loader in loaders:
+            for batch in every_batch(loader):
+                features, targets = trainer.strategy.batch_to_device(batch)
+                logits.append(logits_for(trainer, pl_module, features))
+                labels.append(targets.to(logits[-1].device))
+        return torch.cat(logits), torch.cat(labels)
+
+    def keep_in(self, path: Path) -> None:
+        """Writes the fitted numbers into a checkpoint this run saved before they existed."""
+        checkpoint = read_checkpoint(path)
+        checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+        write_atomically(checkpoint, path)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A reliability diagram of every test set in the Images tab (rank zero)."""
+        logger = rank_zero_tensorboard(trainer)
+        if logger is None:
+            return
+        from digits.figures import reliability_figure
+
+        streams = {}
+        for index, loader in enumerate(loader_list(trainer.test_dataloaders)):
+            name = pl_module.hparams.eval_sets[index - 1] if index else "test split"
+            logits, labels = self.validation_logits(trainer, pl_module, [loader])
+            streams[name] = (self.probabilities(logits).cpu().numpy(), labels.cpu().numpy())
+        figure = reliability_figure(streams)
+        logger.experiment.add_figure("test/reliability", figure, trainer.global_step)
+
+    # Predicting: the readings with the temperature, and whether each is sure.
+
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Adds ``sure`` to the model's readings, with the calibrated probability."""
+        if not isinstance(outputs, dict) or "probability" not in outputs:
+            return
+        features = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probability, _ = self.probabilities(logits_for(trainer, pl_module, features)).max(-1)
+        outputs["probability"] = probability
+        outputs["sure"] = probability >= self.threshold
 
 
-def keep_in_checkpoint(path: Path, calibration: Calibration) -> None:
-    checkpoint = read_checkpoint(path)
-    checkpoint["state_dict"][TEMPERATURE] = torch.tensor(calibration.temperature)
-    checkpoint["state_dict"][THRESHOLD] = torch.tensor(calibration.threshold)
-    write_atomically(checkpoint, path)
-
-
-def _last_checkpoints(trainer: L.Trainer) -> list[str]:
+def last_checkpoints(trainer: L.Trainer) -> list[str]:
     """``last.ckpt`` and any other checkpoint the run's callbacks kept last."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     return [
         callback.last_model_path or callback.best_model_path
         for callback in trainer.callbacks
         if isinstance(callback, ModelCheckpoint) and callback.monitor is None
     ]
+
+
+def calibration_scalars(calibration: Calibration) -> dict[str, float]:
+    """The fitted numbers as TensorBoard scalars, at the run's last step."""
+    return {
+        "calibration/temperature": calibration.temperature,
+        "calibration/threshold": calibration.threshold,
+        "calibration/val_coverage": calibration.coverage,
+        "calibration/val_sure_error": calibration.sure_error,
+    }

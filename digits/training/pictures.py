@@ -17,7 +17,7 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.dataset import DigitsSplits
-from digits.figures import digit_grid, reliability_figure
+from digits.figures import digit_grid
 from digits.training.calibrate import logits_for
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
@@ -100,11 +100,9 @@ class TensorBoardPictures(L.Callback):
             return
         datamodule: DigitsDataModule = trainer.datamodule
         test_set = datamodule.test_set
-        logits = logits_for(trainer, pl_module, test_set.features)
-        predictions = logits.argmax(dim=1)
+        predictions = self._predict(trainer, pl_module, test_set.features)
         targets = test_set.targets.to(predictions.device)
         step = trainer.global_step
-        self._reliability(writer, trainer, pl_module, datamodule, logits, targets)
         tested = Path(trainer.ckpt_path).name if trainer.ckpt_path else "the final weights"
         figure = confusion_figure(predictions, targets, f"test, {tested}", datamodule.num_classes)
         writer.add_figure("test/confusion_matrix", figure, step)
@@ -114,27 +112,3 @@ class TensorBoardPictures(L.Callback):
         titles = [f"{labels[i]} -> {guesses[i]}" for i in wrong.tolist()]
         writer.add_figure("test/misclassified", digit_grid(images[wrong.numpy()], titles), step)
         writer.flush()
-
-    @staticmethod
-    def _reliability(
-        writer: SummaryWriter,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        datamodule: DigitsDataModule,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> None:
-        """How sure the model is against how often it is right, on each test stream."""
-        streams = {"test split": (pl_module.probabilities(logits), targets)}
-        drawn = getattr(datamodule, "drawn_test_set", None)
-        if drawn is not None:
-            drawn_logits = logits_for(trainer, pl_module, drawn.features)
-            streams["drawn test digits"] = (
-                pl_module.probabilities(drawn_logits),
-                drawn.targets.to(drawn_logits.device),
-            )
-        arrays = {
-            name: (probabilities.cpu().numpy(), labels.cpu().numpy())
-            for name, (probabilities, labels) in streams.items()
-        }
-        writer.add_figure("test/reliability", reliability_figure(arrays), trainer.global_step)

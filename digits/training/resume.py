@@ -25,7 +25,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from digits.checkpoint_file import read_checkpoint
 from digits.dataset import SPLIT_SETTINGS
-from digits.model import with_model_defaults
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
 
@@ -114,8 +113,7 @@ def _same(a: Any, b: Any) -> bool:
 def check_state_dict(model: torch.nn.Module, checkpoint: dict[str, Any], ckpt_path: str) -> None:
     """The checkpoint's tensors must fit the model, or loading would fail mid-run."""
     expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    saved = with_model_defaults(checkpoint["state_dict"])  # older checkpoints lack some
-    found = {name: tuple(value.shape) for name, value in saved.items()}
+    found = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items()}
     if expected != found:
         differing = sorted(set(expected.items()) ^ set(found.items()))
         name = differing[0][0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import lightning as L
 
 from digits.calibration import Calibration
-from digits.training.calibrate import calibrate_run
+from digits.training.calibrate import Calibrate
 from digits.training.tensorboard import tensorboard_logdir
 
 
@@ -69,13 +69,8 @@ def evaluate_best_and_summarize(
     """
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    calibration = (
-        None if trainer.fast_dev_run else calibrate_run(trainer, model, datamodule, best_path)
-    )
-    if calibration is not None:
-        trainer.logger and trainer.logger.log_metrics(
-            calibration_scalars(calibration), trainer.global_step
-        )
+    calibrated = [callback for callback in trainer.callbacks if isinstance(callback, Calibrate)]
+    calibration = calibrated[0].fitted if calibrated else None
     results = {}
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
@@ -97,16 +92,6 @@ def evaluate_best_and_summarize(
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
     return summary
-
-
-def calibration_scalars(calibration: Calibration) -> dict[str, float]:
-    """The fitted numbers as TensorBoard scalars, at the run's last step."""
-    return {
-        "calibration/temperature": calibration.temperature,
-        "calibration/threshold": calibration.threshold,
-        "calibration/val_coverage": calibration.coverage,
-        "calibration/val_sure_error": calibration.sure_error,
-    }
 
 
 def _before_after(results: dict[str, float], prefix: str) -> tuple[float, float] | None:
