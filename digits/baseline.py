@@ -3,8 +3,9 @@
 Each scikit-learn model is trained on the training split that a Lightning run with the
 same data settings trains on (same ``split_seed``, same scaling) and scored on its test
 split, so its number stands beside that run's ``test/acc``. With ``--drawn``, as a run
-with ``--data.drawn true``, the drawn training digits join the training split and the
-drawn test digits are scored apart (``test/drawn_acc``'s twin).
+with the pen digits as a source (``--data.sources+=digits.pen_digits.PenDigits``), the
+drawn training digits join the training split and the drawn test digits are scored
+apart (``test/drawn_acc``'s twin).
 
 Usage::
 
@@ -113,7 +114,7 @@ def parser() -> ArgumentParser:
     parser.add_argument(
         "--drawn",
         action="store_true",
-        help="Train on the drawn digits too and score the drawn test digits (as --data.drawn).",
+        help="Train on the drawn digits too and score the drawn test digits (as PenDigits does).",
     )
     parser.add_argument(
         "--score_drawn",

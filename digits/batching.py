@@ -3,7 +3,7 @@
 The data set is 1,797 x 64 numbers, so it lives in memory as tensors; a fetch is one
 indexing operation per batch instead of per-sample Python and ``default_collate``. The
 order of training batches depends only on the seed and the epoch, so that a resumed run
-repeats it without any saved random state, and so do the random shifts of augmentation.
+repeats it without any saved random state.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 
@@ -73,18 +72,3 @@ class EpochShuffleSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
-
-
-def shift_images(features: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Move each (N, side*side) image by its own random offset, filling with 0 (no ink)."""
-    count, pixels = features.shape
-    side = round(pixels**0.5)
-    padded = F.pad(features.reshape(count, side, side), (shift, shift, shift, shift))
-    offsets = torch.randint(
-        0, 2 * shift + 1, (2, count, 1), generator=generator, device=features.device
-    )
-    grid = torch.arange(side, device=features.device)
-    rows = (offsets[0] + grid)[:, :, None]  # (N, side, 1)
-    cols = (offsets[1] + grid)[:, None, :]  # (N, 1, side)
-    batch = torch.arange(count, device=features.device)[:, None, None]
-    return padded[batch, rows, cols].reshape(count, pixels)

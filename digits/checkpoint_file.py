@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from digits.moved_settings import upgrade_settings
+
 # Where the temperature and the "sure" threshold are kept: the state of the callback that
 # fits them (digits.training.calibrate.Calibrate), under its state key.
 CALIBRATION_STATE = "Calibrate"
@@ -35,7 +37,14 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     - Written with the calibration as model buffers: it moves to the callback's state.
     - Written before the best val/acc was kept: none yet (MaxMetric's start, minus
       infinity), so that a resumed run starts remembering from there.
+    - Written with settings that have moved since (``digits.moved_settings``): in
+      their new places.
     """
+    settings = {
+        "model": checkpoint.get("hyper_parameters"),
+        "data": checkpoint.get("datamodule_hyper_parameters"),
+    }
+    upgrade_settings(settings)
     state_dict = dict(checkpoint["state_dict"])
     old = {
         new: float(state_dict.pop(name))

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from digits.data import DigitsDataModule
 from digits.errors import as_usage_error
 from digits.model import DigitsClassifier
+from digits.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
@@ -33,7 +34,6 @@ from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
 from digits.training.output import quiet_resumed_run
 from digits.training.pictures import TensorBoardPictures
-from digits.training.renamed import check_renamed_flags, register_loader
 from digits.training.resume import (
     EpochScalarsInCheckpoint,
     ResumableSaveConfig,
@@ -166,7 +166,7 @@ class DigitsCLI(CheckpointReadOnce):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         with as_usage_error(MisconfigurationException):
-            check_renamed_flags(sys.argv[1:] if args is None else args)
+            check_old_flags(sys.argv[1:] if args is None else args)
             super().parse_arguments(parser, args)
             defaults = self.defaults_parser.get_defaults()
             self.checkpoint = read_and_adopt(self.stage_config, defaults)

@@ -27,7 +27,7 @@ from digits.baseline import Model, baseline_models, run_baselines
 from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
 from digits.fit import main as fit_main
-from digits.pen_digits import DrawnSplits
+from digits.pen_digits import DrawnSplits, PenDigits
 
 QUIET_FIT = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -79,7 +79,7 @@ def compare(
         # The baselines see the data exactly as this run did (its saved config).
         data = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())["data"]
         splits = DigitsSplits.from_settings(data)
-        drawn = DrawnSplits(data["test_size"], data["val_size"], seed) if data["drawn"] else None
+        drawn = DrawnSplits(data["test_size"], data["val_size"], seed) if drawn_in(data) else None
         for result in run_baselines(splits, chosen, seed=seed, drawn=drawn):
             scores.append(
                 Score(
@@ -87,6 +87,12 @@ def compare(
                 )
             )
     return scores
+
+
+def drawn_in(data: dict) -> bool:
+    """Whether a run's data settings train on the pen digits."""
+    pen_digits = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
+    return any(source.get("class_path") == pen_digits for source in data.get("sources") or [])
 
 
 def summary_table(scores: Sequence[Score]) -> str:

@@ -1,20 +1,25 @@
-"""Step 1, the data set: scikit-learn's 8x8 digits as a LightningDataModule."""
+"""Step 1, the data set: scikit-learn's 8x8 digits as a LightningDataModule.
+
+It holds the data set's split, scaling and loaders. What else a run trains or is scored
+on comes from outside, by class path (``digits.extras``): more images (``sources``, such
+as the pen digits) and random changes of the training batches (``transforms``, such as
+one-pixel shifts). The module knows none of them by name.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
-from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch, shift_images
+from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch
 from digits.dataset import DigitsSplits, Scale, Split, load
-
-if TYPE_CHECKING:
-    from digits.augment import Handwriting
+from digits.extras import BatchTransform, DataSource, described
+from digits.training.lightning_internals import evaluation_sampler
 
 # Which splits each of Lightning's stages reads.
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
@@ -23,8 +28,8 @@ STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
     "test": ("test",),
     "predict": ("test",),
 }
-# A different stream of random numbers for each step's augmentation than for its shifts.
-AUGMENT_STREAM = 7_919
+# A different stream of random numbers for each transform of a step.
+TRANSFORM_STREAM = 7_919
 # And one for each DDP process: more steps apart than any run takes, so that process 0
 # (and a single process) draws what it always did. Within 32 bits: torch's CPU generator
 # reads only the low 32 bits of a seed.
@@ -47,31 +52,18 @@ class DigitsDataModule(L.LightningDataModule):
             shape for a convolution.
         num_workers: DataLoader worker processes. 0 is fastest here: the data is already
             in memory and a batch is a single indexing operation.
-        shift: Augmentation: move each training image by up to this many pixels in each
-            direction (0 = off). Validation and test images are never moved.
         folds: Cross-validation: cut the non-test images into this many stratified folds
             and validate on fold ``fold`` (``val_size`` is then unused). The test split
             is the same as without folds.
         fold: Which fold validates, 0 to ``folds - 1``.
-        drawn: Also train on pen digits by 30 other writers, drawn as the page draws
-            them (``digits.pen_digits``), and validate and test on drawn digits apart
-            (``val/drawn_acc``, ``test/drawn_acc``). The splits of ``load_digits``
-            stay as they are.
-        dataset_repeats: With ``drawn``, how many times each ``load_digits`` training
-            image is shown per epoch, so that the drawn digits (about four times as
-            many) do not drown the data set's own.
-        augment: Augmentation: deform each training image the way handwriting differs
-            (slant, rotation, proportions, wobble, pen width; ``digits.augment``), at
-            this strength (0 = off, 1 = the documented ranges). Validation and test
-            images are never changed.
-        outliers: Outlier exposure: add this many generated non-digits (scribbles,
-            dashes, crosses, blobs drawn as the page draws; ``digits.scribbles``) to the
-            training split, labelled "not a digit", so that the model learns to be
-            unsure of what is unlike any digit.
-        outlier_weight: The weight of a non-digit's loss. Its target is the uniform
-            distribution scaled by this weight (``outlier_weight / 10`` for each class),
-            so that its cross-entropy is the weight times the mean of ``-log p`` over
-            the classes (Hendrycks et al., 2019, outlier exposure).
+        repeats: How many times each ``load_digits`` training image is shown per epoch,
+            so that the images of ``sources`` do not drown the data set's own.
+        sources: More images (``digits.extras.DataSource``): their training images join
+            the training split, and their validation and test sets are scored apart,
+            under their names (``val/drawn_acc``). The data set's splits stay as they are.
+        transforms: Random changes of every training batch, in order
+            (``digits.extras.BatchTransform``). Validation and test images are never
+            changed.
     """
 
     def __init__(
@@ -82,42 +74,28 @@ class DigitsDataModule(L.LightningDataModule):
         split_seed: int = 0,
         scale: Scale = "raw",
         num_workers: int = 0,
-        shift: int = 0,
         folds: int | None = None,
         fold: int = 0,
-        drawn: bool = False,
-        dataset_repeats: int = 1,
-        augment: float = 0.0,
-        outliers: int = 0,
-        outlier_weight: float = 0.5,
+        repeats: int = 1,
+        sources: Sequence[DataSource] = (),
+        transforms: Sequence[BatchTransform] = (),
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be at least 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"data.num_workers must be 0 or more, got {num_workers}")
-        if not 0 <= shift < 4:
-            raise ValueError(f"data.shift must be 0 to 3 pixels, got {shift}")
-        if dataset_repeats < 1:
-            raise ValueError(f"data.dataset_repeats must be at least 1, got {dataset_repeats}")
-        if outliers < 0:
-            raise ValueError(f"data.outliers must be 0 or more, got {outliers}")
-        if outlier_weight < 0:
-            raise ValueError(f"data.outlier_weight must be 0 or more, got {outlier_weight}")
-        self.save_hyperparameters()
+        if repeats < 1:
+            raise ValueError(f"data.repeats must be at least 1, got {repeats}")
+        # Recorded as {class_path, init_args}, plain values a checkpoint can hold
+        # (LightningCLI passes its own parsed config the same way).
+        self.save_hyperparameters(ignore=["sources", "transforms"])
+        self.hparams["sources"] = [described(source) for source in sources]
+        self.hparams["transforms"] = [described(transform) for transform in transforms]
         self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
         self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
-        # What is used is imported where it is used: kornia only with augment.
-        self.drawn = None
-        if drawn:
-            from digits.pen_digits import DrawnSplits
-
-            self.drawn = DrawnSplits(test_size, val_size, split_seed)
-        self.handwriting: Handwriting | None = None
-        if augment != 0:  # Handwriting refuses a negative strength
-            from digits.augment import Handwriting
-
-            self.handwriting = Handwriting(augment)
+        self.sources = list(sources)
+        self.transforms = list(transforms)
         self.datasets: dict[str, BatchTensorDataset] = {}
 
     @property
@@ -133,7 +111,7 @@ class DigitsDataModule(L.LightningDataModule):
     @property
     def eval_sets(self) -> list[str]:
         """Names of the validation and test sets after the data set's own, in loader order."""
-        return ["drawn"] if self.drawn is not None else []
+        return [source.name for source in self.sources if source.name]
 
     @property
     def train_set(self) -> BatchTensorDataset | None:
@@ -147,13 +125,9 @@ class DigitsDataModule(L.LightningDataModule):
     def test_set(self) -> BatchTensorDataset | None:
         return self.datasets.get("test")
 
-    @property
-    def drawn_val_set(self) -> BatchTensorDataset | None:
-        return self.datasets.get("drawn_val")
-
-    @property
-    def drawn_test_set(self) -> BatchTensorDataset | None:
-        return self.datasets.get("drawn_test")
+    def eval_set(self, name: str, split: Split) -> BatchTensorDataset | None:
+        """A source's own validation or test set, by its name."""
+        return self.datasets.get(f"{name}_{split}")
 
     def setup(self, stage: str | None = None) -> None:
         """The splits the stage uses, as tensors on the training device, once each.
@@ -164,43 +138,43 @@ class DigitsDataModule(L.LightningDataModule):
         # Worker processes cannot share CUDA tensors, so with workers the data stays on the CPU.
         on_device = self.trainer is not None and self.hparams.num_workers == 0
         device = self.trainer.strategy.root_device if on_device else torch.device("cpu")
+        scaling = self.splits.scaling
         for split in STAGE_SPLITS.get(stage, ("train", "val", "test")):
             if split in self.datasets:
                 continue
-            features, labels = self.splits.arrays(split)
+            features, targets = self.splits.arrays(split)
             if split == "train":
-                features = np.concatenate([features] * self.hparams.dataset_repeats)
-                labels = np.concatenate([labels] * self.hparams.dataset_repeats)
-            if self.drawn is not None:
-                drawn_pixels, drawn_labels = self.drawn.arrays(split)
-                drawn_features = self.splits.scaling(drawn_pixels)
+                repeats = self.hparams.repeats
+                features = np.concatenate([features] * repeats)
+                targets = np.concatenate([targets] * repeats)
+            parts = [(features, targets)]
+            for source in self.sources:
+                given = source.arrays(split, self.splits)
+                if given is None:
+                    continue
+                pixels, source_targets = given
                 if split == "train":
-                    features = np.concatenate([features, drawn_features])
-                    labels = np.concatenate([labels, drawn_labels])
-                else:
-                    self.datasets[f"drawn_{split}"] = _tensors(drawn_features, drawn_labels, device)
-            if split == "train" and self.hparams.outliers > 0:
-                features, labels = self._with_non_digits(features, labels)
-            self.datasets[split] = _tensors(features, labels, device)
+                    parts.append((scaling(pixels), source_targets))
+                elif source.name:
+                    self.datasets[f"{source.name}_{split}"] = _tensors(
+                        scaling(pixels), source_targets, device
+                    )
+            self.datasets[split] = _tensors(*self._joined(parts), device)
 
-    def _with_non_digits(
-        self, features: np.ndarray, labels: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The training images and generated non-digits, each with a distribution as target.
-
-        A digit's target is its class (one-hot); a non-digit's the uniform distribution
-        times ``outlier_weight`` (see the class's docstring).
-        """
-        from digits.scribbles import TRAINING_KINDS, TRAINING_SEED, non_digit_pixels
-
-        non_digits = non_digit_pixels(self.hparams.outliers, TRAINING_SEED, TRAINING_KINDS)
-        classes = self.num_classes
-        targets = np.eye(classes, dtype=np.float32)[labels]
-        uniform = np.full((len(non_digits), classes), self.hparams.outlier_weight / classes)
+    def _joined(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Images and targets of several parts as one; if any target is a distribution, all are."""
+        if any(targets.ndim == 2 for _, targets in parts):
+            parts = [(features, self._distributions(targets)) for features, targets in parts]
         return (
-            np.concatenate([features, self.splits.scaling(non_digits)]),
-            np.concatenate([targets, uniform.astype(np.float32)]),
+            np.concatenate([features for features, _ in parts]),
+            np.concatenate([targets for _, targets in parts]),
         )
+
+    def _distributions(self, targets: np.ndarray) -> np.ndarray:
+        """Class indices as one-hot rows (distributions stay as they are)."""
+        if targets.ndim == 2:
+            return targets.astype(np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[targets]
 
     def train_dataloader(self) -> DataLoader:
         # The order depends on --seed_everything (torch's initial seed, which it sets)
@@ -209,7 +183,7 @@ class DigitsDataModule(L.LightningDataModule):
         return self._loader(dataset, EpochShuffleSampler(len(dataset), torch.initial_seed()))
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The data set's validation images, and with ``drawn`` the drawn ones second."""
+        """The data set's validation images, then each source's own set."""
         return self._evaluation_loaders("val")
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
@@ -219,33 +193,22 @@ class DigitsDataModule(L.LightningDataModule):
         return self._evaluation_loader("test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Deform and shift training images, on the device, a batch at a time.
+        """Each transform changes the training batch, on the device, in 0..16 pixels.
 
-        Seeded by the run's seed, the step and the process (under DDP each process
-        deforms its own share of the batch its own way), so that a resumed run sees the
-        same images as the original at every step.
+        Seeded by the run's seed, the step, the process (under DDP each process changes
+        its own share of the batch its own way) and the transform's place, so that a
+        resumed run sees the same images as the original at every step.
         """
-        augment, shift = self.hparams.augment, self.hparams.shift
-        if (augment == 0 and shift == 0) or self.trainer is None or not self.trainer.training:
+        if not self.transforms or self.trainer is None or not self.trainer.training:
             return batch
         features, targets = batch
         step_seed = torch.initial_seed() * 1_000_003 + self.trainer.global_step
         step_seed += self.trainer.global_rank * RANK_STREAM
-        if augment > 0:
-            pixels = self._unscaled(features)
-            # kornia draws from torch's global generator: seed it for this step alone.
-            device = features.device
-            with torch.random.fork_rng(
-                [device] if device.type != "cpu" else [], device_type=device.type
-            ):
-                torch.manual_seed((step_seed + AUGMENT_STREAM) % 2**63)
-                pixels = self.handwriting.to(device)(pixels)
-            features = self._scaled(pixels)
-        if shift > 0:
-            generator = torch.Generator(features.device)
-            generator.manual_seed(step_seed % 2**63)
-            features = shift_images(features, shift, generator)
-        return features, targets
+        pixels = self._unscaled(features)
+        for place, transform in enumerate(self.transforms):
+            seed = (step_seed + place * TRANSFORM_STREAM) % 2**63
+            pixels = transform.to(pixels.device)(pixels, seed)
+        return self._scaled(pixels), targets
 
     def _unscaled(self, features: torch.Tensor) -> torch.Tensor:
         """The network's inputs back in load_digits' 0..16, where ink means something."""
@@ -273,9 +236,10 @@ class DigitsDataModule(L.LightningDataModule):
         )
 
     def _evaluation_loaders(self, split: Split) -> DataLoader | list[DataLoader]:
-        if self.drawn is None:
+        if not self.eval_sets:
             return self._evaluation_loader(split)
-        return [self._evaluation_loader(split), self._evaluation_loader(f"drawn_{split}")]
+        names = [split, *(f"{name}_{split}" for name in self.eval_sets)]
+        return [self._evaluation_loader(name) for name in names]
 
     def _evaluation_loader(self, split: str) -> DataLoader:
         """Under DDP, each process evaluates its own share of the images, each image once.
@@ -289,9 +253,7 @@ class DigitsDataModule(L.LightningDataModule):
         world_size = self.trainer.world_size if self.trainer is not None else 1
         sampler = None
         if world_size > 1:
-            sampler = UnrepeatedDistributedSampler(
-                dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
-            )
+            sampler = evaluation_sampler(dataset, self.trainer)
         return self._loader(dataset, sampler)
 
 

@@ -7,7 +7,7 @@ server's own preprocessing. It prints the accuracy, overall and digit by digit, 
 writes the confusion matrix and the misread drawings as pictures.
 
 By default it reads the project's pen digits that the checkpoint's split keeps for
-testing (a run with ``--data.drawn true`` never trained or chose anything on them);
+testing (a run with the pen digits as a source never trained or chose anything on them);
 ``--rows`` picks another part, and ``--pen_digits FILE`` reads every row of another file
 in UCI's format, such as the writers of UCI's own test part.
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digits.dataset import Split, stratified_split
+from digits.dataset import DigitsSplits, Split, stratified_split
+from digits.extras import DataSource
 from digits.preprocess import image_to_digit
 
 if TYPE_CHECKING:
@@ -155,6 +156,19 @@ class DrawnSplits:
     def arrays(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         """A split's drawings as (N, 64) pixels in 0..16, and their labels."""
         return drawn_rows(tuple(self.indices[split].tolist()))
+
+
+class PenDigits(DataSource):
+    """The pen digits as a data source: their training rows join training, and their
+    validation and test rows are a set of their own, ``drawn`` (``val/drawn_acc``).
+
+    Cut with the data set's own split settings (``DrawnSplits``).
+    """
+
+    name = "drawn"
+
+    def arrays(self, split: Split, splits: DigitsSplits) -> tuple[np.ndarray, np.ndarray]:
+        return DrawnSplits(splits.test_size, splits.val_size, splits.split_seed).arrays(split)
 
 
 @functools.cache

@@ -19,6 +19,8 @@ import functools
 
 import numpy as np
 
+from digits.dataset import DigitsSplits, Split, load
+from digits.extras import DataSource
 from digits.pen_digits import COORDINATE_MAX, cached_pixels, drawn_pixels, hands
 
 KINDS = ("scribble", "dash", "cross", "blob")
@@ -89,3 +91,32 @@ def non_digit_pixels(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> n
         return drawn_pixels(shapes, hands(count, seed))
 
     return cached_pixels(f"non-digits-{count}-{seed}-{'-'.join(kinds)}", draw_them)
+
+
+class NonDigits(DataSource):
+    """Generated non-digits for training (outlier exposure), each with a spread target.
+
+    A non-digit's target is the uniform distribution times ``weight`` (``weight / 10``
+    for each digit), so that its cross-entropy is ``weight`` times the mean of
+    ``-log p`` over the digits (Hendrycks et al., 2019); the model's loss is plain
+    cross-entropy, which takes a distribution as target.
+
+    Args:
+        count: How many non-digits join the training images.
+        weight: How much a non-digit's loss counts beside a digit's.
+    """
+
+    def __init__(self, count: int = 1000, weight: float = 0.5) -> None:
+        if count < 1:
+            raise ValueError(f"NonDigits.count must be at least 1, got {count}")
+        if weight < 0:
+            raise ValueError(f"NonDigits.weight must be 0 or more, got {weight}")
+        self.count, self.weight = count, weight
+
+    def arrays(self, split: Split, splits: DigitsSplits) -> tuple[np.ndarray, np.ndarray] | None:
+        if split != "train":
+            return None
+        pixels = non_digit_pixels(self.count, TRAINING_SEED, TRAINING_KINDS)
+        classes = int(load()[1].max()) + 1  # the data set's
+        targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)
+        return pixels, targets

@@ -75,7 +75,7 @@ MUTANTS = [
     ),
     Mutant(
         "ties keep the first epoch",
-        "digits/training/checkpoints.py",
+        "digits/training/lightning_internals.py",
         "return ties or super().check_monitor_top_k(trainer, current)",
         "return super().check_monitor_top_k(trainer, current)",
         ("tests/test_fit.py",),
@@ -139,15 +139,15 @@ MUTANTS = [
     ),
     Mutant(
         "shifts drawn from the global random state",
-        "digits/data.py",
-        "generator.manual_seed(step_seed % 2**63)",
+        "digits/augment.py",
+        "generator.manual_seed(seed)",
         "generator.manual_seed(int(torch.randint(0, 2**62, (1,))))",
         ("tests/test_trust.py", "-k", "shifts"),
     ),
     Mutant(
         "augmentation drawn from the global random state",
-        "digits/data.py",
-        "torch.manual_seed((step_seed + AUGMENT_STREAM) % 2**63)",
+        "digits/augment.py",
+        "torch.manual_seed(seed)",
         "pass",
         ("tests/test_trust.py", "-k", "never_stopped"),
     ),
@@ -161,8 +161,8 @@ MUTANTS = [
     Mutant(
         "drawn digits mixed into the data set's validation split",
         "digits/data.py",
-        'if split == "train":\n                    features = np.concatenate([features, drawn_',
-        'if split != "test":\n                    features = np.concatenate([features, drawn_',
+        'if split == "train":\n                    parts.append((scaling(pixels), source_targets))',
+        'if split != "test":\n                    parts.append((scaling(pixels), source_targets))',
         ("tests/test_drawn_data.py",),
     ),
     Mutant(
@@ -258,9 +258,9 @@ MUTANTS = [
     ),
     Mutant(
         "a non-digit's target is a class",
-        "digits/data.py",
-        "uniform = np.full((len(non_digits), classes), self.hparams.outlier_weight / classes)",
-        "uniform = np.eye(classes)[np.zeros(len(non_digits), dtype=int)]",
+        "digits/scribbles.py",
+        "targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)",
+        "targets = np.eye(classes, dtype=np.float32)[np.zeros(len(pixels), dtype=int)]",
         ("tests/test_drawn_data.py", "-k", "non_digits"),
     ),
     Mutant(

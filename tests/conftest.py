@@ -85,8 +85,9 @@ def trained_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # A small network that has seen drawn digits and non-digits: quick, reads the page's
 # drawings, and is unsure of scribbles.
 DRAWN_ARGS = (
-    *("--data.drawn", "true", "--data.dataset_repeats", "2", "--data.scale", "unit"),
-    *("--data.outliers", "600"),
+    *("--data.sources+=digits.pen_digits.PenDigits", "--data.repeats", "2"),
+    *("--data.sources+=digits.scribbles.NonDigits", "--data.sources.count", "600"),
+    *("--data.scale", "unit"),
     *("--model.network", "ConvNet", "--model.network.channels", "16"),
     *("--model.network.hidden_size", "64", "--model.lr", "0.003"),
     *("--trainer.max_epochs", "8"),

@@ -56,14 +56,14 @@ def test_config_trains_with_fast_dev_run(config: Path, tmp_path: Path):
 
 def test_configs_compose_later_files_and_then_the_command_line_win(tmp_path: Path):
     tweaks = tmp_path / "tweaks.yaml"
-    tweaks.write_text("model:\n  lr: 0.01\ndata:\n  shift: 0\ntrainer:\n  max_epochs: 7\n")
+    tweaks.write_text("model:\n  lr: 0.01\ndata:\n  transforms: []\ntrainer:\n  max_epochs: 7\n")
     config = printed_config(
         *("--config", str(CONFIGS / "best.yaml"), "--config", str(tweaks)),
         *("--trainer.max_epochs", "2"),
     )
     assert config["model"]["network"]["class_path"] == "digits.networks.ConvNet"  # best.yaml
     assert config["model"]["lr_schedule"] == "onecycle"  # best.yaml, untouched by tweaks
-    assert config["model"]["lr"] == 0.01 and config["data"]["shift"] == 0  # tweaks.yaml
+    assert config["model"]["lr"] == 0.01 and config["data"]["transforms"] == []  # tweaks
     assert config["trainer"]["max_epochs"] == 2  # the command line
     composed = ["--config", str(CONFIGS / "best.yaml"), "--config", str(tweaks)]
     summary = main([*QUIET, *composed, "--trainer.max_epochs", "2"])

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.augment import Handwriting
+from digits.augment import Handwriting, Shift
 from digits.dataset import load
-from digits.pen_digits import DrawnSplits, read_pen_digits
+from digits.pen_digits import DrawnSplits, PenDigits, read_pen_digits
+from digits.scribbles import NonDigits
 
 
 def ready(**kwargs) -> DigitsDataModule:
@@ -26,7 +27,7 @@ def ready(**kwargs) -> DigitsDataModule:
 
 
 def test_non_digits_join_training_with_the_weighted_uniform_distribution_as_target():
-    plain, exposed = ready(), ready(outliers=20, outlier_weight=0.4)
+    plain, exposed = ready(), ready(sources=[NonDigits(20, weight=0.4)])
     labels = plain.train_set.targets
     targets = exposed.train_set.targets
     assert targets.shape == (len(labels) + 20, 10) and targets.dtype == torch.float32
@@ -38,14 +39,15 @@ def test_non_digits_join_training_with_the_weighted_uniform_distribution_as_targ
 
 
 def test_drawn_digits_join_training_and_leave_the_data_sets_evaluation_alone():
-    plain, drawn = ready(), ready(drawn=True, dataset_repeats=2)
+    plain, drawn = ready(), ready(sources=[PenDigits()], repeats=2)
     drawn_splits = DrawnSplits()
     train_rows = len(drawn_splits.indices["train"])
     assert len(drawn.train_set) == 2 * len(plain.train_set) + train_rows
     for split in ("val_set", "test_set"):
         assert torch.equal(getattr(drawn, split).features, getattr(plain, split).features)
-    assert len(drawn.drawn_val_set) == len(drawn_splits.indices["val"])
-    assert len(drawn.drawn_test_set) == len(drawn_splits.indices["test"])
+    assert len(drawn.eval_set("drawn", "val")) == len(drawn_splits.indices["val"])
+    assert len(drawn.eval_set("drawn", "test")) == len(drawn_splits.indices["test"])
+    assert drawn.eval_sets == ["drawn"] and plain.eval_sets == []
     assert len(drawn.val_dataloader()) == 2 and len(drawn.test_dataloader()) == 2
     assert not isinstance(plain.val_dataloader(), list)
 
@@ -62,10 +64,10 @@ def test_drawn_rows_are_split_disjoint_stratified_and_by_the_split_seed():
 
 
 def test_drawn_training_images_are_scaled_as_the_data_sets():
-    datamodule = ready(drawn=True, scale="unit")
+    datamodule = ready(sources=[PenDigits()], scale="unit")
     features = datamodule.train_set.features
     assert features.min() >= 0 and features.max() <= 1
-    drawn_pixels, _ = datamodule.drawn.arrays("train")
+    drawn_pixels, _ = DrawnSplits().arrays("train")
     np.testing.assert_allclose(features[-len(drawn_pixels) :].numpy(), drawn_pixels / 16)
 
 
@@ -103,9 +105,9 @@ def batches_seen(seed: int, **data) -> Batches:
 
 def test_augmentation_changes_training_images_only_and_repeats_from_the_seed():
     plain = batches_seen(0)
-    augmented = batches_seen(0, augment=1.0)
-    again = batches_seen(0, augment=1.0)
-    other_seed = batches_seen(1, augment=1.0)
+    augmented = batches_seen(0, transforms=[Handwriting(1.0)])
+    again = batches_seen(0, transforms=[Handwriting(1.0)])
+    other_seed = batches_seen(1, transforms=[Handwriting(1.0)])
     assert len(augmented.train) == 3 and len(augmented.val) == 2
     for before, after in zip(plain.train, augmented.train, strict=True):
         changed = (before != after).any(dim=1)
@@ -119,23 +121,28 @@ def test_augmentation_changes_training_images_only_and_repeats_from_the_seed():
 
 def test_augmented_digits_stay_digits_in_the_data_sets_format():
     pixels = torch.from_numpy(load()[0][:256].copy())
-    torch.manual_seed(0)
-    deformed = Handwriting(1.0)(pixels)
+    deformed = Handwriting(1.0)(pixels, seed=0)
     assert deformed.shape == pixels.shape and deformed.dtype == pixels.dtype
     assert deformed.min() >= 0 and deformed.max() <= 16
     # The amount of ink stays about the same: a deformed digit, not a blot or a ghost.
     ratio = deformed.sum(dim=1) / pixels.sum(dim=1)
     assert 0.7 < ratio.median() < 1.3
-    assert torch.equal(Handwriting(0.0)(pixels), pixels)
+    assert torch.equal(Handwriting(0.0)(pixels, seed=0), pixels)
+    assert torch.equal(Handwriting(1.0)(pixels, seed=0), deformed)  # the seed decides it all
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"augment": -1.0}, "data.augment"), ({"dataset_repeats": 0}, "data.dataset_repeats")],
+    ("make", "message"),
+    [
+        (lambda: Handwriting(-1.0), "Handwriting.strength"),
+        (lambda: Shift(4), "Shift.pixels"),
+        (lambda: NonDigits(0), "NonDigits.count"),
+        (lambda: DigitsDataModule(repeats=0), "data.repeats"),
+    ],
 )
-def test_bad_values_are_refused_with_their_name(kwargs, message):
+def test_bad_values_are_refused_with_their_name(make, message):
     with pytest.raises(ValueError, match=message):
-        DigitsDataModule(**kwargs)
+        make()
 
 
 class TrainerAt:
@@ -145,7 +152,7 @@ class TrainerAt:
         self.global_rank, self.global_step, self.training = global_rank, global_step, True
 
 
-@pytest.mark.parametrize("data", [{"augment": 1.0}, {"shift": 1}])
+@pytest.mark.parametrize("data", [{"transforms": [Handwriting(1.0)]}, {"transforms": [Shift(1)]}])
 def test_each_ddp_process_deforms_its_images_its_own_way_and_reproducibly(data):
     """Two processes that drew the same numbers would deform their halves of a batch alike."""
     L.seed_everything(0, verbose=False)

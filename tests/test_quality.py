@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.batching import shift_images
+from digits.augment import Shift, shift_images
 from digits.cli import DigitsCLI
 from digits.fit import main
 from digits.networks import MLP, ConvNet
+from digits.pen_digits import PenDigits
+from digits.scribbles import NonDigits
 from tests.conftest import QUIET, scalars
 
 BEST = Path(__file__).resolve().parent.parent / "configs" / "best.yaml"
@@ -67,7 +69,7 @@ class Recorder(DigitsClassifier):
 
 
 def test_augmentation_touches_training_batches_only(tmp_path: Path):
-    datamodule = DigitsDataModule(shift=1, scale="unit")
+    datamodule = DigitsDataModule(transforms=[Shift(1)], scale="unit")
     model = Recorder()
     trainer = L.Trainer(
         max_epochs=1,
@@ -90,9 +92,11 @@ def test_augmentation_touches_training_batches_only(tmp_path: Path):
 
 def test_augmentation_is_off_by_default_and_written_in_the_config():
     cli = DigitsCLI(run=False, args=[*QUIET])
-    assert cli.datamodule.hparams.shift == 0
+    assert cli.datamodule.transforms == [] and cli.datamodule.sources == []
     cli = DigitsCLI(run=False, args=["--config", str(BEST), *QUIET])
-    assert cli.datamodule.hparams.shift == 1 and isinstance(cli.model.network, ConvNet)
+    assert [type(transform) for transform in cli.datamodule.transforms] == [Shift]
+    assert cli.datamodule.transforms[0].pixels == 1 and isinstance(cli.model.network, ConvNet)
     # The page's model learns drawn digits, and keeps the epoch that reads them best.
-    assert cli.datamodule.hparams.drawn and cli.datamodule.hparams.dataset_repeats > 1
+    assert [type(source) for source in cli.datamodule.sources] == [PenDigits, NonDigits]
+    assert cli.datamodule.hparams.repeats > 1 and cli.model.hparams.eval_sets == ["drawn"]
     assert cli.config_init.checkpoint.monitor == "val/drawn_acc"

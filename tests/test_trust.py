@@ -186,8 +186,12 @@ class Crash(Exception):
 def test_shifts_augmentation_drawn_digits_and_one_cycle_resume_as_if_never_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    args = [*QUIET, "--data.shift", "1", "--model.lr_schedule", "onecycle", "--model.lr", "0.01"]
-    args += ["--data.drawn", "true", "--data.augment", "1.0"]
+    args = [*QUIET, "--model.lr_schedule", "onecycle", "--model.lr", "0.01"]
+    args += ["--data.transforms+=digits.augment.Handwriting", "--data.transforms.strength", "1.0"]
+    args += [
+        "--data.transforms+=digits.augment.Shift",
+        "--data.sources+=digits.pen_digits.PenDigits",
+    ]
     args += ["--trainer.max_epochs", "6", "--trainer.callbacks+=LearningRateMonitor"]
     uninterrupted = Path(main(args).log_dir)
 
@@ -349,7 +353,11 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
         (["--data.val_size", "0"], "data.val_size must be between 0 and 1"),
         (["--data.test_size", "0.999"], "too small to hold every class"),
         (["--model.network.dropout", "1"], "model.network.dropout must be in [0, 1)"),
-        (["--data.shift", "5"], "data.shift must be 0 to 3 pixels"),
+        (
+            ["--data.transforms+=digits.augment.Shift", "--data.transforms.pixels", "5"],
+            "Shift.pixels must be 1 to 3",
+        ),
+        (["--data.shift", "1"], "--data.shift is now a transform: --data.transforms+="),
         (["--config", "missing.yaml"], "File does not exist"),
         (["--config", "{config}"], "Problems parsing config"),
         (["--ckpt_path", "missing.ckpt"], "checkpoint not found: missing.ckpt"),

@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import lightning as L
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from digits.checkpoint_file import read_checkpoint, write_atomically
+from digits.training.lightning_internals import TiesToTheLaterEpoch
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -35,17 +33,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, map_location=map_location)
 
 
-class LatestBestCheckpoint(ModelCheckpoint):
+class LatestBestCheckpoint(TiesToTheLaterEpoch):
     """``ModelCheckpoint`` that, among epochs with equal scores, keeps the latest.
 
     Accuracy on a validation split of 135 images moves in steps of 0.74%, so many
     epochs tie. Lightning keeps the first of them, usually a model that has trained
     for fewer epochs; the validation split cannot tell them apart, the test split can.
     """
-
-    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
-        if current is None or len(self.best_k_models) < self.save_top_k or self.save_top_k < 0:
-            return super().check_monitor_top_k(trainer, current)
-        kth_score = self.best_k_models[self.kth_best_model_path]
-        ties = trainer.strategy.reduce_boolean_decision(bool(current == kth_score))
-        return ties or super().check_monitor_top_k(trainer, current)

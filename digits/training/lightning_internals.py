@@ -1,19 +1,55 @@
-"""The one place where this project relies on Lightning's internals, each named here.
+"""The one place where this project relies on Lightning's and TensorBoard's internals.
 
 Each is used because no public hook does the job, and each has a test in
-``tests/test_lightning_internals.py`` that fails if Lightning changes what it relies on.
+``tests/test_lightning_internals.py`` that fails if the library changes what is relied
+on, so that an upgrade shows where to look instead of changing a run in a subtle way.
 
-- ``LightningCLI._parse_ckpt_path``: with ``--ckpt_path``, LightningCLI reads the
-  checkpoint's model hyperparameters with ``torch.load`` and lets them override the
-  parsed config, silently. Here ``digits.training.resume.read_and_adopt`` has already
-  read the file (safely, upgraded from earlier versions) and adopted its settings where
-  the user kept the defaults, refusing a contradiction; Lightning's second reading
-  would fail on a setting an earlier version kept in the model.
+- ``LightningCLI._parse_ckpt_path`` (Lightning): with ``--ckpt_path``, LightningCLI
+  reads the checkpoint's model hyperparameters with ``torch.load`` and lets them override
+  the parsed config, silently. ``DigitsCLI.parse_arguments`` has already read the file
+  (safely, upgraded from earlier versions) and adopted its settings where the user kept
+  the defaults, refusing a contradiction (``digits.training.resume``), so
+  ``CheckpointReadOnce`` skips the second reading, which fails on a setting an earlier
+  version kept in the model.
+- ``UnrepeatedDistributedSampler`` (``lightning.pytorch.overrides.distributed``): under
+  DDP each evaluation image is scored by exactly one process, where the default
+  ``DistributedSampler`` repeats images to even out the shares.
+- ``Trainer.fit_loop.epoch_progress`` (Lightning's loop progress counters): whether the
+  epoch whose checkpoints are being written has finished its batches
+  (``epoch_ended``), which tells an epoch-end checkpoint from a mid-epoch one.
+- ``ModelCheckpoint.check_monitor_top_k``, ``best_k_models`` and
+  ``kth_best_model_path`` (Lightning, undocumented): ``TiesToTheLaterEpoch`` saves an
+  epoch whose score ties the kept one, where Lightning keeps the first.
+- Lightning's SIGTERM handler, installed when a fit starts and before
+  ``on_train_start``: ``digits.training.interrupt`` replaces it (and Python's SIGINT
+  handler) from ``on_train_start`` to the end of training, with ``signal.signal``.
+- ``EventAccumulator`` (TensorBoard's event-file reader, which TensorBoard itself uses):
+  which steps of which scalars a run's event files hold (``scalar_events``).
+- ``SummaryWriter.file_writer`` (torch): a summary built elsewhere written into the
+  run's own event file (``write_summaries``); ``add_hparams`` would start another run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import Dataset
+
+__all__ = [
+    "CheckpointReadOnce",
+    "TiesToTheLaterEpoch",
+    "epoch_ended",
+    "evaluation_sampler",
+    "scalar_events",
+    "write_summaries",
+]
 
 
 class CheckpointReadOnce(LightningCLI):
@@ -21,3 +57,51 @@ class CheckpointReadOnce(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Done by ``DigitsCLI.parse_arguments`` (``read_and_adopt``), before this would run."""
+
+
+class TiesToTheLaterEpoch(ModelCheckpoint):
+    """``ModelCheckpoint`` that also saves an epoch whose score equals the kept one's."""
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is None or len(self.best_k_models) < self.save_top_k or self.save_top_k < 0:
+            return super().check_monitor_top_k(trainer, current)
+        kth_score = self.best_k_models[self.kth_best_model_path]
+        ties = trainer.strategy.reduce_boolean_decision(bool(current == kth_score))
+        return ties or super().check_monitor_top_k(trainer, current)
+
+
+def evaluation_sampler(dataset: Dataset, trainer: L.Trainer) -> UnrepeatedDistributedSampler:
+    """This process's share of an evaluation set, every image in exactly one share."""
+    return UnrepeatedDistributedSampler(
+        dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+    )
+
+
+def epoch_ended(trainer: L.Trainer) -> bool:
+    """Whether the current training epoch ran its last batch but is not yet counted done.
+
+    That is where its end-of-epoch checkpoints are written; a checkpoint written in the
+    middle of an epoch (Ctrl-C) has both counts equal.
+    """
+    progress = trainer.fit_loop.epoch_progress.current
+    return progress.processed != progress.completed
+
+
+def scalar_events(log_dir: str | Path) -> dict[str, list[Any]]:
+    """Every scalar in a run's event files: tag -> events (``.step``, ``.value``, ...)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+def write_summaries(writer: Any, summaries: Iterable[Any]) -> None:
+    """Adds ready-made summaries to a ``SummaryWriter``'s own event file.
+
+    ``SummaryWriter`` has no documented method for a summary built elsewhere. Lightning's
+    own ``log_hyperparams`` reaches the private ``_get_file_writer()``; this uses the
+    ``file_writer`` attribute that method fills, set while the writer is open.
+    """
+    for summary in summaries:
+        writer.file_writer.add_summary(summary)

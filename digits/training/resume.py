@@ -21,15 +21,15 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from digits.checkpoint_file import read_checkpoint
 from digits.dataset import SPLIT_SETTINGS
 from digits.training.folders import resumed_in_place
+from digits.training.lightning_internals import epoch_ended, scalar_events
 from digits.training.tensorboard import rank_zero_tensorboard
 
 # The data settings a checkpoint brings: which images each split holds, and their scaling.
-ADOPTED_DATA_SETTINGS = (*SPLIT_SETTINGS, "drawn")
+ADOPTED_DATA_SETTINGS = (*SPLIT_SETTINGS, "sources")
 
 
 def read_and_adopt(config: Namespace, defaults: Namespace) -> dict[str, Any] | None:
@@ -88,7 +88,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Namespace):
         value = value.as_dict()
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        # A class without arguments may be written with empty init_args or without.
+        return {
+            key: _plain(item) for key, item in value.items() if item != {} or key != "init_args"
+        }
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
@@ -161,8 +164,7 @@ class EpochScalarsInCheckpoint(L.Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        progress = trainer.fit_loop.epoch_progress.current
-        if progress.processed == progress.completed:
+        if not epoch_ended(trainer):
             return  # mid-epoch (Ctrl-C), where the last epoch's metrics are already logged
         checkpoint[self.KEY] = {
             "step": trainer.global_step - 1,  # where Lightning logs the epoch's metrics
@@ -186,13 +188,11 @@ class EpochScalarsInCheckpoint(L.Callback):
         if not resumed_in_place(trainer.ckpt_path, logger.log_dir):
             return
         step = pending["step"]
-        events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
-        events.Reload()
-        logged = set(events.Tags()["scalars"])
+        logged = scalar_events(logger.log_dir)
         missing = {
             name: value
             for name, value in pending["scalars"].items()
-            if name not in logged or step not in {event.step for event in events.Scalars(name)}
+            if step not in {event.step for event in logged.get(name, [])}
         }
         if missing:
             logger.log_metrics(missing, step=step)

@@ -20,7 +20,7 @@ class FitSummary:
     checkpoint: str | None
     log_dir: str | None
     tensorboard_logdir: str | None
-    test_drawn_acc: float | None = None  # with data.drawn: the drawn test digits
+    test_drawn_acc: float | None = None  # with the pen digits: their test set
     monitor: str = "val/acc"  # what chose the best checkpoint
     calibration: Calibration | None = None  # fitted on validation after training
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling

@@ -8,17 +8,16 @@ instead, whose values are the scalars the model logs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from digits.training.folders import resumed_in_place
+from digits.training.lightning_internals import write_summaries
 
 
 def rank_zero_tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
@@ -34,19 +33,6 @@ def tensorboard_logdir(logger: object) -> str | None:
     if isinstance(logger, TensorBoardLogger):
         return str(logger.save_dir)
     return None
-
-
-def write_summaries(writer: SummaryWriter, summaries: Iterable[Summary]) -> None:
-    """Adds ready-made summaries to the run's own event file.
-
-    ``SummaryWriter`` has no documented method for a summary built elsewhere
-    (``add_hparams`` writes into a new sub-folder, which TensorBoard shows as another
-    run). Lightning's own ``log_hyperparams`` reaches the private ``_get_file_writer()``;
-    this uses the ``file_writer`` attribute that method fills, set while the writer is
-    open. ``tests/test_tensorboard.py`` fails if torch changes it.
-    """
-    for summary in summaries:
-        writer.file_writer.add_summary(summary)
 
 
 def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:

@@ -1,0 +1,70 @@
+"""What a data module can be given besides ``load_digits``: more images, and batch transforms.
+
+Both are composed in from the config by class path, so that the data module knows the
+data set's split, scaling and loaders and nothing of any feature::
+
+    data:
+      sources:
+        - class_path: digits.pen_digits.PenDigits      # drawn pen digits, and a "drawn" set
+      transforms:
+        - class_path: digits.augment.Shift
+          init_args: {pixels: 1}
+
+- A ``DataSource`` adds training images (with class indices or, for images without a
+  right answer, distributions as targets) and may add validation and test sets of its
+  own, scored under its ``name`` (``val/<name>_acc``).
+- A ``BatchTransform`` changes each training batch on the training device, from a seed
+  the data module gives it per step and process, so that a resumed run repeats it.
+
+Each keeps its arguments under their own names, so that a run records it as
+``{class_path, init_args}`` (``described``) and a checkpoint stays plain values.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from digits.dataset import DigitsSplits, Split
+
+
+def described(part: object) -> dict[str, Any]:
+    """``{class_path, init_args}`` of a source or a transform, as a config names it."""
+    kind = type(part)
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = list(inspect.signature(kind.__init__).parameters.values())[1:]  # after self
+    names = [parameter.name for parameter in parameters if parameter.kind in named]
+    description: dict[str, Any] = {"class_path": f"{kind.__module__}.{kind.__qualname__}"}
+    if names:  # as jsonargparse writes a class without arguments
+        description["init_args"] = {name: getattr(part, name) for name in names}
+    return description
+
+
+class DataSource:
+    """Images for the data module beyond ``load_digits``'s, given whole, in 0..16.
+
+    ``name``: what its own validation and test sets are scored under, or ``None`` when it
+    adds training images only.
+    """
+
+    name: str | None = None
+
+    def arrays(self, split: Split, splits: DigitsSplits) -> tuple[np.ndarray, np.ndarray] | None:
+        """Its (N, 64) pixels in 0..16 and targets for ``split``, or ``None`` for none.
+
+        For ``train`` they join the data set's training images; for ``val`` and
+        ``test`` they are a set of their own. ``splits`` holds the data set's split
+        settings, so that a source can cut its own images the same way.
+        """
+        raise NotImplementedError
+
+
+class BatchTransform(nn.Module):
+    """A random change of training batches: (N, 64) pixels in 0..16 and a seed in, the same out."""
+
+    def forward(self, pixels: torch.Tensor, seed: int) -> torch.Tensor:
+        raise NotImplementedError
