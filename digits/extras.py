@@ -5,9 +5,9 @@ data set's split, scaling and loaders and nothing of any feature::
 
     data:
       sources:
-        - class_path: digits.pen_digits.PenDigits      # drawn pen digits, and a "drawn" set
+        - class_path: digits.people.pen_digits.PenDigits      # drawn pen digits, and a "drawn" set
       transforms:
-        - class_path: digits.augment.Shift
+        - class_path: digits.people.augment.Shift
           init_args: {pixels: 1}
 
 - A ``DataSource`` adds training images (with class indices or, for images without a

@@ -21,9 +21,9 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from digits.checkpoint_file import upgrade
 from digits.errors import NonFiniteLossError
 from digits.networks import MLP, NetworkFactory, as_factory, describe
+from digits.reading.checkpoint import upgrade
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 NO_CLASS = -1  # accuracy leaves out an image whose target is not one class

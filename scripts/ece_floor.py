@@ -18,10 +18,10 @@ import argparse
 import numpy as np
 import torch
 
-from digits.calibration import expected_calibration_error as ece
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit
-from digits.inference import load_trained
+from digits.reading.sure import expected_calibration_error as ece
+from digits.reading.trained import load_trained
 
 DRAWS = 300
 

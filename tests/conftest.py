@@ -85,8 +85,8 @@ def trained_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # A small network that has seen drawn digits and non-digits: quick, reads the page's
 # drawings, and is unsure of scribbles.
 DRAWN_ARGS = (
-    *("--data.sources+=digits.pen_digits.PenDigits", "--data.repeats", "2"),
-    *("--data.sources+=digits.scribbles.NonDigits", "--data.sources.count", "600"),
+    *("--data.sources+=digits.people.pen_digits.PenDigits", "--data.repeats", "2"),
+    *("--data.sources+=digits.people.non_digits.NonDigits", "--data.sources.count", "600"),
     *("--data.scale", "unit"),
     *("--model.network", "ConvNet", "--model.network.channels", "16"),
     *("--model.network.hidden_size", "64", "--model.lr", "0.003"),
@@ -151,7 +151,7 @@ def browser() -> Iterator[object]:
 def lightning_probabilities(checkpoint: Path, features: torch.Tensor) -> torch.Tensor:
     """Training's own path: the model and the calibration callback, as Lightning restores them."""
     from digits import DigitsClassifier
-    from digits.checkpoint_file import CALIBRATION_STATE, read_checkpoint
+    from digits.reading.checkpoint import CALIBRATION_STATE, read_checkpoint
     from digits.training.calibrate import Calibrate
 
     model = DigitsClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()

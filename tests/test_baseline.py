@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digits import DigitsDataModule
-from digits.baseline import main, run_baselines
+from digits.tools.baseline import main, run_baselines
 
 
 class Recorder:

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 from digits import DigitsClassifier
 from digits.__main__ import main as digits_main
-from digits.calibration import calibrate, choose_threshold, fit_temperature
-from digits.checkpoint_file import CALIBRATION_STATE, read_checkpoint, write_atomically
 from digits.dataset import DigitsSplits
 from digits.fit import main
-from digits.inference import load_trained
+from digits.reading.checkpoint import CALIBRATION_STATE, read_checkpoint, write_atomically
+from digits.reading.sure import calibrate, choose_threshold, fit_temperature
+from digits.reading.trained import load_trained
 from tests.conftest import QUIET, read_events, scalars
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from digits.baseline import main as baseline
-from digits.compare import main, parse_seeds
+from digits.tools.baseline import main as baseline
+from digits.tools.compare import main, parse_seeds
 
 
 def test_split_seeds_accept_ranges_and_lists():
@@ -78,7 +78,7 @@ def test_compare_as_a_user_runs_it_prints_no_warning(tmp_path: Path):
 
 
 def test_split_seeds_is_spelled_as_every_other_flag_and_the_first_spelling_still_works():
-    from digits.compare import parser
+    from digits.tools.compare import parser
 
     assert parser().parse_args(["--split_seeds", "3"]).split_seeds == "3"
     assert parser().parse_args(["--split-seeds", "0,2"]).split_seeds == "0,2"

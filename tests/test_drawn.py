@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits.drawn import main
-from digits.inference import load_trained
-from digits.pen_digits import DrawnSplits, drawn_rows, read_pen_digits
-from digits.scribbles import MEASURING_SEED, non_digit_pixels
+from digits.people.drawn import main
+from digits.people.non_digits import MEASURING_SEED, non_digit_pixels
+from digits.people.pen_digits import DrawnSplits, drawn_rows, read_pen_digits
+from digits.reading.trained import load_trained
 from tests.conftest import scalars
 
 DRAWN = [sys.executable, "-m", "digits.drawn"]

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.augment import Handwriting, Shift
 from digits.dataset import load
-from digits.pen_digits import DrawnSplits, PenDigits, read_pen_digits
-from digits.scribbles import NonDigits
+from digits.people.augment import Handwriting, Shift
+from digits.people.non_digits import NonDigits
+from digits.people.pen_digits import DrawnSplits, PenDigits, read_pen_digits
 
 
 def ready(**kwargs) -> DigitsDataModule:

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from digits.__main__ import main as digits_main
-from digits.export import main as export_main
 from digits.fit import main as fit_main
-from digits.inference import TrainedNetwork
-from digits.predict import main as predict_main
+from digits.reading.export import main as export_main
+from digits.reading.predict import main as predict_main
+from digits.reading.trained import TrainedNetwork
 from tests.conftest import QUIET
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from digits import DigitsDataModule
-from digits.checkpoint_file import CALIBRATION_STATE
-from digits.export import main
+from digits.reading.checkpoint import CALIBRATION_STATE
+from digits.reading.export import main
 from tests.conftest import lightning_probabilities
 
 

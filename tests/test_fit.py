@@ -10,10 +10,10 @@ import yaml
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.checkpoint_file import read_checkpoint
 from digits.dataset import DigitsSplits
 from digits.fit import main
-from digits.inference import load_trained
+from digits.reading.checkpoint import read_checkpoint
+from digits.reading.trained import load_trained
 from tests.conftest import QUIET, fit_in, read_events, scalars
 
 EPOCHS = 3

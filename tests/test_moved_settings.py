@@ -15,9 +15,9 @@ import torch
 import yaml
 
 from digits.__main__ import main as digits_main
-from digits.checkpoint_file import write_atomically
 from digits.fit import main as fit_main
-from digits.moved_settings import NEW_FLAGS
+from digits.reading.checkpoint import write_atomically
+from digits.training.moved_settings import NEW_FLAGS
 from tests.conftest import QUIET, scalars
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -64,8 +64,8 @@ def test_a_config_written_before_reads_as_todays(tmp_path: Path, capsys):
     today = printed_config(capsys, "--config", str(CONFIGS / "best.yaml"))
     assert before["data"] == today["data"] and before["model"] == today["model"]
     assert [source["class_path"] for source in today["data"]["sources"]] == [
-        "digits.pen_digits.PenDigits",
-        "digits.scribbles.NonDigits",
+        "digits.people.pen_digits.PenDigits",
+        "digits.people.non_digits.NonDigits",
     ]
 
 
@@ -95,7 +95,10 @@ def test_a_checkpoint_with_the_old_data_settings_validates_as_the_new_one(
     checkpoint = torch.load(trained_drawn, map_location="cpu", weights_only=True)
     data = checkpoint["datamodule_hyper_parameters"]
     pen_digits, non_digits = (source["class_path"] for source in data["sources"])
-    assert (pen_digits, non_digits) == ("digits.pen_digits.PenDigits", "digits.scribbles.NonDigits")
+    assert (pen_digits, non_digits) == (
+        "digits.people.pen_digits.PenDigits",
+        "digits.people.non_digits.NonDigits",
+    )
     outliers = data["sources"][1]["init_args"]["count"]
     for key in ("sources", "transforms"):
         del data[key]

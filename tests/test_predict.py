@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from digits import DigitsDataModule
-from digits.predict import main
-from digits.preprocess import image_to_digit, open_image
+from digits.people.preprocess import image_to_digit, open_image
+from digits.reading.predict import main
 from tests.conftest import lightning_probabilities, split_for_testing
 
 SHOWN = 40  # test images drawn as files

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digits.dataset import load
-from digits.pen_digits import Hand, draw, drawn_pixels, hands, read_pen_digits
-from digits.preprocess import DATASET_INK, image_to_digit
+from digits.people.pen_digits import Hand, draw, drawn_pixels, hands, read_pen_digits
+from digits.people.preprocess import DATASET_INK, image_to_digit
 
 DRAWN = 300  # pen digits drawn for the statistics
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.augment import Shift, shift_images
 from digits.cli import DigitsCLI
 from digits.fit import main
 from digits.networks import MLP, ConvNet
-from digits.pen_digits import PenDigits
-from digits.scribbles import NonDigits
+from digits.people.augment import Shift, shift_images
+from digits.people.non_digits import NonDigits
+from digits.people.pen_digits import PenDigits
 from tests.conftest import QUIET, scalars
 
 BEST = Path(__file__).resolve().parent.parent / "configs" / "best.yaml"

@@ -25,8 +25,8 @@ import pytest
 from PIL import Image
 
 from digits.bench.serve import free_port
-from digits.inference import load_trained
-from digits.pen_digits import (
+from digits.people.non_digits import MEASURING_SEED, non_digits
+from digits.people.pen_digits import (
     CANVAS_SIDE,
     PAGE_PEN,
     DrawnSplits,
@@ -36,8 +36,8 @@ from digits.pen_digits import (
     page_path,
     read_pen_digits,
 )
-from digits.predict import main as predict
-from digits.scribbles import MEASURING_SEED, non_digits
+from digits.reading.predict import main as predict
+from digits.reading.trained import load_trained
 from tests.conftest import children, cmdline, split_for_testing
 
 

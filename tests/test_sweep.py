@@ -22,11 +22,11 @@ from optuna.trial import TrialState
 from digits.bench.serve import free_port
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
-from digits.sweep.__main__ import main
-from digits.sweep.report import write_best_config
-from digits.sweep.space import load_space
-from digits.sweep.study import held_in_database
-from digits.sweep.worker import worker_sampler
+from digits.tools.sweep.__main__ import main
+from digits.tools.sweep.report import write_best_config
+from digits.tools.sweep.space import load_space
+from digits.tools.sweep.study import held_in_database
+from digits.tools.sweep.worker import worker_sampler
 from tests.conftest import cmdline, read_events
 
 TINY = """
@@ -269,7 +269,7 @@ def test_a_bug_met_while_checking_the_space_keeps_its_traceback(
     def broken(args: list[str], **options) -> None:
         raise Bug("a bug in building a run")
 
-    monkeypatch.setattr("digits.sweep.__main__.build", broken)
+    monkeypatch.setattr("digits.tools.sweep.__main__.build", broken)
     with pytest.raises(Bug, match="a bug in building a run"):
         main(["--space", str(space_file(tmp_path)), *FAST])
     assert "error:" not in capsys.readouterr().err
@@ -458,7 +458,7 @@ params:
                 if t.state == TrialState.RUNNING and "worker" in t.user_attrs and len(t.params) == 2
             ]
     pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
-    assert b"digits.sweep.worker" in cmdline(pid)
+    assert b"digits.tools.sweep.worker" in cmdline(pid)
     os.kill(pid, signal.SIGKILL)
     _, stderr = sweep.communicate(timeout=300)
     assert sweep.returncode == 0 or "worker exit codes" in stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from digits.checkpoint_file import read_checkpoint
 from digits.dataset import DigitsSplits
 from digits.fit import main
-from digits.inference import load_trained
+from digits.reading.checkpoint import read_checkpoint
+from digits.reading.trained import load_trained
 from tests.conftest import QUIET, read_events, scalars
 
 TWO_EPOCHS = [*QUIET, "--trainer.max_epochs", "2"]

@@ -22,10 +22,10 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from digits.__main__ import main as digits_main
 from digits.bench.serve import free_port
-from digits.checkpoint_file import read_checkpoint
 from digits.cli import DigitsCLI
 from digits.fit import main
-from digits.inference import load_trained
+from digits.reading.checkpoint import read_checkpoint
+from digits.reading.trained import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
 from tests.conftest import QUIET, children, cmdline, read_events, scalars, split_for_testing
 
@@ -187,10 +187,14 @@ def test_shifts_augmentation_drawn_digits_and_one_cycle_resume_as_if_never_stopp
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     args = [*QUIET, "--model.lr_schedule", "onecycle", "--model.lr", "0.01"]
-    args += ["--data.transforms+=digits.augment.Handwriting", "--data.transforms.strength", "1.0"]
     args += [
-        "--data.transforms+=digits.augment.Shift",
-        "--data.sources+=digits.pen_digits.PenDigits",
+        "--data.transforms+=digits.people.augment.Handwriting",
+        "--data.transforms.strength",
+        "1.0",
+    ]
+    args += [
+        "--data.transforms+=digits.people.augment.Shift",
+        "--data.sources+=digits.people.pen_digits.PenDigits",
     ]
     args += ["--trainer.max_epochs", "6", "--trainer.callbacks+=LearningRateMonitor"]
     uninterrupted = Path(main(args).log_dir)
@@ -354,7 +358,7 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
         (["--data.test_size", "0.999"], "too small to hold every class"),
         (["--model.network.dropout", "1"], "model.network.dropout must be in [0, 1)"),
         (
-            ["--data.transforms+=digits.augment.Shift", "--data.transforms.pixels", "5"],
+            ["--data.transforms+=digits.people.augment.Shift", "--data.transforms.pixels", "5"],
             "Shift.pixels must be 1 to 3",
         ),
         (["--data.shift", "1"], "--data.shift is now a transform: --data.transforms+="),

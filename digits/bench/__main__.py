@@ -25,7 +25,7 @@ from digits.bench.serve import as_json, bench_serve, checkpoint_for_load, serve_
 from digits.bench.sweep import bench_sweep
 from digits.bench.training import devices, run_lightning, run_tutorial, table
 from digits.errors import exit_on_user_error
-from digits.inference import load_trained
+from digits.reading.trained import load_trained
 
 
 def parser() -> ArgumentParser:

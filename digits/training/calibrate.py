@@ -1,11 +1,11 @@
 """Probabilities that mean what they say: ``Calibrate``, a callback composed into every run.
 
-``digits.calibration`` has the method (temperature scaling and the "sure" threshold).
+``digits.reading.sure`` has the method (temperature scaling and the "sure" threshold).
 This callback runs it once training ends, on the weights that are then tested (the best
 checkpoint's) and the validation images of every validation set, and keeps the two
 numbers as its state in the checkpoints: Lightning restores them whenever a checkpoint
 is validated, tested or used to predict, and the tools read them from the file
-(``digits.checkpoint_file.calibration_of``). Meanwhile it scores how calibrated the
+(``digits.reading.checkpoint.calibration_of``). Meanwhile it scores how calibrated the
 model is: ``val/ece`` every epoch, and ``test/ece`` with the temperature beside
 ``test/ece_unscaled`` without it, for each evaluation set. The model knows nothing of it.
 """
@@ -21,13 +21,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassCalibrationError
 
-from digits.calibration import CALIBRATION_BINS, TARGET_ERROR, Calibration, calibrate
-from digits.checkpoint_file import (
+from digits.reading.checkpoint import (
     CALIBRATION_STATE,
     NO_CALIBRATION,
     read_checkpoint,
     write_atomically,
 )
+from digits.reading.sure import CALIBRATION_BINS, TARGET_ERROR, Calibration, calibrate
 from digits.training.tensorboard import rank_zero_tensorboard
 
 
@@ -191,7 +191,7 @@ class Calibrate(L.Callback):
         logger = rank_zero_tensorboard(trainer)
         if logger is None:
             return
-        from digits.figures import reliability_figure
+        from digits.training.figures import reliability_figure
 
         streams = {}
         for index, loader in enumerate(loader_list(trainer.test_dataloaders)):

@@ -1,7 +1,7 @@
 """Checkpoints during training: written safely, the latest best epoch kept.
 
 - ``SafeCheckpointIO`` is Lightning's checkpoint writer and reader for every run: it
-  writes through ``digits.checkpoint_file.write_atomically`` (a crash mid-write leaves
+  writes through ``digits.reading.checkpoint.write_atomically`` (a crash mid-write leaves
   the previous file) and reads with ``weights_only=True`` (a file cannot run code).
 - ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from digits.checkpoint_file import read_checkpoint, write_atomically
+from digits.reading.checkpoint import read_checkpoint, write_atomically
 from digits.training.lightning_internals import TiesToTheLaterEpoch
 
 

@@ -17,8 +17,8 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.dataset import DigitsSplits
-from digits.figures import digit_grid
 from digits.training.calibrate import logits_for
+from digits.training.figures import digit_grid
 from digits.training.folders import resumed_in_place
 from digits.training.tensorboard import rank_zero_tensorboard
 

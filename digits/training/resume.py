@@ -22,8 +22,8 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
-from digits.checkpoint_file import read_checkpoint
 from digits.dataset import SPLIT_SETTINGS
+from digits.reading.checkpoint import read_checkpoint
 from digits.training.folders import resumed_in_place
 from digits.training.lightning_internals import epoch_ended, scalar_events
 from digits.training.tensorboard import rank_zero_tensorboard

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import lightning as L
 
-from digits.calibration import Calibration
+from digits.reading.sure import Calibration
 from digits.training.calibrate import Calibrate
 from digits.training.tensorboard import tensorboard_logdir
 

@@ -30,11 +30,11 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from digits.errors import UsageError, exit_on_user_error, fail
 from digits.fit import build
 from digits.fit import main as fit_main
-from digits.sweep.objective import FOLD_RUN
-from digits.sweep.report import ranked, summary, write_best_config
-from digits.sweep.space import decode, load_space
-from digits.sweep.study import Sweep, all_finished, finished, open_study, quiet_sweep
-from digits.sweep.worker import work_on
+from digits.tools.sweep.objective import FOLD_RUN
+from digits.tools.sweep.report import ranked, summary, write_best_config
+from digits.tools.sweep.space import decode, load_space
+from digits.tools.sweep.study import Sweep, all_finished, finished, open_study, quiet_sweep
+from digits.tools.sweep.worker import work_on
 from digits.training.output import quiet_lightning
 
 SWEEPS = Path("sweeps")
@@ -152,7 +152,7 @@ def run_workers(sweep: Sweep, study: optuna.Study) -> None:
         return
     settings = json.dumps(asdict(sweep))
     workers = [
-        subprocess.Popen([sys.executable, "-m", "digits.sweep.worker", settings])
+        subprocess.Popen([sys.executable, "-m", "digits.tools.sweep.worker", settings])
         for _ in range(sweep.n_jobs)
     ]
     codes = [worker.wait() for worker in workers]

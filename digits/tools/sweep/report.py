@@ -9,9 +9,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from digits.fit import build
-from digits.sweep.objective import FIT_ARGS
-from digits.sweep.space import SearchSpace, decode
-from digits.sweep.study import finished, lost_with_a_worker
+from digits.tools.sweep.objective import FIT_ARGS
+from digits.tools.sweep.space import SearchSpace, decode
+from digits.tools.sweep.study import finished, lost_with_a_worker
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:

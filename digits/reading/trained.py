@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from digits.checkpoint_file import calibration_of, read_checkpoint
 from digits.dataset import DigitsSplits, Scaling
 from digits.networks import as_factory
+from digits.reading.checkpoint import calibration_of, read_checkpoint
 
 
 @dataclass(frozen=True)

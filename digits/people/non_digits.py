@@ -7,8 +7,8 @@ its probabilities over all ten when what it sees is unlike every digit, so that 
 sure" catches them. The same generator, with another seed, measures how often random
 scribbles are caught (``python -m digits.drawn``).
 
-Every shape is a pen path drawn as the page draws (``digits.pen_digits.draw``, the
-hands of ``digits.pen_digits.hands``) and read through the page's preprocessing. What a
+Every shape is a pen path drawn as the page draws (``digits.people.pen_digits.draw``, the
+hands of ``digits.people.pen_digits.hands``) and read through the page's preprocessing. What a
 person may mean as a digit is left out: straight strokes near the upright or slanted as
 pen ones are (those are ones), and single closed loops (zeros).
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from digits.dataset import DigitsSplits, Split, load
 from digits.extras import DataSource
-from digits.pen_digits import COORDINATE_MAX, cached_pixels, drawn_pixels, hands
+from digits.people.pen_digits import COORDINATE_MAX, cached_pixels, drawn_pixels, hands
 
 KINDS = ("scribble", "dash", "cross", "blob")
 # Scribbles come in endless shapes, the others in few: training shows twice as many.

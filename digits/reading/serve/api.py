@@ -19,8 +19,8 @@ import numpy as np
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from digits.inference import Reading, TrainedNetwork, load_trained
-from digits.preprocess import Drawing, checked_digits, data_url_to_image, read_drawing
+from digits.people.preprocess import Drawing, checked_digits, data_url_to_image, read_drawing
+from digits.reading.trained import Reading, TrainedNetwork, load_trained
 
 
 class DigitRequest(BaseModel):
@@ -55,7 +55,7 @@ class DigitRequest(BaseModel):
 def image_drawing(image: str) -> Drawing | JSONResponse:
     """The image read as a drawing, or the 422 that says why it cannot be read.
 
-    ``digits.preprocess`` refuses an image larger than 4096x4096 from its header, before
+    ``digits.people.preprocess`` refuses an image larger than 4096x4096 from its header, before
     decoding a pixel, and anything that is not an image, as a ``ValueError``.
     """
     try:

@@ -33,7 +33,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from digits.sweep.space import SearchSpace, load_space
+from digits.tools.sweep.space import SearchSpace, load_space
 
 MAX_RETRIES = 3  # a trial lost with its worker is run again at most this often
 

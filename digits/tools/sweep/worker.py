@@ -1,6 +1,6 @@
-"""One worker of a sweep: the loop of ``digits.sweep.study.work`` in a process of its own.
+"""One worker of a sweep: the loop of ``digits.tools.sweep.study.work`` in a process of its own.
 
-``python -m digits.sweep --n_jobs N`` starts N of these (``python -m digits.sweep.worker
+``python -m digits.sweep --n_jobs N`` starts N of these (``python -m digits.tools.sweep.worker
 SETTINGS``); with one job the command runs the loop itself. Each worker uses its share
 of the machine's cores for torch and its own sampler seed, so that workers do not
 oversubscribe the CPU or propose the same first trials, on this machine or any other
@@ -19,8 +19,8 @@ from contextlib import AbstractContextManager
 import optuna
 import torch
 
-from digits.sweep.objective import CrossValidation
-from digits.sweep.study import Sweep, deciding, open_study, quiet_sweep, work
+from digits.tools.sweep.objective import CrossValidation
+from digits.tools.sweep.study import Sweep, deciding, open_study, quiet_sweep, work
 from digits.training.output import quiet_lightning
 
 WORKERS_JOINED = "workers_joined"  # a study attribute: how many workers have taken part

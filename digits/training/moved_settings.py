@@ -4,7 +4,7 @@ Every run saves its whole config (``config.yaml``) and its settings in its check
 and resuming or reading them must still work after a setting moves. So config files are
 read through a YAML loader that moves such settings to their new places (jsonargparse's
 ``set_loader``, its public hook for this), checkpoints are upgraded the same way when
-they are read (``digits.checkpoint_file.upgrade``), and an old flag typed on the command
+they are read (``digits.reading.checkpoint.upgrade``), and an old flag typed on the command
 line is refused with one line that names the new one.
 
 What moved: the data module's feature flags became objects it is given by class path
@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-PEN_DIGITS = "digits.pen_digits.PenDigits"
-NON_DIGITS = "digits.scribbles.NonDigits"
-SHIFT = "digits.augment.Shift"
-HANDWRITING = "digits.augment.Handwriting"
+PEN_DIGITS = "digits.people.pen_digits.PenDigits"
+NON_DIGITS = "digits.people.non_digits.NonDigits"
+SHIFT = "digits.people.augment.Shift"
+HANDWRITING = "digits.people.augment.Handwriting"
 
 # Each old flag, and what to write instead.
 NEW_FLAGS = {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digits.calibration import CALIBRATION_BINS
+from digits.reading.sure import CALIBRATION_BINS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -24,7 +24,7 @@ from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
 
 from digits.errors import one_line
 from digits.fit import build, train
-from digits.sweep.space import SearchSpace, suggest
+from digits.tools.sweep.space import SearchSpace, suggest
 from digits.training.tensorboard import HParamsMetrics
 
 FIT_ARGS = "fit_args"  # a trial's attribute: its digits.fit arguments, without FOLD_RUN's

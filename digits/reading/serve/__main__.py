@@ -24,9 +24,9 @@ import signal
 from jsonargparse import ArgumentParser, Namespace
 
 from digits.errors import exit_on_user_error
-from digits.inference import add_threshold_argument, check_threshold, load_trained
-from digits.serve.api import ConstantAPI, DigitsAPI
-from digits.serve.app import server
+from digits.reading.serve.api import ConstantAPI, DigitsAPI
+from digits.reading.serve.app import server
+from digits.reading.trained import add_threshold_argument, check_threshold, load_trained
 
 
 def parser() -> ArgumentParser:

@@ -3,7 +3,7 @@
 ``load_digits`` holds 13 writers' digits, scanned from forms. A model that learns only
 those reads their handwriting and few others': people who draw on the page write
 uncrossed sevens, ones with and without a flag, open fours. The project carries UCI's
-pen-based digits (30 writers; ``digits/pendigits/README.md`` has the source and the
+pen-based digits (30 writers; ``digits/people/pendigits/README.md`` has the source and the
 licence) to measure that, and to train on it.
 
 Each pen digit is 8 points along the pen's path (y up, both sides scaled to 0..100).
@@ -11,7 +11,7 @@ Each pen digit is 8 points along the pen's path (y up, both sides scaled to 0..1
 points joined by straight strokes. ``hands`` decides how big, where and with how wide a
 pen each digit is drawn, the way people differ at the page; ``DrawnSplits`` cuts the
 rows into training, validation and test rows and makes each into the data set's 64
-pixels through ``digits.preprocess``, exactly as a drawing sent to the server is.
+pixels through ``digits.people.preprocess``, exactly as a drawing sent to the server is.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from digits.dataset import DigitsSplits, Split, stratified_split
 from digits.extras import DataSource
-from digits.preprocess import image_to_digit
+from digits.people.preprocess import image_to_digit
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -53,7 +53,9 @@ def read_pen_digits(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     A file of the same format (UCI's 16 coordinates and the digit per row, with or
     without a header) may be given instead, such as the writers of UCI's test part.
     """
-    source = files("digits").joinpath("pendigits/pendigits-train.csv") if path is None else path
+    source = (
+        files("digits.people").joinpath("pendigits/pendigits-train.csv") if path is None else path
+    )
     try:
         text = source.read_text() if path is None else open(path).read()  # noqa: SIM115
     except OSError as error:
@@ -193,9 +195,9 @@ def cached_pixels(name: str, draw_them: Callable[[], np.ndarray]) -> np.ndarray:
     the code that draws and reads them, so a changed drawing is never read stale.
     """
     digest = hashlib.sha256(name.encode())
-    digest.update(files("digits").joinpath("pendigits/pendigits-train.csv").read_bytes())
-    for module in ("preprocess", "pen_digits", "scribbles"):
-        digest.update(files("digits").joinpath(f"{module}.py").read_bytes())
+    digest.update(files("digits.people").joinpath("pendigits/pendigits-train.csv").read_bytes())
+    for module in ("preprocess", "pen_digits", "non_digits"):
+        digest.update(files("digits.people").joinpath(f"{module}.py").read_bytes())
     cached = cache_folder() / f"{name.split('-')[0]}-{digest.hexdigest()[:20]}.npy"
     try:
         pixels = np.load(cached, allow_pickle=False)

@@ -37,7 +37,7 @@ def server(api: ls.LitAPI, workers: int = 1, accelerator: str = "cpu") -> ls.Lit
     app = litserver.app
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
-    page = files("digits.serve").joinpath("page.html").read_text()
+    page = files("digits.reading.serve").joinpath("page.html").read_text()
     # LitServe answers GET / with "litserve running"; the page takes that place.
     app.router.routes = [route for route in app.router.routes if getattr(route, "path", "") != "/"]
     app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], include_in_schema=False)

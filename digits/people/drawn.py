@@ -1,0 +1,314 @@
+"""How well a checkpoint reads digits that people drew: pen digits, drawn as the page draws.
+
+The data set's test split says how well a model reads the 13 writers it learned from.
+This says how it reads others: pen digits (``digits.people.pen_digits``) drawn on the page's
+280x280 canvas at the sizes, positions and pen widths people use, and read through the
+server's own preprocessing. It prints the accuracy, overall and digit by digit, and
+writes the confusion matrix and the misread drawings as pictures.
+
+By default it reads the project's pen digits that the checkpoint's split keeps for
+testing (a run with the pen digits as a source never trained or chose anything on them);
+``--rows`` picks another part, and ``--pen_digits FILE`` reads every row of another file
+in UCI's format, such as the writers of UCI's own test part.
+
+Usage::
+
+    python -m digits.drawn --ckpt_path RUN/checkpoints/CKPT
+    python -m digits.drawn --ckpt_path CKPT --pen_digits pendigits-test.csv --json
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from jsonargparse import ArgumentParser
+
+from digits.errors import exit_on_user_error
+from digits.people.non_digits import KINDS, MEASURING_SEED, non_digit_pixels, non_digits
+from digits.people.pen_digits import (
+    DrawnSplits,
+    Hand,
+    draw,
+    drawn_pixels,
+    hands,
+    read_pen_digits,
+)
+from digits.reading.sure import expected_calibration_error
+from digits.reading.trained import (
+    TrainedNetwork,
+    add_threshold_argument,
+    check_threshold,
+    load_trained,
+)
+
+Rows = Literal["test", "val", "train", "all"]
+MAX_MISREAD_SHOWN = 60
+SCRIBBLES = 400  # random non-digits read to measure "not sure"
+THUMBNAIL = 64  # pixels per drawing in the picture of misread digits
+
+
+@dataclass(frozen=True)
+class DrawnScore:
+    """What ``python -m digits.drawn`` measured."""
+
+    source: str
+    count: int
+    accuracy: float
+    per_digit: list[float]  # the share of each digit read right, 0 to 9
+    confusion_matrix: list[list[int]]  # true digit down, read digit across
+    ece: float  # top-label expected calibration error, 15 bins
+    temperature: float
+    threshold: float  # a reading is sure from this probability on
+    coverage: float  # the share of drawn digits answered as sure
+    sure_accuracy: float  # the share of those read right
+    scribbles: int  # random non-digits drawn as the page draws
+    scribbles_not_sure: float  # the share of them answered "not sure"
+    scribbles_not_sure_by_kind: dict[str, float]
+    pictures: dict[str, str]
+
+    def lines(self) -> list[str]:
+        digits = "  ".join(f"{digit:>5}" for digit in range(10))
+        shares = "  ".join(f"{share:5.3f}" for share in self.per_digit)
+        kinds = ", ".join(
+            f"{kind} {share:.2f}" for kind, share in self.scribbles_not_sure_by_kind.items()
+        )
+        return [
+            f"drawn digits  {self.count} ({self.source})",
+            f"accuracy      {self.accuracy:.4f}",
+            f"digit         {digits}",
+            f"read right    {shares}",
+            f"calibration   ece {self.ece:.4f} (temperature {self.temperature:.3f})",
+            f"sure          probability >= {self.threshold:.4f}: {self.coverage:.1%} of the drawn "
+            f"digits answered, {self.sure_accuracy:.2%} of those right",
+            f"scribbles     {self.scribbles} random non-digits: {self.scribbles_not_sure:.1%} "
+            f"not sure ({kinds})",
+            *(f"{name:<13} {path}" for name, path in self.pictures.items()),
+        ]
+
+
+@dataclass(frozen=True)
+class Drawings:
+    """Pen digits to read: their points, labels and hands, and where they came from."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    hands: list[Hand]
+    source: str
+
+    def pixels(self) -> np.ndarray:
+        return drawn_pixels(self.points, self.hands)
+
+
+def choose_drawings(trained: TrainedNetwork, rows: Rows, pen_digits: str | None) -> Drawings:
+    """The rows to read: another file's, or a part of the project's by the checkpoint's split."""
+    if pen_digits is not None:
+        points, labels = read_pen_digits(pen_digits)
+        return Drawings(points, labels, hands(len(labels)), f"every row of {pen_digits}")
+    points, labels = read_pen_digits()
+    every_hand = hands(len(labels))
+    if rows == "all":
+        return Drawings(points, labels, every_hand, "every row of the project's pen digits")
+    split_keys = ("test_size", "val_size", "split_seed")  # DrawnSplits' own arguments
+    settings = {
+        key: trained.data_settings[key] for key in split_keys if key in trained.data_settings
+    }
+    chosen = DrawnSplits(**settings).indices[rows]
+    seed = settings.get("split_seed", 0)
+    return Drawings(
+        points[chosen],
+        labels[chosen],
+        [every_hand[row] for row in chosen],
+        f"the {rows} rows of the project's pen digits, split seed {seed}",
+    )
+
+
+def score(
+    trained: TrainedNetwork, drawings: Drawings, output: Path, threshold: float | None = None
+) -> DrawnScore:
+    """Read every drawing and some scribbles; the numbers, and the pictures in ``output``."""
+    from sklearn.metrics import confusion_matrix
+
+    limit = trained.threshold if threshold is None else threshold
+    pixels = drawings.pixels()
+    probabilities = trained.probabilities(pixels)
+    read, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    labels = drawings.labels
+    matrix = confusion_matrix(labels, read, labels=list(range(10)))
+    per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
+    ece = expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels))
+    sure = confidence >= limit
+    _, kinds = non_digits(SCRIBBLES, MEASURING_SEED)
+    scribble_confidence = trained.probabilities(non_digit_pixels(SCRIBBLES, MEASURING_SEED)).max(
+        axis=1
+    )
+    not_sure = scribble_confidence < limit
+    by_kind = {kind: float(not_sure[np.array(kinds) == kind].mean()) for kind in KINDS}
+    pictures = write_pictures(drawings, pixels, read, labels, output)
+    pictures["thresholds"] = str(
+        write_coverage_curve(confidence, read == labels, scribble_confidence, limit, output)
+    )
+    return DrawnScore(
+        source=drawings.source,
+        count=len(labels),
+        accuracy=float((read == labels).mean()),
+        per_digit=per_digit,
+        confusion_matrix=matrix.tolist(),
+        ece=ece,
+        temperature=trained.temperature,
+        threshold=limit,
+        coverage=float(sure.mean()),
+        sure_accuracy=float((read == labels)[sure].mean()) if sure.any() else 1.0,
+        scribbles=SCRIBBLES,
+        scribbles_not_sure=float(not_sure.mean()),
+        scribbles_not_sure_by_kind=by_kind,
+        pictures=pictures,
+    )
+
+
+def write_coverage_curve(
+    confidence: np.ndarray,
+    right: np.ndarray,
+    scribble_confidence: np.ndarray,
+    threshold: float,
+    output: Path,
+) -> Path:
+    """Risk against coverage: what each threshold answers, and how right those answers are."""
+    from matplotlib.figure import Figure
+
+    thresholds = np.linspace(0, 1, 201)
+    sure = confidence[None, :] >= thresholds[:, None]
+    answered = sure.mean(axis=1)
+    right_share = np.where(
+        sure.any(axis=1), (sure & right[None, :]).sum(axis=1) / np.maximum(sure.sum(axis=1), 1), 1.0
+    )
+    scribbles_answered = (scribble_confidence[None, :] >= thresholds[:, None]).mean(axis=1)
+    figure = Figure(figsize=(6.5, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot(thresholds, answered, label="drawn digits answered as sure (coverage)")
+    axes.plot(thresholds, right_share, label="of those, the share read right")
+    axes.plot(thresholds, scribbles_answered, label="scribbles answered as sure")
+    axes.axvline(threshold, color="grey", linestyle="--", label=f"the threshold, {threshold:.3f}")
+    axes.set_xlabel("threshold on the probability of the digit read")
+    axes.set_ylim(0, 1.02)
+    axes.legend(loc="lower left", fontsize=8)
+    axes.set_title("sure readings: coverage and accuracy by threshold")
+    path = output / "sure_by_threshold.png"
+    figure.savefig(path, bbox_inches="tight")
+    return path
+
+
+def write_pictures(
+    drawings: Drawings, pixels: np.ndarray, read: np.ndarray, labels: np.ndarray, output: Path
+) -> dict[str, str]:
+    """The confusion matrix, and each misread drawing beside the 8x8 image the model saw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    output.mkdir(parents=True)
+    display = ConfusionMatrixDisplay.from_predictions(
+        labels, read, labels=list(range(10)), colorbar=False
+    )
+    display.ax_.set_title("drawn digits: true down, read across")
+    confusion_path = output / "confusion_matrix.png"
+    display.figure_.savefig(confusion_path, dpi=100, bbox_inches="tight")
+    wrong = np.flatnonzero(read != labels)[:MAX_MISREAD_SHOWN]
+    misread_path = output / "misread.png"
+    misread_figure(
+        [draw(drawings.points[i], drawings.hands[i]) for i in wrong],
+        pixels[wrong],
+        [f"{labels[i]} -> {read[i]}" for i in wrong],
+    ).savefig(misread_path, dpi=100, bbox_inches="tight")
+    return {"confusion": str(confusion_path), "misread": str(misread_path)}
+
+
+def misread_figure(canvases: list, pixels: np.ndarray, titles: list[str], columns: int = 6):
+    """Each drawing as drawn and, beside it, as the model saw it (8x8), with a title."""
+    from matplotlib.figure import Figure
+
+    rows = max(1, -(-len(canvases) // columns))
+    tile = THUMBNAIL
+    sheet = np.ones((rows * (tile + 16), columns * (2 * tile + 12)), dtype=np.float32)
+    figure = Figure(figsize=(columns * 1.6, rows * 0.95), dpi=100)
+    axes = figure.add_axes((0, 0, 1, 1))
+    for position, (canvas, seen, title) in enumerate(zip(canvases, pixels, titles, strict=True)):
+        row, column = divmod(position, columns)
+        top, left = row * (tile + 16) + 14, column * (2 * tile + 12)
+        drawing = np.asarray(canvas.resize((tile, tile)), dtype=np.float32) / 255
+        small = 1 - np.kron(seen.reshape(8, 8) / 16, np.ones((tile // 8, tile // 8)))
+        sheet[top : top + tile, left : left + tile] = drawing
+        sheet[top : top + tile, left + tile + 2 : left + 2 * tile + 2] = small
+        axes.text(left + tile, top - 2, title, ha="center", va="bottom", fontsize=8)
+    axes.imshow(sheet, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes.set_axis_off()
+    if not canvases:
+        axes.text(0.5, 0.5, "none misread", ha="center", va="center", transform=axes.transAxes)
+    return figure
+
+
+def new_folder(wanted: Path) -> Path:
+    """``wanted``, or ``wanted-2``, ``wanted-3``... if it exists: never an earlier report."""
+    candidate, number = wanted, 1
+    while candidate.exists():
+        number += 1
+        candidate = wanted.with_name(f"{wanted.name}-{number}")
+    return candidate
+
+
+def default_output(ckpt_path: str) -> Path:
+    """Beside the run for a checkpoint in a run's ``checkpoints/``, else in this folder."""
+    checkpoint = Path(ckpt_path)
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "drawn" / checkpoint.stem
+    return Path("drawn") / checkpoint.stem
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m digits.drawn", exit_on_error=False)
+    parser.add_argument("--ckpt_path", type=str, required=True, help="A trained checkpoint.")
+    parser.add_argument(
+        "--rows",
+        type=Rows,
+        default="test",
+        help="Which of the project's pen digits, by the checkpoint's split (default: test).",
+    )
+    parser.add_argument(
+        "--pen_digits",
+        type=str | None,
+        default=None,
+        help="Read every row of this file instead (UCI pen digits' format: 16 coordinates, digit).",
+    )
+    parser.add_argument(
+        "--output",
+        type=str | None,
+        default=None,
+        help="Folder for the pictures (default: RUN/drawn/CKPT; never an existing one).",
+    )
+    add_threshold_argument(parser)
+    parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
+    return parser
+
+
+def main(args: list[str] | None = None) -> DrawnScore:
+    with exit_on_user_error():
+        options = parser().parse_args(args)
+        check_threshold(options.threshold)
+        trained = load_trained(options.ckpt_path)
+        drawings = choose_drawings(trained, options.rows, options.pen_digits)
+        output = new_folder(Path(options.output or default_output(options.ckpt_path)))
+    result = score(trained, drawings, output, options.threshold)
+    if options.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return result
+
+
+if __name__ == "__main__":
+    main()
