@@ -96,6 +96,13 @@ MUTANTS = [
         ),
     ),
     Mutant(
+        "calibration sees validation images through the training transforms",
+        "digits/training/calibrate.py",
+        "features, targets = move_data_to_device(batch, pl_module.device)",
+        "features, targets = trainer.strategy.batch_to_device(batch)",
+        ("tests/test_composition.py", "-k", "every_feature"),
+    ),
+    Mutant(
         "the temperature is fitted to the final weights, not the best",
         "digits/training/calibrate.py",
         'pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])',

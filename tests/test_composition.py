@@ -10,13 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 import yaml
 
 from digits.data import DigitsDataModule
 from digits.fit import main
 from digits.model import DigitsClassifier
+from digits.people.pen_digits import PenDigits
 from digits.reading.checkpoint import CALIBRATION_STATE
+from digits.reading.sure import calibrate
 from tests.conftest import QUIET, read_events
 
 CORE_METRICS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"}
@@ -68,5 +71,16 @@ def test_every_feature_composed_in_at_once_leaves_its_traces(tmp_path: Path):
         "Shift",
     ]
     checkpoint = torch.load(summary.checkpoint, weights_only=True)
-    assert checkpoint["callbacks"][CALIBRATION_STATE]["temperature"] != 1.0
     assert checkpoint["hyper_parameters"]["eval_sets"] == ["drawn"]
+    # Calibrated on the validation images as they are: the transforms change training only.
+    model = DigitsClassifier.load_from_checkpoint(summary.checkpoint, map_location="cpu").eval()
+    data = DigitsDataModule(scale="unit", sources=[PenDigits()])
+    data.setup("validate")
+    sets = [data.val_set, data.eval_set("drawn", "val")]
+    with torch.no_grad():
+        logits = torch.cat([model(dataset.features) for dataset in sets])
+    fitted = calibrate(logits, torch.cat([dataset.targets for dataset in sets]))
+    kept = checkpoint["callbacks"][CALIBRATION_STATE]
+    assert (kept["temperature"], kept["threshold"]) == pytest.approx(
+        (fitted.temperature, fitted.threshold), rel=1e-5
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassCalibrationError
 
@@ -29,6 +30,8 @@ from digits.reading.checkpoint import (
 )
 from digits.reading.sure import CALIBRATION_BINS, TARGET_ERROR, Calibration, calibrate
 from digits.training.tensorboard import rank_zero_tensorboard
+
+ONE_BATCH_UP_TO = 16_384  # images: a validation set up to this size is one forward pass
 
 
 def logits_for(
@@ -45,8 +48,14 @@ def logits_for(
 
 
 def every_batch(loader: DataLoader) -> DataLoader:
-    """The loader's data set in order and whole, in every process (no distributed sampler)."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
+    """The loader's data set in order and whole, in every process (no distributed sampler).
+
+    In one batch where it is small enough, as the tools read a set: the fit of the
+    temperature stops on a tolerance, and the logits of other batch shapes differ in
+    their last bits, enough to move it by a few thousandths.
+    """
+    batch_size = min(len(loader.dataset), ONE_BATCH_UP_TO)
+    return DataLoader(loader.dataset, batch_size=batch_size, collate_fn=loader.collate_fn)
 
 
 def loader_list(loaders: Any) -> list[DataLoader]:
@@ -175,7 +184,9 @@ class Calibrate(L.Callback):
         logits, labels = [], []
         for loader in loaders:
             for batch in every_batch(loader):
-                features, targets = trainer.strategy.batch_to_device(batch)
+                # Moved as they are: the strategy's batch_to_device would also run the
+                # data module's on_after_batch_transfer, which transforms training batches.
+                features, targets = move_data_to_device(batch, pl_module.device)
                 logits.append(logits_for(trainer, pl_module, features))
                 labels.append(targets.to(logits[-1].device))
         return torch.cat(logits), torch.cat(labels)
