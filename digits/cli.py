@@ -26,12 +26,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from digits.data import DigitsDataModule
 from digits.errors import as_usage_error
 from digits.model import DigitsClassifier
+from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
-from digits.training.moved_settings import check_old_flags, register_loader
 from digits.training.output import quiet_resumed_run
 from digits.training.pictures import TensorBoardPictures
 from digits.training.resume import (

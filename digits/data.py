@@ -87,15 +87,15 @@ class DigitsDataModule(L.LightningDataModule):
             raise ValueError(f"data.num_workers must be 0 or more, got {num_workers}")
         if repeats < 1:
             raise ValueError(f"data.repeats must be at least 1, got {repeats}")
-        # Recorded as {class_path, init_args}, plain values a checkpoint can hold
-        # (LightningCLI passes its own parsed config the same way).
-        self.save_hyperparameters(ignore=["sources", "transforms"])
-        self.hparams["sources"] = [described(source) for source in sources]
-        self.hparams["transforms"] = [described(transform) for transform in transforms]
-        self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
-        self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
         self.sources = list(sources)
         self.transforms = list(transforms)
+        # save_hyperparameters records the locals: these as {class_path, init_args},
+        # plain values a checkpoint can hold (LightningCLI records its config the same way).
+        sources = [described(source) for source in self.sources]
+        transforms = [described(transform) for transform in self.transforms]
+        self.save_hyperparameters()
+        self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
+        self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
         self.datasets: dict[str, BatchTensorDataset] = {}
 
     @property

@@ -5,7 +5,8 @@ The network itself is a plain ``nn.Module`` from ``digits.networks`` (the tutori
 from the ``LightningModule`` means it can be used, exported or replaced without
 Lightning, and the LightningModule reads as the tutorial's loss + optimizer + metrics.
 Everything else a run does (checkpoints, pictures, calibration, ...) is a callback in
-``digits.training``; this module does not know about it.
+``digits.training`` that this module does not use; a checkpoint written by an earlier
+version is brought up to date when it loads (``digits.reading.checkpoint.upgrade``).
 """
 
 from __future__ import annotations
@@ -151,8 +152,18 @@ class DigitsClassifier(L.LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         features = batch[0] if isinstance(batch, (tuple, list)) else batch
-        probability, digit = self(features).softmax(dim=-1).max(dim=-1)
-        return {"digit": digit, "probability": probability}
+        logits = self(features)
+        probability, digit = logits.softmax(dim=-1).max(dim=-1)
+        return {"digit": digit, "probability": probability, "logits": logits}
+
+    def setup(self, stage: str) -> None:
+        """The data's further evaluation sets must be the ones this model scores."""
+        given = getattr(self.trainer.datamodule, "eval_sets", None)
+        if given is not None and list(given) != list(self.hparams.eval_sets):
+            raise ValueError(
+                f"the data has the evaluation sets {list(given)} but the model scores "
+                f"{list(self.hparams.eval_sets)}: build it with eval_sets=data.eval_sets"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade(checkpoint)  # a file written by an earlier version of this project

@@ -18,7 +18,7 @@ from digits.__main__ import main as digits_main
 from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.reading.checkpoint import CALIBRATION_STATE, read_checkpoint, write_atomically
-from digits.reading.sure import calibrate, choose_threshold, fit_temperature
+from digits.reading.sure import choose_threshold, fit_calibration, fit_temperature
 from digits.reading.trained import load_trained
 from tests.conftest import QUIET, read_events, scalars
 
@@ -89,11 +89,9 @@ def test_a_checkpoint_with_the_calibration_in_the_model_reads_and_tests_as_befor
     # Lightning reads it through the project's checkpoint plugin: the test of the old file
     # applies its temperature, as the run's own test of the new file did.
     digits_main(["test", *QUIET, "--ckpt_path", str(old)])
-    digits_main(["test", *QUIET, "--ckpt_path", str(trained)])
-    logs = tmp_path / "lightning_logs/digits"
-    (old_ece,), (new_ece,) = (scalars(logs / run, "test/ece") for run in ("version_0", "version_1"))
-    assert old_ece == pytest.approx(new_ece, rel=1e-5)
-    assert new_ece[1] == pytest.approx(scalars(trained.parent.parent, "test/ece")[0][1])
+    ((_, old_ece),) = scalars(tmp_path / "lightning_logs/digits/version_0", "test/ece")
+    ((_, run_ece),) = scalars(trained.parent.parent, "test/ece")
+    assert old_ece == pytest.approx(run_ece, rel=1e-5)
 
 
 def test_a_run_fits_its_calibration_on_validation_and_records_it(trained: Path):
@@ -123,7 +121,7 @@ def test_the_calibration_is_fitted_to_the_weights_that_are_tested():
         model = DigitsClassifier.load_from_checkpoint(path, weights_only=True)
         with torch.no_grad():
             logits = model(torch.from_numpy(images))
-        fitted = calibrate(logits, torch.from_numpy(labels))
+        fitted = fit_calibration(logits, torch.from_numpy(labels))
         return fitted.temperature, fitted.threshold
 
     stored = read_checkpoint(best_path)["callbacks"][CALIBRATION_STATE]

@@ -19,7 +19,7 @@ from digits.fit import main
 from digits.model import DigitsClassifier
 from digits.people.pen_digits import PenDigits
 from digits.reading.checkpoint import CALIBRATION_STATE
-from digits.reading.sure import calibrate
+from digits.reading.sure import fit_calibration
 from tests.conftest import QUIET, read_events
 
 CORE_METRICS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"}
@@ -79,7 +79,7 @@ def test_every_feature_composed_in_at_once_leaves_its_traces(tmp_path: Path):
     sets = [data.val_set, data.eval_set("drawn", "val")]
     with torch.no_grad():
         logits = torch.cat([model(dataset.features) for dataset in sets])
-    fitted = calibrate(logits, torch.cat([dataset.targets for dataset in sets]))
+    fitted = fit_calibration(logits, torch.cat([dataset.targets for dataset in sets]))
     kept = checkpoint["callbacks"][CALIBRATION_STATE]
     assert (kept["temperature"], kept["threshold"]) == pytest.approx(
         (fitted.temperature, fitted.threshold), rel=1e-5

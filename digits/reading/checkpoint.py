@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from digits.training.moved_settings import upgrade_settings
+from digits.reading.moved_settings import upgrade_settings
 
 # Where the temperature and the "sure" threshold are kept: the state of the callback that
 # fits them (digits.training.calibrate.Calibrate), under its state key.
@@ -37,7 +37,7 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     - Written with the calibration as model buffers: it moves to the callback's state.
     - Written before the best val/acc was kept: none yet (MaxMetric's start, minus
       infinity), so that a resumed run starts remembering from there.
-    - Written with settings that have moved since (``digits.training.moved_settings``): in
+    - Written with settings that have moved since (``digits.reading.moved_settings``): in
       their new places.
     """
     settings = {

@@ -90,7 +90,7 @@ def choose_threshold(
 
 @dataclass(frozen=True)
 class Calibration:
-    """What ``calibrate`` fitted, and how the validation readings fare with it."""
+    """What ``fit_calibration`` fitted, and how the validation readings fare with it."""
 
     temperature: float
     threshold: float
@@ -100,7 +100,7 @@ class Calibration:
     nll_after: float
 
 
-def calibrate(
+def fit_calibration(
     logits: torch.Tensor, labels: torch.Tensor, target_error: float = TARGET_ERROR
 ) -> Calibration:
     """Temperature and threshold from validation logits and labels."""

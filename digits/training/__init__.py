@@ -10,6 +10,5 @@
 - ``figures``: the pictures themselves, drawn with matplotlib (the tools draw them too)
 - ``summary``: test the best checkpoint and say where everything is
 - ``output``: keep what Lightning prints to what a user can act on
-- ``moved_settings``: earlier configs and checkpoints read as today's
 - ``lightning_internals``: the one module that relies on Lightning's internals
 """

@@ -22,13 +22,14 @@ from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassCalibrationError
 
+from digits.model import NO_CLASS, class_labels
 from digits.reading.checkpoint import (
     CALIBRATION_STATE,
     NO_CALIBRATION,
     read_checkpoint,
     write_atomically,
 )
-from digits.reading.sure import CALIBRATION_BINS, TARGET_ERROR, Calibration, calibrate
+from digits.reading.sure import CALIBRATION_BINS, TARGET_ERROR, Calibration, fit_calibration
 from digits.training.tensorboard import rank_zero_tensorboard
 
 ONE_BATCH_UP_TO = 16_384  # images: a validation set up to this size is one forward pass
@@ -37,7 +38,11 @@ ONE_BATCH_UP_TO = 16_384  # images: a validation set up to this size is one forw
 def logits_for(
     trainer: L.Trainer, model: L.LightningModule, features: torch.Tensor
 ) -> torch.Tensor:
-    """The model's logits for a whole split at once, in the trainer's precision."""
+    """The model's logits for a whole split at once, on the model's device, in eval mode.
+
+    In the trainer's precision where it still applies; after ``fit`` Lightning has moved
+    the model back to the CPU, where calibration then computes in float32.
+    """
     precision = trainer.precision_plugin
     was_training = model.training
     model.eval()
@@ -139,7 +144,9 @@ class Calibrate(L.Callback):
                 num_classes=logits.shape[1], n_bins=CALIBRATION_BINS, validate_args=False
             ).to(logits.device)
         temperature = self.temperature if scaled else 1.0
-        self.errors[name].update((logits / temperature).softmax(dim=-1), targets)
+        labels = class_labels(targets)
+        scored = labels != NO_CLASS  # an image whose target spreads has no right answer
+        self.errors[name].update((logits[scored] / temperature).softmax(dim=-1), labels[scored])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(pl_module)
@@ -165,8 +172,8 @@ class Calibrate(L.Callback):
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
         if best_path:
             pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])
-        logits, labels = self.validation_logits(trainer, pl_module, loaders)
-        self.fitted = calibrate(logits, labels, self.target_error)
+        logits, labels = self.logits_and_labels(trainer, pl_module, loaders)
+        self.fitted = fit_calibration(logits, labels, self.target_error)
         self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
         if trainer.is_global_zero:
             for path in {best_path, *last_checkpoints(trainer)} - {""}:
@@ -177,7 +184,7 @@ class Calibrate(L.Callback):
         trainer.strategy.barrier()  # the test reads the best checkpoint next
 
     @staticmethod
-    def validation_logits(
+    def logits_and_labels(
         trainer: L.Trainer, pl_module: L.LightningModule, loaders: list[DataLoader]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of every image of every loader's set, the same in every process."""
@@ -188,8 +195,10 @@ class Calibrate(L.Callback):
                 # data module's on_after_batch_transfer, which transforms training batches.
                 features, targets = move_data_to_device(batch, pl_module.device)
                 logits.append(logits_for(trainer, pl_module, features))
-                labels.append(targets.to(logits[-1].device))
-        return torch.cat(logits), torch.cat(labels)
+                labels.append(class_labels(targets.to(logits[-1].device)))
+        logits, labels = torch.cat(logits), torch.cat(labels)
+        scored = labels != NO_CLASS  # an image whose target spreads has no right answer
+        return logits[scored], labels[scored]
 
     def keep_in(self, path: Path) -> None:
         """Writes the fitted numbers into a checkpoint this run saved before they existed."""
@@ -207,7 +216,7 @@ class Calibrate(L.Callback):
         streams = {}
         for index, loader in enumerate(loader_list(trainer.test_dataloaders)):
             name = pl_module.hparams.eval_sets[index - 1] if index else "test split"
-            logits, labels = self.validation_logits(trainer, pl_module, [loader])
+            logits, labels = self.logits_and_labels(trainer, pl_module, [loader])
             streams[name] = (self.probabilities(logits).cpu().numpy(), labels.cpu().numpy())
         figure = reliability_figure(streams)
         logger.experiment.add_figure("test/reliability", figure, trainer.global_step)
@@ -223,11 +232,14 @@ class Calibrate(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Adds ``sure`` to the model's readings, with the calibrated probability."""
-        if not isinstance(outputs, dict) or "probability" not in outputs:
+        """Adds ``sure`` to the model's readings, with the calibrated probability.
+
+        It changes the model's own output dict, so that a prediction writer listed after
+        this callback writes the calibrated readings.
+        """
+        if not isinstance(outputs, dict) or "logits" not in outputs:
             return
-        features = batch[0] if isinstance(batch, (tuple, list)) else batch
-        probability, _ = self.probabilities(logits_for(trainer, pl_module, features)).max(-1)
+        probability, _ = self.probabilities(outputs["logits"]).max(dim=-1)
         outputs["probability"] = probability
         outputs["sure"] = probability >= self.threshold
 

@@ -9,7 +9,9 @@ line is refused with one line that names the new one.
 
 What moved: the data module's feature flags became objects it is given by class path
 (``data.sources``, ``data.transforms``; ``digits.extras``), and the weight of a
-non-digit's loss went from the model to the source of non-digits.
+non-digit's loss went from the model to the source of non-digits. An old file that names
+any of ``shift`` and ``augment`` says wholly which transforms it trains with, as one that
+names ``drawn`` or ``outliers`` does for its sources: a later file replaces the list.
 """
 
 from __future__ import annotations
@@ -43,8 +45,15 @@ def upgrade_settings(settings: Any) -> Any:
     if not isinstance(settings, dict):
         return settings
     model, data = settings.get("model"), settings.get("data")
-    weight = model.pop("outlier_weight", 0.5) if isinstance(model, dict) else 0.5
     if not isinstance(data, dict):
+        data = {}
+    weight = 0.5
+    if isinstance(model, dict) and "outlier_weight" in model:
+        weight = model.pop("outlier_weight")
+        if "outliers" not in data and weight != 0.5:
+            # A weight with no non-digits in the same file: no source here to carry it.
+            raise ValueError(f"model.outlier_weight is now {NEW_FLAGS['model.outlier_weight']}")
+    if "data" not in settings:
         return settings
     named_transforms = "augment" in data or "shift" in data
     named_sources = "drawn" in data or "outliers" in data
