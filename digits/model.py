@@ -4,7 +4,7 @@ The network itself is a plain ``nn.Module`` from ``digits.networks`` (the tutori
 ``MLP`` by default, or ``ConvNet``), named in the config by class path. Keeping it apart
 from the ``LightningModule`` means it can be used, exported or replaced without
 Lightning, and the LightningModule reads as the tutorial's loss + optimizer + metrics.
-Everything else a run does (checkpoints, pictures, calibration, ...) is a callback in
+Everything else a run does (checkpoints, pictures, the summary, ...) is a callback in
 ``digits.training`` that this module does not use; a checkpoint written by an earlier
 version is brought up to date when it loads (``digits.reading.checkpoint.upgrade``).
 """

@@ -84,3 +84,12 @@ def test_every_feature_composed_in_at_once_leaves_its_traces(tmp_path: Path):
     assert (kept["temperature"], kept["threshold"]) == pytest.approx(
         (fitted.temperature, fitted.threshold), rel=1e-5
     )
+
+
+def test_the_models_file_names_no_feature_beyond_the_tutorial():
+    """A learner reading step 2 meets only step 2."""
+    import digits.model
+
+    text = Path(digits.model.__file__).read_text().lower()
+    for word in ("temperature", "threshold", "outlier", "drawn", "calibrat", "pen digit"):
+        assert word not in text, word
