@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch
-from digits.dataset import DigitsSplits, Scale, Split, load
+from digits.dataset import DigitsSplits, Scale, Split, load, num_classes
 from digits.extras import BatchTransform, DataSource, described
 from digits.training.lightning_internals import evaluation_sampler
 
@@ -106,7 +106,7 @@ class DigitsDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         """Distinct labels in the data set."""
-        return int(load()[1].max()) + 1
+        return num_classes()
 
     @property
     def eval_sets(self) -> list[str]:

@@ -35,6 +35,11 @@ def load() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def num_classes() -> int:
+    """Distinct labels in the data set (0..9)."""
+    return int(load()[1].max()) + 1
+
+
 @dataclass(frozen=True)
 class Scaling:
     """``(pixels - mean) / std``, the network's view of 0..16 pixels."""

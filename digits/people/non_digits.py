@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from digits.dataset import DigitsSplits, Split, load
+from digits.dataset import DigitsSplits, Split, num_classes
 from digits.extras import DataSource
 from digits.people.pen_digits import COORDINATE_MAX, cached_pixels, drawn_pixels, hands
 
@@ -117,6 +117,6 @@ class NonDigits(DataSource):
         if split != "train":
             return None
         pixels = non_digit_pixels(self.count, TRAINING_SEED, TRAINING_KINDS)
-        classes = int(load()[1].max()) + 1  # the data set's
+        classes = num_classes()  # the data set's
         targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)
         return pixels, targets
