@@ -17,9 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from digits.dataset import DigitsSplits, Scaling
+from digits.dataset import NUM_PIXELS, DigitsSplits, Scaling
 from digits.networks import as_factory
 from digits.reading.checkpoint import calibration_of, read_checkpoint
+
+# How a checkpoint of this project's own data module names it.
+DIGITS_DATA_CLASSES = ("digits.DigitsDataModule", "digits.data.DigitsDataModule")
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,26 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
         raise ValueError(f"{ckpt_path} does not fit its network: {first[0].strip()}") from None
     # Standard scaling is fitted on the training split: the split settings matter too.
     data_settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    check_trained_on_digits(ckpt_path, data_settings, model["num_features"])
     splits = DigitsSplits.from_settings(data_settings)
     calibration = calibration_of(checkpoint)
     return TrainedNetwork(network.eval(), splits.scaling, data_settings, **calibration)
+
+
+def check_trained_on_digits(
+    ckpt_path: str | os.PathLike, data_settings: dict[str, Any], num_features: int
+) -> None:
+    """Reading images (predict, export, the page, drawn digits) needs a model of 8x8 digits.
+
+    A checkpoint of another data module (``--data my_module.MyData``) names its class in
+    its data settings (``_class_path``, which LightningCLI writes).
+    """
+    data_class = data_settings.get("_class_path", DIGITS_DATA_CLASSES[0])
+    if data_class not in DIGITS_DATA_CLASSES or num_features != NUM_PIXELS:
+        raise ValueError(
+            f"{ckpt_path} was trained on {data_class} ({num_features} features), not on "
+            "8x8 digits; score it with python -m digits test --config RUN/config.yaml"
+        )
 
 
 def add_threshold_argument(parser: Any) -> None:

@@ -14,6 +14,7 @@ checkpoint's epoch if they never reached the event files. Where it writes is
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from digits.training.folders import resumed_in_place
 from digits.training.lightning_internals import epoch_ended, scalar_events
 from digits.training.tensorboard import rank_zero_tensorboard
 
+DIGITS_DATA = "digits.data.DigitsDataModule"
 # The data settings a checkpoint brings: which images each split holds, and their scaling.
 ADOPTED_DATA_SETTINGS = (*SPLIT_SETTINGS, "sources")
 
@@ -41,8 +43,34 @@ def read_and_adopt(config: Namespace, defaults: Namespace) -> dict[str, Any] | N
     if not config.get("ckpt_path"):
         return None
     checkpoint = read_checkpoint(config.ckpt_path)
+    check_same_data_class(config, checkpoint, config.ckpt_path)
     adopt_checkpoint_settings(config, defaults, checkpoint, config.ckpt_path)
     return checkpoint
+
+
+def check_same_data_class(config: Namespace, checkpoint: dict[str, Any], ckpt_path: str) -> None:
+    """A checkpoint of one data module is not resumed, validated or tested on another.
+
+    LightningCLI writes the data's class into the checkpoint (``_class_path``); the
+    config names it as ``data.class_path`` only for a data module other than this one's.
+    """
+    saved = (checkpoint.get("datamodule_hyper_parameters") or {}).get("_class_path")
+    given = config.data.get("class_path") if isinstance(config.data, Namespace) else None
+    if saved is None or _resolve(saved) is _resolve(given or DIGITS_DATA):
+        return
+    raise ValueError(
+        f"{ckpt_path} was trained on the data {saved}; name it as this run's data: "
+        f"--data {saved} (or --config RUN/config.yaml)"
+    )
+
+
+def _resolve(class_path: str) -> Any:
+    """The class a class path names (``digits.DigitsDataModule`` is ``digits.data``'s)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return class_path  # gone since: compared by its name
 
 
 def adopt_checkpoint_settings(

@@ -1,0 +1,98 @@
+"""Your own data by class path: examples/wine.py trained, resumed and refused as the guide says.
+
+The commands run as real processes from a folder holding a copy of ``examples/``, the
+way docs/adapt.md runs them from the repository's root.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import QUIET, scalars
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = "examples.wine.WineDataModule"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def examples(in_tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "examples", in_tmp_path / "examples")
+    return in_tmp_path
+
+
+def test_a_data_module_of_your_own_trains_resumes_and_is_summarised(examples: Path) -> None:
+    first = run("digits.fit", *QUIET, "--data", DATA, "--trainer.max_epochs", "3")
+    assert first.returncode == 0, first.stderr
+    run_dir = examples / "lightning_logs" / "digits" / "version_0"
+    assert f"logs          {run_dir.relative_to(examples)}" in first.stdout
+    assert "test/acc" in first.stdout
+    config = (run_dir / "config.yaml").read_text()
+    assert f"class_path: {DATA}" in config and "batch_size: 16" in config  # its own default
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    assert saved["hyper_parameters"]["num_features"] == 13
+    assert saved["hyper_parameters"]["num_classes"] == 3
+
+    resumed = run(
+        "digits.fit", *QUIET, "--config", str(run_dir / "config.yaml"),
+        "--ckpt_path", str(last), "--trainer.max_epochs", "5",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    # The same run went on: five epochs of val/acc in its own folder, and no second run.
+    assert [step for step, _ in scalars(run_dir, "val/acc")] == sorted(
+        step for step, _ in scalars(run_dir, "val/acc")
+    )
+    assert len(scalars(run_dir, "val/acc")) == 5
+    assert not (examples / "lightning_logs" / "digits" / "version_1").exists()
+    assert torch.load(last, weights_only=False)["epoch"] == 4
+    assert "best val/acc" in resumed.stdout and "test/acc" in resumed.stdout
+
+
+def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples: Path) -> None:
+    trained = run("digits.fit", *QUIET, "--data", DATA, "--trainer.max_epochs", "1")
+    assert trained.returncode == 0, trained.stderr
+    last = "lightning_logs/digits/version_0/checkpoints/last.ckpt"
+
+    on_digits = run("digits.fit", *QUIET, "--ckpt_path", last, "--trainer.max_epochs", "2")
+    assert on_digits.returncode == 2
+    assert on_digits.stderr.strip().splitlines() == [
+        f"error: {last} was trained on the data {DATA}; name it as this run's data: "
+        f"--data {DATA} (or --config RUN/config.yaml)"
+    ]
+    (examples / "image.npy").write_bytes(b"")
+    for command in (
+        ["digits.predict", "--ckpt_path", last, "image.npy"],
+        ["digits.export", "--ckpt_path", last, "--output", "model.onnx"],
+        ["digits.drawn", "--ckpt_path", last],
+        ["digits.serve", "--ckpt_path", last, "--port", "8765"],
+    ):
+        refused = run(*command)
+        assert refused.returncode == 2, refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"was trained on {DATA} (13 features)" in lines[0], command
+    assert not (examples / "model.onnx").exists()
+
+
+def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: Path) -> None:
+    from digits.cli import names_other_data
+
+    (examples / "wine.yaml").write_text(f"data:\n  class_path: {DATA}\n")
+    (examples / "digits.yaml").write_text("data:\n  batch_size: 32\n")
+    assert names_other_data(["--config", "wine.yaml"])
+    assert names_other_data([f"--data={DATA}", "--data.batch_size", "8"])
+    assert names_other_data(["--data", "{class_path: " + DATA + "}"])
+    assert not names_other_data(["--config", "digits.yaml", "--data.batch_size", "8"])
+    assert not names_other_data(["--data", "digits.DigitsDataModule"])
+    assert not names_other_data(["--config", str(ROOT / "configs" / "best.yaml")])
