@@ -10,14 +10,12 @@ feature (``digits.training``).
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
@@ -36,6 +34,12 @@ from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
 from digits.training.output import quiet_resumed_run
+from digits.training.own_data import (
+    further_eval_sets,
+    names_other_data,
+    num_classes_of,
+    num_features_of,
+)
 from digits.training.pictures import TensorBoardPictures
 from digits.training.resume import (
     EpochScalarsInCheckpoint,
@@ -147,12 +151,14 @@ class DigitsCLI(CheckpointReadOnce):
         )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
-        parser.link_arguments("data.num_features", "model.num_features", apply_on="instantiate")
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        # A data module of your own need not have further evaluation sets.
-        parser.link_arguments(
-            "data", "model.eval_sets", compute_fn=further_eval_sets, apply_on="instantiate"
-        )
+        # The network's shape and the further evaluation sets come from the data module
+        # (one of your own may leave out what it does not have: digits.training.own_data).
+        for target, compute in (
+            ("model.num_features", num_features_of),
+            ("model.num_classes", num_classes_of),
+            ("model.eval_sets", further_eval_sets),
+        ):
+            parser.link_arguments("data", target, compute_fn=compute, apply_on="instantiate")
         if self.is_fit_script:
             parser.add_argument(
                 "--ckpt_path",
@@ -276,70 +282,6 @@ def check_no_injected_optimizer(config: Namespace) -> None:
                 f"--{flag} is not used here: the model trains with its own Adam; set "
                 "--model.lr, --model.weight_decay and --model.lr_schedule instead"
             )
-
-
-def names_other_data(args: Any) -> bool:
-    """Whether a command line names a data module other than ``DigitsDataModule``.
-
-    Decided before parsing: ``--data CLASS`` (or ``--data '{class_path: ...}'``), or a
-    config file whose ``data`` has a ``class_path``. LightningCLI's subclass mode would
-    write every run's data settings as ``class_path`` and ``init_args``, so it is used
-    only where it is needed, and runs on this project's data keep their configs' form.
-    """
-    if args is None:
-        args = sys.argv[1:]
-    if not isinstance(args, (list, tuple)):
-        return False  # a dict or Namespace of settings: this project's data
-    named = []
-    for index, token in enumerate(args):
-        flag, _, value = str(token).partition("=")
-        if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
-            value = str(args[index + 1])
-        if flag == "--data":
-            named.append(_data_section(value, whole_config=False))
-        elif flag in ("--config", "-c"):
-            named.append(_data_section(value, whole_config=True))
-    return any(
-        isinstance(data, dict) and "class_path" in data and not is_default_data(data["class_path"])
-        for data in named
-    ) or any(isinstance(data, str) and not is_default_data(data) for data in named)
-
-
-def _data_section(value: str, whole_config: bool) -> Any:
-    """What a ``--data`` or ``--config`` value says about the data: a class path or a dict."""
-    path = Path(value)
-    if path.is_file():
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
-            return None  # the parser itself says what is wrong with the file
-    elif whole_config:
-        return None
-    elif value.lstrip().startswith("{"):
-        try:
-            loaded = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return None
-        return loaded
-    else:
-        return value  # a class path
-    if whole_config:
-        return loaded.get("data") if isinstance(loaded, dict) else None
-    return loaded
-
-
-def is_default_data(class_path: str) -> bool:
-    """Whether a class path names ``DigitsDataModule`` (also as ``digits.DigitsDataModule``)."""
-    module, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name, None) is DigitsDataModule
-    except ImportError:
-        return False  # not this project's class; the parser says it does not exist
-
-
-def further_eval_sets(data: L.LightningDataModule) -> list[str]:
-    """The names of the data's further evaluation sets (``DigitsDataModule.eval_sets``)."""
-    return list(getattr(data, "eval_sets", ()))
 
 
 def _stage(config: Namespace) -> Namespace:

@@ -25,9 +25,9 @@ READMES = (ROOT / "README.md", ROOT / "README.zh-CN.md")
 BOLD_NUMBER = re.compile(r"\*\*(-?\d[\d,]*(?:\.\d+)?)\*\*")
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 FENCED_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
-# What the committed outputs must show: the digit grid, the curves, the confusion
-# matrix and the drawn PNG beside what the model saw.
-PICTURES = 4
+# What the committed outputs must show: the plain Lightning run's loss curve, the digit
+# grid, the curves, the confusion matrix and the drawn PNG beside what the model saw.
+PICTURES = 5
 
 
 def run_notebooks_script():
@@ -129,6 +129,8 @@ def test_the_committed_notebook_holds_its_outputs(path: Path):
     assert errors(notebook) == []
     assert pictures(notebook) == PICTURES
     assert unprinted_numbers(notebook) == []
+    # No path of the machine that ran it (a warning's file name would show one).
+    assert "site-packages" not in path.read_text(encoding="utf-8")
 
 
 def test_the_two_notebooks_have_the_same_code_cells():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import QUIET, scalars
+from tests.conftest import QUIET, scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "examples.wine.WineDataModule"
@@ -96,3 +96,42 @@ def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: 
     assert not names_other_data(["--config", "digits.yaml", "--data.batch_size", "8"])
     assert not names_other_data(["--data", "digits.DigitsDataModule"])
     assert not names_other_data(["--config", str(ROOT / "configs" / "best.yaml")])
+
+
+PLAIN = """
+import lightning as L
+import torch
+from sklearn.datasets import load_iris
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+
+class IrisData(L.LightningDataModule):
+    def __init__(self, batch_size: int = 32):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage=None):
+        x, y = load_iris(return_X_y=True)
+        full = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
+        generator = torch.Generator().manual_seed(0)
+        self.train, self.val, self.test = random_split(full, [90, 30, 30], generator=generator)
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=self.batch_size)
+
+    def test_dataloader(self):
+        return DataLoader(self.test, batch_size=self.batch_size)
+"""
+
+
+def test_a_data_module_that_declares_no_shape_is_read_for_it(in_tmp_path: Path) -> None:
+    (in_tmp_path / "iris_data.py").write_text(PLAIN)
+    result = run("digits.fit", *QUIET, "--data", "iris_data.IrisData", "--trainer.max_epochs", "2")
+    assert result.returncode == 0, result.stderr
+    last = in_tmp_path / "lightning_logs" / "digits" / "version_0" / "checkpoints" / "last.ckpt"
+    hyper_parameters = torch.load(last, weights_only=False)["hyper_parameters"]
+    assert (hyper_parameters["num_features"], hyper_parameters["num_classes"]) == (4, 3)
+    assert "test/acc" in result.stdout

@@ -543,3 +543,20 @@ def test_under_concurrent_load_no_request_is_lost(server: Server, trained_standa
     result = load(server.port, bodies, clients=8, requests=120, seconds=60)
     assert (result["requests"], result["lost"]) == (120, 0)
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_a_port_another_program_holds_is_one_line_and_exit_2(trained_standard: Path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        command = ["digits.serve", "--ckpt_path", str(trained_standard), "--port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-m", *command], capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another program "
+        "uses the port; pick another with --port"
+    ]
+    assert "serving" not in result.stdout

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -60,6 +61,24 @@ def check(options: Namespace) -> None:
         raise ValueError(f"--batch_timeout must be 0 or more, got {options.batch_timeout}")
     check_threshold(options.threshold)
     load_trained(options.ckpt_path)  # a missing, corrupt or unsafe checkpoint fails here
+    check_port_free(options.host, options.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port another program holds is the user's to change, said before anything starts.
+
+    Otherwise uvicorn reports it after LitServe has started its workers.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a server just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(
+                f"cannot serve on {host}:{port} ({error.strerror}): another program uses "
+                "the port; pick another with --port"
+            ) from None
 
 
 def stop_on_sigterm() -> None:

@@ -1,0 +1,115 @@
+"""A data module of your own, named by class path: how the CLI tells, and what it reads from it.
+
+``python -m digits.fit --data my_module.MyData`` trains any ``LightningDataModule``. The
+model needs the number of features and of classes; a data module says them as
+``num_features`` and ``num_classes`` (``DigitsDataModule`` and ``examples/wine.py`` do),
+and one that does not is read for them: Lightning's older ``dims``, or its first
+training batch and its labels (docs/adapt.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+
+from digits.data import DigitsDataModule
+
+
+def names_other_data(args: Any) -> bool:
+    """Whether a command line names a data module other than ``DigitsDataModule``.
+
+    Decided before parsing: ``--data CLASS`` (or ``--data '{class_path: ...}'``), or a
+    config file whose ``data`` has a ``class_path``. LightningCLI's subclass mode would
+    write every run's data settings as ``class_path`` and ``init_args``, so it is used
+    only where it is needed, and runs on this project's data keep their configs' form.
+    """
+    if args is None:
+        args = sys.argv[1:]
+    if not isinstance(args, (list, tuple)):
+        return False  # a dict or Namespace of settings: this project's data
+    named = []
+    for index, token in enumerate(args):
+        flag, _, value = str(token).partition("=")
+        if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
+            value = str(args[index + 1])
+        if flag == "--data":
+            named.append(_data_section(value, whole_config=False))
+        elif flag in ("--config", "-c"):
+            named.append(_data_section(value, whole_config=True))
+    return any(
+        isinstance(data, dict) and "class_path" in data and not is_default_data(data["class_path"])
+        for data in named
+    ) or any(isinstance(data, str) and not is_default_data(data) for data in named)
+
+
+def _data_section(value: str, whole_config: bool) -> Any:
+    """What a ``--data`` or ``--config`` value says about the data: a class path or a dict."""
+    path = Path(value)
+    if path.is_file():
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            return None  # the parser itself says what is wrong with the file
+    elif whole_config:
+        return None
+    elif value.lstrip().startswith("{"):
+        try:
+            loaded = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return None
+        return loaded
+    else:
+        return value  # a class path
+    if whole_config:
+        return loaded.get("data") if isinstance(loaded, dict) else None
+    return loaded
+
+
+def is_default_data(class_path: str) -> bool:
+    """Whether a class path names ``DigitsDataModule`` (also as ``digits.DigitsDataModule``)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None) is DigitsDataModule
+    except ImportError:
+        return False  # not this project's class; the parser says it does not exist
+
+
+def further_eval_sets(data: L.LightningDataModule) -> list[str]:
+    """The names of the data's further evaluation sets (``DigitsDataModule.eval_sets``)."""
+    return list(getattr(data, "eval_sets", ()))
+
+
+def num_features_of(data: L.LightningDataModule) -> int:
+    """``data.num_features``, else the size of Lightning's ``dims``, else of one training sample."""
+    declared = getattr(data, "num_features", None)
+    if declared is None and getattr(data, "dims", None):
+        declared = math.prod(data.dims)
+    if declared is None:
+        features, _ = next(iter(_training_loader(data)))
+        declared = features[0].numel()
+    return int(declared)
+
+
+def num_classes_of(data: L.LightningDataModule) -> int:
+    """``data.num_classes``, else one more than the largest training label."""
+    declared = getattr(data, "num_classes", None)
+    if declared is None:
+        declared = max(int(labels.max()) for _, labels in _training_loader(data)) + 1
+    return int(declared)
+
+
+def _training_loader(data: L.LightningDataModule) -> Any:
+    """The training batches of a data module that did not declare its shape.
+
+    Lightning calls ``prepare_data`` and ``setup`` again when training starts, as it
+    does for every data module; they are expected to be safe to call twice.
+    """
+    data.prepare_data()
+    data.setup("fit")
+    return data.train_dataloader()
