@@ -22,6 +22,7 @@ Each keeps its arguments under their own names, so that a run records it as
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
@@ -30,6 +31,15 @@ import torch
 from torch import nn
 
 from digits.dataset import DigitsSplits, Split
+
+
+def class_at(class_path: str) -> Any:
+    """The class a config's ``class_path`` names, imported; ``ValueError`` if there is none."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"nothing named {class_path!r} can be imported") from None
 
 
 def described(part: object) -> dict[str, Any]:

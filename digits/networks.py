@@ -12,12 +12,13 @@ build any of them from the data module's shape, and the config names one by clas
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from digits.extras import class_at
 
 NetworkFactory = Callable[[int, int], nn.Module]  # (num_features, num_classes) -> network
 
@@ -101,10 +102,9 @@ def as_factory(network: NetworkFactory | dict[str, Any]) -> NetworkFactory:
     """A network class, a partial of one, or its ``{class_path, init_args}`` description."""
     if isinstance(network, dict):
         class_path = network["class_path"]
-        module, _, name = class_path.rpartition(".")
         try:
-            network_class = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
+            network_class = class_at(class_path)
+        except ValueError:
             raise ValueError(f"no network class {class_path!r}") from None
         # A checkpoint names its network: build nothing but a torch module from it.
         if not (isinstance(network_class, type) and issubclass(network_class, nn.Module)):

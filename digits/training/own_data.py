@@ -9,7 +9,6 @@ training batch and its labels (docs/adapt.md).
 
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import lightning as L
 import yaml
 
 from digits.data import DigitsDataModule
+from digits.extras import class_at
 
 
 def names_other_data(args: Any) -> bool:
@@ -39,44 +39,38 @@ def names_other_data(args: Any) -> bool:
         if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
             value = str(args[index + 1])
         if flag == "--data":
-            named.append(_data_section(value, whole_config=False))
+            named.append(_data_class(value, whole_config=False))
         elif flag in ("--config", "-c"):
-            named.append(_data_section(value, whole_config=True))
-    return any(
-        isinstance(data, dict) and "class_path" in data and not is_default_data(data["class_path"])
-        for data in named
-    ) or any(isinstance(data, str) and not is_default_data(data) for data in named)
+            named.append(_data_class(value, whole_config=True))
+    return any(class_path and not is_default_data(class_path) for class_path in named)
 
 
-def _data_section(value: str, whole_config: bool) -> Any:
-    """What a ``--data`` or ``--config`` value says about the data: a class path or a dict."""
-    path = Path(value)
-    if path.is_file():
+def _data_class(value: str, whole_config: bool) -> str | None:
+    """The data's class path a ``--data`` or ``--config`` value names, if it names one."""
+    if Path(value).is_file():
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            text = Path(value).read_text()
+        except OSError:
             return None  # the parser itself says what is wrong with the file
-    elif whole_config:
-        return None
-    elif value.lstrip().startswith("{"):
-        try:
-            loaded = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return None
-        return loaded
+    elif not whole_config and value.lstrip().startswith("{"):
+        text = value  # --data '{class_path: ...}'
     else:
-        return value  # a class path
+        return None if whole_config else value  # --data CLASS
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None  # the parser itself says what is wrong with it
     if whole_config:
-        return loaded.get("data") if isinstance(loaded, dict) else None
-    return loaded
+        loaded = loaded.get("data") if isinstance(loaded, dict) else None
+    class_path = loaded.get("class_path") if isinstance(loaded, dict) else None
+    return str(class_path) if class_path else None
 
 
 def is_default_data(class_path: str) -> bool:
     """Whether a class path names ``DigitsDataModule`` (also as ``digits.DigitsDataModule``)."""
-    module, _, name = class_path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name, None) is DigitsDataModule
-    except ImportError:
+        return class_at(class_path) is DigitsDataModule
+    except ValueError:
         return False  # not this project's class; the parser says it does not exist
 
 

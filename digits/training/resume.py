@@ -14,7 +14,6 @@ checkpoint's epoch if they never reached the event files. Where it writes is
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
 from digits.dataset import SPLIT_SETTINGS
+from digits.extras import class_at
 from digits.reading.checkpoint import read_checkpoint
 from digits.training.folders import resumed_in_place
 from digits.training.lightning_internals import epoch_ended, scalar_events
@@ -56,7 +56,7 @@ def check_same_data_class(config: Namespace, checkpoint: dict[str, Any], ckpt_pa
     """
     saved = (checkpoint.get("datamodule_hyper_parameters") or {}).get("_class_path")
     given = config.data.get("class_path") if isinstance(config.data, Namespace) else None
-    if saved is None or _resolve(saved) is _resolve(given or DIGITS_DATA):
+    if saved is None or _same_class(saved, given or DIGITS_DATA):
         return
     raise ValueError(
         f"{ckpt_path} was trained on the data {saved}; name it as this run's data: "
@@ -64,13 +64,12 @@ def check_same_data_class(config: Namespace, checkpoint: dict[str, Any], ckpt_pa
     )
 
 
-def _resolve(class_path: str) -> Any:
-    """The class a class path names (``digits.DigitsDataModule`` is ``digits.data``'s)."""
-    module, _, name = class_path.rpartition(".")
+def _same_class(saved: str, given: str) -> bool:
+    """Whether two class paths name one class (``digits.DigitsDataModule`` is ``digits.data``'s)."""
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return class_path  # gone since: compared by its name
+        return class_at(saved) is class_at(given)
+    except ValueError:
+        return saved == given  # one is gone since: compared by name
 
 
 def adopt_checkpoint_settings(
