@@ -86,7 +86,7 @@ def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples:
 
 
 def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: Path) -> None:
-    from digits.cli import names_other_data
+    from digits.training.own_data import names_other_data
 
     (examples / "wine.yaml").write_text(f"data:\n  class_path: {DATA}\n")
     (examples / "digits.yaml").write_text("data:\n  batch_size: 32\n")
