@@ -30,6 +30,7 @@ from digits.model import DigitsClassifier
 from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
+from digits.training.divergence import StopOnDivergence
 from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
@@ -121,6 +122,7 @@ class DigitsCLI(CheckpointReadOnce):
             HParamsMetrics(),
             TensorBoardPictures(),
             Calibrate(),
+            StopOnDivergence(),
             InterruptCheckpoint(),
             EpochScalarsInCheckpoint(),
         ]

@@ -22,7 +22,6 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from digits.errors import NonFiniteLossError
 from digits.networks import MLP, NetworkFactory, as_factory, describe
 from digits.reading.checkpoint import upgrade
 
@@ -169,19 +168,6 @@ class DigitsClassifier(L.LightningModule):
         upgrade(checkpoint)  # a file written by an earlier version of this project
 
     def on_train_epoch_end(self) -> None:
-        # One check per epoch (a step-level check would wait on the device every step).
-        # It runs before the epoch's checkpoints are written, so none holds the
-        # diverged weights. An epoch resumed after its last batch (a run stopped in its
-        # validation) trained on nothing here: an empty mean is not a divergence.
-        loss = self.metrics["fitting"]["loss"]
-        if loss.update_called:
-            value = loss.compute()
-            if not torch.isfinite(value):
-                raise NonFiniteLossError(
-                    f"training diverged: train/loss is {value.item()} in epoch "
-                    f"{self.current_epoch} (model.lr={self.hparams.lr}); try a smaller "
-                    "learning rate"
-                )
         self._log_metrics("fitting")
 
     def on_validation_epoch_end(self) -> None:

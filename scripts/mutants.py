@@ -377,8 +377,8 @@ MUTANTS = [
     ),
     Mutant(
         "divergence is not checked",
-        "digits/model.py",
-        "if not torch.isfinite(value):",
+        "digits/training/divergence.py",
+        "if not torch.isfinite(mean):",
         "if False:",
         ("tests/test_trust.py", "-k", "diverging"),
     ),

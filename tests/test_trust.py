@@ -445,6 +445,21 @@ def test_diverging_training_stops_naming_the_epoch_and_keeps_no_broken_model(
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_a_two_process_run_that_diverges_stops_in_every_process_and_keeps_nothing(
+    tmp_path: Path,
+):
+    """Each process checks the mean of every process's loss, so they stop together."""
+    ddp = [*FIT, "--config", str(DDP_CONFIG), "--model.lr", "1e30", "--trainer.max_epochs", "3"]
+    finished = subprocess.run(ddp, capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 2, finished.stderr[-2000:]
+    errors = [line for line in finished.stderr.splitlines() if line.startswith("error:")]
+    assert errors and all(
+        line.startswith("error: training diverged: train/loss is nan in epoch 0") for line in errors
+    )
+    assert "Traceback" not in finished.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_a_large_but_finite_learning_rate_still_finishes():
     summary = main([*QUIET, "--model.lr", "1e3", "--trainer.max_epochs", "2"])
     assert summary.checkpoint is not None

@@ -2,6 +2,7 @@
 
 - ``checkpoints``: checkpoints written safely, the latest best epoch kept
 - ``interrupt``: Ctrl-C and SIGTERM stop every process at the same batch, saved once
+- ``divergence``: a training loss that is no longer finite ends the run in one line
 - ``folders``: every run in its own folder, a resumed run in the one it continues
 - ``resume``: what a checkpoint brings to a run that starts from it
 - ``calibrate``: the temperature and "sure" threshold fitted after training, kept in the checkpoint

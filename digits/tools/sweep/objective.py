@@ -25,6 +25,7 @@ from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
 from digits.errors import one_line
 from digits.fit import build, train
 from digits.tools.sweep.space import SearchSpace, suggest
+from digits.training.divergence import StopOnDivergence
 from digits.training.tensorboard import HParamsMetrics
 
 FIT_ARGS = "fit_args"  # a trial's attribute: its digits.fit arguments, without FOLD_RUN's
@@ -75,7 +76,11 @@ class CrossValidation:
 
     def fold(self, trial: optuna.Trial, args: list[str], fold: int) -> float:
         history = MetricHistory(self.space.metric)
-        callbacks: list[L.Callback] = [history, HParamsMetrics(("val/acc_best", "val/loss"))]
+        callbacks: list[L.Callback] = [
+            history,
+            HParamsMetrics(("val/acc_best", "val/loss")),
+            StopOnDivergence(),
+        ]
         if fold == 0:
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor=self.space.metric))
         run = [
