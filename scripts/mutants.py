@@ -264,6 +264,20 @@ MUTANTS = [
         ("tests/test_calibration.py", "-k", "in_the_model"),
     ),
     Mutant(
+        "the threshold is fitted on the pooled validation readings, not set by set",
+        "digits/reading/sure.py",
+        "sets = torch.zeros_like(labels) if sets is None else sets.detach().cpu()",
+        "sets = torch.zeros_like(labels)",
+        ("tests/test_calibration.py", "-k", "every_validation_set"),
+    ),
+    Mutant(
+        "the drawn-digit command counts a family trained on as never trained on",
+        "digits/people/drawn.py",
+        "never = [share for family, share in by_family.items() if family not in trained_on]",
+        "never = list(by_family.values())",
+        ("tests/test_drawn.py", "-k", "non_digits_are_counted"),
+    ),
+    Mutant(
         "a non-digit's target is a class",
         "digits/people/non_digits.py",
         "targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)",
@@ -273,8 +287,8 @@ MUTANTS = [
     Mutant(
         "the drawn-digit command reads the rows the model trained on",
         "digits/people/drawn.py",
-        "DrawnSplits(**settings).indices[rows]",
-        'DrawnSplits(**settings).indices["train"]',
+        "chosen = splits.indices[rows]",
+        'chosen = splits.indices["train"]',
         ("tests/test_drawn.py", "-k", "prints_the_accuracy"),
     ),
     Mutant(

@@ -51,6 +51,28 @@ def test_the_threshold_keeps_the_surest_readings_until_the_target_error():
     assert choose_threshold(probabilities, labels, 0.0) > float(confidence[0])
 
 
+def test_every_validation_set_keeps_its_sure_readings_within_the_target_error():
+    # Set 0: 400 readings, all right. Set 1: 100 readings, surest first; the 30th is wrong.
+    easy = torch.linspace(0.999, 0.6, 400)
+    hard = torch.linspace(0.99, 0.6, 100)
+    confidence = torch.cat([easy, hard])
+    logits = torch.stack([confidence.logit(), torch.zeros(500)], dim=1) * 50
+    labels = torch.zeros(500, dtype=torch.long)
+    labels[400 + 29] = 1
+    sets = torch.cat([torch.zeros(400), torch.ones(100)]).long()
+    pooled = fit_calibration(logits, labels, target_error=0.005)
+    each = fit_calibration(logits, labels, target_error=0.005, sets=sets)
+    probabilities = (logits / each.temperature).softmax(dim=1)
+    top = probabilities.max(dim=1).values
+    # Pooled, the easy set's right readings let the hard set's error in; set by set, the
+    # hard set's 29 surest readings are sure and its wrong one is not.
+    assert each.threshold > pooled.threshold
+    assert (top[400:] >= each.threshold).sum() == 29
+    assert each.threshold == pytest.approx(
+        choose_threshold(probabilities[400:], labels[400:], 0.005)
+    )
+
+
 def raw(path: Path) -> dict:
     """A checkpoint as torch reads it, before this project upgrades it."""
     return torch.load(path, map_location="cpu", weights_only=True)

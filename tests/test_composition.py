@@ -79,7 +79,9 @@ def test_every_feature_composed_in_at_once_leaves_its_traces(tmp_path: Path):
     sets = [data.val_set, data.eval_set("drawn", "val")]
     with torch.no_grad():
         logits = torch.cat([model(dataset.features) for dataset in sets])
-    fitted = fit_calibration(logits, torch.cat([dataset.targets for dataset in sets]))
+    numbers = torch.cat([torch.full((len(dataset),), n) for n, dataset in enumerate(sets)])
+    targets = torch.cat([dataset.targets for dataset in sets])
+    fitted = fit_calibration(logits, targets, sets=numbers)
     kept = checkpoint["callbacks"][CALIBRATION_STATE]
     assert (kept["temperature"], kept["threshold"]) == pytest.approx(
         (fitted.temperature, fitted.threshold), rel=1e-5

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from digits.people.drawn import main
-from digits.people.non_digits import MEASURING_SEED, non_digit_pixels
+from digits.people.non_digits import FAMILIES, MEASURING_SEED, TRAINING_KINDS, non_digit_pixels
 from digits.people.pen_digits import DrawnSplits, drawn_rows, read_pen_digits
 from digits.reading.trained import load_trained
 from tests.conftest import scalars
@@ -105,25 +105,35 @@ def test_a_run_on_drawn_digits_shows_their_curve_beside_val_acc(trained_drawn: P
     assert tested[1] == pytest.approx((read == labels).mean(), abs=1e-6)
 
 
-def test_sure_readings_and_scribbles_are_counted_at_the_checkpoints_threshold(
+def test_sure_readings_and_non_digits_are_counted_at_the_checkpoints_threshold(
     trained_drawn: Path, capsys
 ):
     result = main(["--ckpt_path", str(trained_drawn), "--json"])
     printed = json.loads(capsys.readouterr().out)
     trained = load_trained(trained_drawn)
-    rows = DrawnSplits(split_seed=trained.data_settings["split_seed"]).indices["test"]
-    pixels, labels = drawn_rows(tuple(rows.tolist()))
+    splits = DrawnSplits(split_seed=trained.data_settings["split_seed"])
+    pixels, labels = drawn_rows(tuple(splits.indices["test"].tolist()))
     probabilities = trained.probabilities(pixels)
     sure = probabilities.max(axis=1) >= trained.threshold
     right = probabilities.argmax(axis=1) == labels
     assert printed["threshold"] == trained.threshold > 0
     assert printed["coverage"] == pytest.approx(sure.mean())
     assert printed["sure_accuracy"] == pytest.approx(right[sure].mean())
-    scribbles = trained.probabilities(non_digit_pixels(400, MEASURING_SEED)).max(axis=1)
-    assert printed["scribbles_not_sure"] == pytest.approx((scribbles < trained.threshold).mean())
-    # Trained with non-digits, the network declines most scribbles it never saw.
-    assert printed["scribbles_not_sure"] > 0.8
+    # Every family, 100 each; the ones made of pen digits from the split's test rows.
+    test_rows = sorted(splits.indices["test"].tolist())
+    declined = {}
+    for family in FAMILIES:
+        rows = test_rows if family in ("partial", "pair") else None
+        shapes = non_digit_pixels(100, MEASURING_SEED, (family,), rows)
+        declined[family] = (trained.probabilities(shapes).max(axis=1) < trained.threshold).mean()
+    assert printed["not_sure_by_family"] == pytest.approx(declined)
+    assert printed["non_digits"] == 100 * len(FAMILIES)
+    assert printed["trained_on"] == list(dict.fromkeys(TRAINING_KINDS))  # conftest's NonDigits
+    never = [declined[family] for family in FAMILIES if family not in TRAINING_KINDS]
+    assert printed["not_sure_never_trained_on"] == pytest.approx(sum(never) / len(never))
+    # Trained with non-digits, the network declines most of those of its own families.
+    assert min(declined[family] for family in TRAINING_KINDS) > 0.8
     assert 0 <= printed["ece"] < 0.1
     assert Path(result.pictures["thresholds"]).is_file()
     everything = main(["--ckpt_path", str(trained_drawn), "--threshold", "0"])
-    assert everything.coverage == 1 and everything.scribbles_not_sure == 0
+    assert everything.coverage == 1 and everything.non_digits_not_sure == 0

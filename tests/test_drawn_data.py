@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.dataset import load
+from digits.dataset import DigitsSplits, load
 from digits.people.augment import Handwriting, Shift
 from digits.people.non_digits import NonDigits
 from digits.people.pen_digits import DrawnSplits, PenDigits, read_pen_digits
@@ -50,6 +50,30 @@ def test_drawn_digits_join_training_and_leave_the_data_sets_evaluation_alone():
     assert drawn.eval_sets == ["drawn"] and plain.eval_sets == []
     assert len(drawn.val_dataloader()) == 2 and len(drawn.test_dataloader()) == 2
     assert not isinstance(plain.val_dataloader(), list)
+
+
+def test_further_drawings_of_the_training_rows_are_other_writers_and_leave_evaluation_alone():
+    splits = DigitsSplits()
+    once, twice = PenDigits(), PenDigits(variants=2)
+    pixels, labels = once.arrays("train", splits)
+    more_pixels, more_labels = twice.arrays("train", splits)
+    count = len(labels)
+    assert len(more_labels) == 2 * count
+    np.testing.assert_array_equal(more_pixels[:count], pixels)  # the rows as the page draws them
+    np.testing.assert_array_equal(more_labels, np.concatenate([labels, labels]))
+    # The further drawing of a row is another hand and another slant, not the same image...
+    changed = np.abs(more_pixels[count:] - pixels).sum(axis=1) > 0
+    assert changed.mean() > 0.95
+    # ... of the same digit: the nearest drawing as the page draws it is mostly the same digit.
+    from sklearn.neighbors import KNeighborsClassifier
+
+    nearest = KNeighborsClassifier(3).fit(pixels, labels)
+    assert (nearest.predict(more_pixels[count:]) == labels).mean() > 0.85
+    np.testing.assert_array_equal(twice.arrays("train", splits)[0], more_pixels)  # repeatable
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(twice.arrays(split, splits)[0], once.arrays(split, splits)[0])
+    with pytest.raises(ValueError, match="variants must be at least 1"):
+        PenDigits(variants=0)
 
 
 def test_drawn_rows_are_split_disjoint_stratified_and_by_the_split_seed():

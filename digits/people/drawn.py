@@ -29,7 +29,13 @@ import torch
 from jsonargparse import ArgumentParser
 
 from digits.errors import exit_on_user_error
-from digits.people.non_digits import KINDS, MEASURING_SEED, non_digit_pixels, non_digits
+from digits.people.non_digits import (
+    FAMILIES,
+    MADE_OF_PEN_DIGITS,
+    MEASURING_SEED,
+    families_trained_on,
+    non_digit_pixels,
+)
 from digits.people.pen_digits import (
     DrawnSplits,
     Hand,
@@ -48,7 +54,7 @@ from digits.reading.trained import (
 
 Rows = Literal["test", "val", "train", "all"]
 MAX_MISREAD_SHOWN = 60
-SCRIBBLES = 400  # random non-digits read to measure "not sure"
+NON_DIGITS_PER_FAMILY = 100  # generated non-digits of each family read to measure "not sure"
 THUMBNAIL = 64  # pixels per drawing in the picture of misread digits
 
 
@@ -66,17 +72,21 @@ class DrawnScore:
     threshold: float  # a reading is sure from this probability on
     coverage: float  # the share of drawn digits answered as sure
     sure_accuracy: float  # the share of those read right
-    scribbles: int  # random non-digits drawn as the page draws
-    scribbles_not_sure: float  # the share of them answered "not sure"
-    scribbles_not_sure_by_kind: dict[str, float]
+    non_digits: int  # generated non-digits drawn as the page draws, of every family
+    non_digits_not_sure: float  # the share of them answered "not sure"
+    not_sure_by_family: dict[str, float]
+    trained_on: list[str]  # the families the checkpoint was trained on
+    not_sure_never_trained_on: float | None  # the share over the other families
     pictures: dict[str, str]
 
     def lines(self) -> list[str]:
         digits = "  ".join(f"{digit:>5}" for digit in range(10))
         shares = "  ".join(f"{share:5.3f}" for share in self.per_digit)
-        kinds = ", ".join(
-            f"{kind} {share:.2f}" for kind, share in self.scribbles_not_sure_by_kind.items()
+        families = ", ".join(
+            f"{family}{'' if family in self.trained_on else '*'} {share:.2f}"
+            for family, share in self.not_sure_by_family.items()
         )
+        never = self.not_sure_never_trained_on
         return [
             f"drawn digits  {self.count} ({self.source})",
             f"accuracy      {self.accuracy:.4f}",
@@ -85,8 +95,9 @@ class DrawnScore:
             f"calibration   ece {self.ece:.4f} (temperature {self.temperature:.3f})",
             f"sure          probability >= {self.threshold:.4f}: {self.coverage:.1%} of the drawn "
             f"digits answered, {self.sure_accuracy:.2%} of those right",
-            f"scribbles     {self.scribbles} random non-digits: {self.scribbles_not_sure:.1%} "
-            f"not sure ({kinds})",
+            f"non-digits    {self.non_digits} generated: {self.non_digits_not_sure:.1%} not sure "
+            f"({families}; * never trained on"
+            + (f": {never:.1%} not sure)" if never is not None else ")"),
             *(f"{name:<13} {path}" for name, path in self.pictures.items()),
         ]
 
@@ -113,12 +124,9 @@ def choose_drawings(trained: TrainedNetwork, rows: Rows, pen_digits: str | None)
     every_hand = hands(len(labels))
     if rows == "all":
         return Drawings(points, labels, every_hand, "every row of the project's pen digits")
-    split_keys = ("test_size", "val_size", "split_seed")  # DrawnSplits' own arguments
-    settings = {
-        key: trained.data_settings[key] for key in split_keys if key in trained.data_settings
-    }
-    chosen = DrawnSplits(**settings).indices[rows]
-    seed = settings.get("split_seed", 0)
+    splits = drawn_splits_of(trained)
+    chosen = splits.indices[rows]
+    seed = splits.split_seed
     return Drawings(
         points[chosen],
         labels[chosen],
@@ -127,10 +135,17 @@ def choose_drawings(trained: TrainedNetwork, rows: Rows, pen_digits: str | None)
     )
 
 
+def drawn_splits_of(trained: TrainedNetwork) -> DrawnSplits:
+    """The pen digits cut as the checkpoint's run cut them."""
+    split_keys = ("test_size", "val_size", "split_seed")  # DrawnSplits' own arguments
+    settings = trained.data_settings
+    return DrawnSplits(**{key: settings[key] for key in split_keys if key in settings})
+
+
 def score(
     trained: TrainedNetwork, drawings: Drawings, output: Path, threshold: float | None = None
 ) -> DrawnScore:
-    """Read every drawing and some scribbles; the numbers, and the pictures in ``output``."""
+    """Read every drawing and the non-digits; the numbers, and the pictures in ``output``."""
     from sklearn.metrics import confusion_matrix
 
     limit = trained.threshold if threshold is None else threshold
@@ -142,15 +157,14 @@ def score(
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
     ece = expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels))
     sure = confidence >= limit
-    _, kinds = non_digits(SCRIBBLES, MEASURING_SEED)
-    scribble_confidence = trained.probabilities(non_digit_pixels(SCRIBBLES, MEASURING_SEED)).max(
-        axis=1
-    )
-    not_sure = scribble_confidence < limit
-    by_kind = {kind: float(not_sure[np.array(kinds) == kind].mean()) for kind in KINDS}
+    families = non_digit_confidence(trained)
+    by_family = {family: float((top < limit).mean()) for family, top in families.items()}
+    trained_on = families_trained_on(trained.data_settings)
+    never = [share for family, share in by_family.items() if family not in trained_on]
+    every_non_digit = np.concatenate(list(families.values()))
     pictures = write_pictures(drawings, pixels, read, labels, output)
     pictures["thresholds"] = str(
-        write_coverage_curve(confidence, read == labels, scribble_confidence, limit, output)
+        write_coverage_curve(confidence, read == labels, every_non_digit, limit, output)
     )
     return DrawnScore(
         source=drawings.source,
@@ -163,17 +177,38 @@ def score(
         threshold=limit,
         coverage=float(sure.mean()),
         sure_accuracy=float((read == labels)[sure].mean()) if sure.any() else 1.0,
-        scribbles=SCRIBBLES,
-        scribbles_not_sure=float(not_sure.mean()),
-        scribbles_not_sure_by_kind=by_kind,
+        non_digits=len(every_non_digit),
+        non_digits_not_sure=float((every_non_digit < limit).mean()),
+        not_sure_by_family=by_family,
+        trained_on=trained_on,
+        not_sure_never_trained_on=float(np.mean(never)) if never else None,
         pictures=pictures,
     )
+
+
+def non_digit_confidence(trained: TrainedNetwork) -> dict[str, np.ndarray]:
+    """The top probability of each family's generated non-digits (another seed than training's).
+
+    The families made of pen digits take the rows the checkpoint's split keeps for testing.
+    """
+    test_rows = sorted(drawn_splits_of(trained).indices["test"].tolist())
+    return {
+        family: trained.probabilities(
+            non_digit_pixels(
+                NON_DIGITS_PER_FAMILY,
+                MEASURING_SEED,
+                (family,),
+                test_rows if family in MADE_OF_PEN_DIGITS else None,
+            )
+        ).max(axis=1)
+        for family in FAMILIES
+    }
 
 
 def write_coverage_curve(
     confidence: np.ndarray,
     right: np.ndarray,
-    scribble_confidence: np.ndarray,
+    non_digit_confidence: np.ndarray,
     threshold: float,
     output: Path,
 ) -> Path:
@@ -186,12 +221,12 @@ def write_coverage_curve(
     right_share = np.where(
         sure.any(axis=1), (sure & right[None, :]).sum(axis=1) / np.maximum(sure.sum(axis=1), 1), 1.0
     )
-    scribbles_answered = (scribble_confidence[None, :] >= thresholds[:, None]).mean(axis=1)
+    non_digits_answered = (non_digit_confidence[None, :] >= thresholds[:, None]).mean(axis=1)
     figure = Figure(figsize=(6.5, 4.5), dpi=100)
     axes = figure.add_subplot()
     axes.plot(thresholds, answered, label="drawn digits answered as sure (coverage)")
     axes.plot(thresholds, right_share, label="of those, the share read right")
-    axes.plot(thresholds, scribbles_answered, label="scribbles answered as sure")
+    axes.plot(thresholds, non_digits_answered, label="non-digits answered as sure")
     axes.axvline(threshold, color="grey", linestyle="--", label=f"the threshold, {threshold:.3f}")
     axes.set_xlabel("threshold on the probability of the digit read")
     axes.set_ylim(0, 1.02)

@@ -1,42 +1,60 @@
-"""Things drawn on the page that are not digits: scribbles, dashes, crosses and blobs.
+"""Things drawn on the page that are not digits, in families: scribbles, letters, shapes...
 
 A network trained on digits alone names a digit for anything; its top probability says
 nothing about whether there is a digit at all. Shown generated non-digits with a uniform
 target during training (outlier exposure, Hendrycks et al., 2019), it learns to spread
 its probabilities over all ten when what it sees is unlike every digit, so that "not
-sure" catches them. The same generator, with another seed, measures how often random
-scribbles are caught (``python -m digits.drawn``).
+sure" catches them.
 
-Every shape is a pen path drawn as the page draws (``digits.people.pen_digits.draw``, the
-hands of ``digits.people.pen_digits.hands``) and read through the page's preprocessing. What a
+What it learns from one family need not carry over to another: trained on random walks
+alone, it read a tangle of long straight strokes as an 8 with probability 1.00. So the
+non-digits come in families (``FAMILIES``), a run trains on the ones it names, and
+``python -m digits.drawn`` measures every family, saying which ones the checkpoint never
+trained on: those say how "not sure" carries over to what nobody generated.
+
+Every shape is a list of pen strokes in pen-digit coordinates (0..100, y up), drawn as
+the page draws (``digits.people.pen_digits.draw``, the hands of
+``digits.people.pen_digits.hands``) and read through the page's preprocessing. What a
 person may mean as a digit is left out: straight strokes near the upright or slanted as
-pen ones are (those are ones), and single closed loops (zeros).
+pen ones are (those are ones), single closed loops (zeros), and the parts of a one.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from digits.dataset import DigitsSplits, Split, num_classes
 from digits.extras import DataSource
-from digits.people.pen_digits import COORDINATE_MAX, cached_pixels, drawn_pixels, hands
+from digits.people.pen_digits import (
+    COORDINATE_MAX,
+    DrawnSplits,
+    cached_pixels,
+    drawn_pixels,
+    hands,
+    read_pen_digits,
+)
 
-KINDS = ("scribble", "dash", "cross", "blob")
-# Scribbles come in endless shapes, the others in few: training shows twice as many.
+Shape = list[np.ndarray]  # strokes, each (K, 2) points
+PenRows = tuple[np.ndarray, np.ndarray]  # pen digits' points (N, 8, 2) and labels
+# The first four are what the project trained on before there were families; a
+# scribble comes in endless shapes, so that list shows twice as many of them.
 TRAINING_KINDS = ("scribble", "dash", "scribble", "cross", "blob")
 TRAINING_SEED = 1  # the non-digits shown in training
 MEASURING_SEED = 2  # others, never trained on, for measuring
+THINNEST = 0.3  # a shape narrower than this share of its height is a one, not a non-digit
 
 
-def scribble(generator: np.random.Generator) -> list[np.ndarray]:
+def scribble(generator: np.random.Generator, rows: PenRows) -> Shape:
     """A random walk of sharp turns, the way one fills a box with a restless pen."""
     count = int(generator.integers(9, 17))
     return [np.cumsum(generator.normal(0, 1, (count, 2)), axis=0)]
 
 
-def dash(generator: np.random.Generator) -> list[np.ndarray]:
+def dash(generator: np.random.Generator, rows: PenRows) -> Shape:
     """One straight stroke, near the horizontal: a minus, not a one."""
     angle = np.deg2rad(generator.uniform(-20, 20))
     half = generator.uniform(20, 50) * np.array([np.cos(angle), np.sin(angle)])
@@ -44,7 +62,7 @@ def dash(generator: np.random.Generator) -> list[np.ndarray]:
     return [np.stack([centre - half, centre + half])]
 
 
-def cross(generator: np.random.Generator) -> list[np.ndarray]:
+def cross(generator: np.random.Generator, rows: PenRows) -> Shape:
     """Two strokes crossing in the middle, as an x or a plus."""
     strokes = []
     tilt = generator.uniform(0, np.pi / 2)
@@ -54,26 +72,152 @@ def cross(generator: np.random.Generator) -> list[np.ndarray]:
     return strokes
 
 
-def blob(generator: np.random.Generator) -> list[np.ndarray]:
+def blob(generator: np.random.Generator, rows: PenRows) -> Shape:
     """A filled-in patch: tight strokes back and forth over a small area."""
     count = int(generator.integers(8, 16))
     return [generator.normal(0, 1, (count, 2)) * [1.0, generator.uniform(0.5, 1.0)]]
 
 
-MAKERS = {"scribble": scribble, "dash": dash, "cross": cross, "blob": blob}
+def polyline(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """Five to eight points anywhere in the box, joined: long straight strokes that tangle."""
+    while True:
+        points = generator.uniform(0, COORDINATE_MAX, (int(generator.integers(5, 9)), 2))
+        if not is_thin([points]):
+            return [points]
 
 
-def non_digits(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> tuple[list, list[str]]:
+# Capital letters that are no digit's shape (no O, I, S, Z, B, G, Q, L...), as strokes
+# in a 100 x 100 box, y up.
+LETTERS: dict[str, list[list[tuple[float, float]]]] = {
+    "A": [[(0, 0), (50, 100), (100, 0)], [(22, 45), (78, 45)]],
+    "E": [[(90, 100), (0, 100), (0, 0), (90, 0)], [(0, 50), (70, 50)]],
+    "F": [[(90, 100), (0, 100), (0, 0)], [(0, 50), (70, 50)]],
+    "H": [[(0, 100), (0, 0)], [(80, 100), (80, 0)], [(0, 50), (80, 50)]],
+    "K": [[(0, 100), (0, 0)], [(80, 100), (0, 45), (80, 0)]],
+    "M": [[(0, 0), (0, 100), (50, 35), (100, 100), (100, 0)]],
+    "N": [[(0, 0), (0, 100), (80, 0), (80, 100)]],
+    "R": [
+        [(0, 0), (0, 100), (60, 100), (80, 85), (80, 65), (60, 50), (0, 50)],
+        [(30, 50), (85, 0)],
+    ],
+    "W": [[(0, 100), (25, 0), (50, 60), (75, 0), (100, 100)]],
+    "X": [[(0, 0), (100, 100)], [(0, 100), (100, 0)]],
+    "#": [[(30, 0), (30, 100)], [(70, 0), (70, 100)], [(0, 30), (100, 30)], [(0, 70), (100, 70)]],
+    "&": [[(100, 0), (20, 70), (35, 100), (60, 90), (0, 30), (20, 0), (60, 10), (100, 50)]],
+}
+
+
+def letter(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """A capital letter or sign that is no digit (A, E, F, H, K, M, N, R, W, X, #, &)."""
+    strokes = LETTERS[list(LETTERS)[int(generator.integers(len(LETTERS)))]]
+    return jittered([np.array(stroke, dtype=np.float64) for stroke in strokes], generator)
+
+
+def regular_polygon(corners: int, step: int = 1) -> np.ndarray:
+    """A closed path through ``corners`` points on a circle, ``step`` corners at a time."""
+    angles = np.pi / 2 + 2 * np.pi * step * np.arange(corners + 1) / corners
+    return 50 + 50 * np.column_stack((np.cos(angles), np.sin(angles)))
+
+
+SHAPES: dict[str, Callable[[], list[np.ndarray]]] = {
+    "triangle": lambda: [regular_polygon(3)],
+    "star": lambda: [regular_polygon(5, step=2)],
+    "arrow": lambda: [np.array([[0, 50], [100, 50]]), np.array([[65, 85], [100, 50], [65, 15]])],
+    "zigzag": lambda: [np.array([[0, 0], [20, 100], [40, 0], [60, 100], [80, 0], [100, 100]])],
+    "grid": lambda: [np.array([[0, 0], [100, 0], [100, 100], [0, 100], [0, 0], [100, 100]])],
+}
+
+
+def shape(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """A drawn figure: a triangle, star, arrow, zigzag or a crossed box."""
+    strokes = SHAPES[list(SHAPES)[int(generator.integers(len(SHAPES)))]]()
+    return jittered(strokes, generator)
+
+
+def partial(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """The first or last part (35 to 60%) of a pen digit's path: a digit left unfinished."""
+    points, labels = rows
+    while True:
+        row = int(generator.integers(len(labels)))
+        if labels[row] != 1:  # part of a one is a shorter one
+            break
+    share = generator.uniform(0.35, 0.6)
+    path = points[row] if generator.random() < 0.5 else points[row][::-1]  # its start or end
+    return [along_path(path, share)]
+
+
+def pair(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """Two pen digits side by side: a number, not a digit."""
+    points, _ = rows
+    first, second = generator.integers(len(points), size=2)
+    left = points[first] * [0.45, 1.0]
+    right = points[second] * [0.45, 1.0] + [55, 0]
+    return [left, right]
+
+
+MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
+    "scribble": scribble,
+    "dash": dash,
+    "cross": cross,
+    "blob": blob,
+    "polyline": polyline,
+    "letter": letter,
+    "shape": shape,
+    "partial": partial,
+    "pair": pair,
+}
+FAMILIES = tuple(MAKERS)
+KINDS = FAMILIES  # the name this module's families had before there were more of them
+MADE_OF_PEN_DIGITS = ("partial", "pair")
+
+
+def jittered(strokes: list[np.ndarray], generator: np.random.Generator) -> Shape:
+    """Strokes as a hand draws them: turned a little, wider or narrower, points off by a few."""
+    angle = np.deg2rad(generator.uniform(-12, 12))
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    stretch = np.array([generator.uniform(0.75, 1.25), 1.0])
+    return [
+        (stroke * stretch) @ turn.T + generator.normal(0, 3, stroke.shape) for stroke in strokes
+    ]
+
+
+def along_path(points: np.ndarray, share: float) -> np.ndarray:
+    """The first ``share`` of the path through ``points``, by its length."""
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    reach = np.concatenate([[0.0], np.cumsum(steps)])
+    end = share * reach[-1]
+    kept = points[reach < end]
+    last = int(np.searchsorted(reach, end))
+    if last >= len(points):
+        return points
+    fraction = (end - reach[last - 1]) / max(steps[last - 1], 1e-9)
+    return np.vstack([kept, points[last - 1] + fraction * (points[last] - points[last - 1])])
+
+
+def is_thin(strokes: Shape) -> bool:
+    """Whether the shape is much narrower than tall, as a one is (in any direction it leans)."""
+    points = np.concatenate(strokes)
+    centred = points - points.mean(axis=0)
+    spreads = np.sqrt(np.linalg.eigvalsh(np.cov(centred.T)))
+    return bool(spreads[0] < THINNEST * spreads[1])
+
+
+def non_digits(
+    count: int, seed: int, kinds: Sequence[str] = FAMILIES, rows: PenRows | None = None
+) -> tuple[list[Shape], list[str]]:
     """``count`` shapes, the kinds in turn: each a list of strokes in pen-digit coordinates.
 
     Each shape is scaled as a pen digit is, its longer side running from 0 to 100.
+    ``rows`` are the pen digits the families ``partial`` and ``pair`` are made of (by
+    default, all of the project's).
     """
     generator = np.random.default_rng(seed)
+    pen_rows = read_pen_digits() if rows is None else rows
     chosen = [kinds[i % len(kinds)] for i in range(count)]
-    return [fill_the_box(MAKERS[kind](generator)) for kind in chosen], chosen
+    return [fill_the_box(MAKERS[kind](generator, pen_rows)) for kind in chosen], chosen
 
 
-def fill_the_box(strokes: list[np.ndarray]) -> list[np.ndarray]:
+def fill_the_box(strokes: Shape) -> Shape:
     """Strokes moved and scaled together so that their longer side spans 0..100, centred."""
     points = np.concatenate(strokes)
     low, high = points.min(axis=0), points.max(axis=0)
@@ -82,15 +226,48 @@ def fill_the_box(strokes: list[np.ndarray]) -> list[np.ndarray]:
     return [(stroke - low) * scale + offset for stroke in strokes]
 
 
+def families_trained_on(data_settings: dict) -> list[str]:
+    """The non-digit families a run's data settings (a config's ``data``) train on."""
+    name = f"{NonDigits.__module__}.{NonDigits.__qualname__}"
+    trained = []
+    for source in data_settings.get("sources") or []:
+        if isinstance(source, dict) and source.get("class_path") == name:
+            trained += (source.get("init_args") or {}).get("kinds", TRAINING_KINDS)
+    return list(dict.fromkeys(trained))
+
+
+def check_kinds(kinds: Sequence[str]) -> None:
+    unknown = sorted(set(kinds) - set(FAMILIES))
+    if not kinds or unknown:
+        raise ValueError(
+            f"non-digit families must be some of {', '.join(FAMILIES)}; got {list(kinds)}"
+        )
+
+
 @functools.cache
-def non_digit_pixels(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> np.ndarray:
-    """The shapes drawn with people's hands and read as the page reads a drawing: (N, 64)."""
+def _non_digit_pixels(
+    count: int, seed: int, kinds: tuple[str, ...], rows: tuple[int, ...] | None
+) -> np.ndarray:
+    points, labels = read_pen_digits()
+    chosen = None if rows is None else np.asarray(rows, dtype=np.int64)
+    pen_rows = (points, labels) if chosen is None else (points[chosen], labels[chosen])
 
     def draw_them() -> np.ndarray:
-        shapes, _ = non_digits(count, seed, kinds)
+        shapes, _ = non_digits(count, seed, kinds, pen_rows)
         return drawn_pixels(shapes, hands(count, seed))
 
-    return cached_pixels(f"non-digits-{count}-{seed}-{'-'.join(kinds)}", draw_them)
+    rows_digest = "all" if chosen is None else hashlib.sha256(chosen.tobytes()).hexdigest()[:16]
+    return cached_pixels(f"non-digits-{count}-{seed}-{'-'.join(kinds)}-{rows_digest}", draw_them)
+
+
+def non_digit_pixels(
+    count: int, seed: int, kinds: Sequence[str] = FAMILIES, rows: Sequence[int] | None = None
+) -> np.ndarray:
+    """The shapes drawn with people's hands and read as the page reads a drawing: (N, 64).
+
+    ``rows``: which of the project's pen digits ``partial`` and ``pair`` are made of.
+    """
+    return _non_digit_pixels(count, seed, tuple(kinds), None if rows is None else tuple(rows))
 
 
 class NonDigits(DataSource):
@@ -104,19 +281,29 @@ class NonDigits(DataSource):
     Args:
         count: How many non-digits join the training images.
         weight: How much a non-digit's loss counts beside a digit's.
+        kinds: The families to draw, in turn (``FAMILIES``; a family named twice is
+            drawn twice as often). Those made of pen digits take them from the pen
+            digits' training rows only.
     """
 
-    def __init__(self, count: int = 1000, weight: float = 0.5) -> None:
+    def __init__(
+        self, count: int = 1000, weight: float = 0.5, kinds: Sequence[str] = TRAINING_KINDS
+    ) -> None:
         if count < 1:
             raise ValueError(f"NonDigits.count must be at least 1, got {count}")
         if weight < 0:
             raise ValueError(f"NonDigits.weight must be 0 or more, got {weight}")
-        self.count, self.weight = count, weight
+        check_kinds(kinds)
+        self.count, self.weight, self.kinds = count, weight, list(kinds)
 
     def arrays(self, split: Split, splits: DigitsSplits) -> tuple[np.ndarray, np.ndarray] | None:
         if split != "train":
             return None
-        pixels = non_digit_pixels(self.count, TRAINING_SEED, TRAINING_KINDS)
+        rows = None
+        if set(self.kinds) & set(MADE_OF_PEN_DIGITS):
+            drawn = DrawnSplits(splits.test_size, splits.val_size, splits.split_seed)
+            rows = sorted(drawn.indices["train"].tolist())
+        pixels = non_digit_pixels(self.count, TRAINING_SEED, self.kinds, rows)
         classes = num_classes()  # the data set's
         targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)
         return pixels, targets

@@ -44,6 +44,7 @@ COORDINATE_MAX = 100  # each side of a pen digit runs from 0 to this
 HEIGHTS = (120.0, 240.0)
 PENS = (18.0, 38.0)
 DRAWING_SEED = 0  # one fixed hand per row, so every model is measured on the same drawings
+VARIANT_SEED = 1_000  # the hands and changes of a training row's further drawings start here
 
 
 @functools.cache
@@ -164,13 +165,79 @@ class PenDigits(DataSource):
     """The pen digits as a data source: their training rows join training, and their
     validation and test rows are a set of their own, ``drawn`` (``val/drawn_acc``).
 
-    Cut with the data set's own split settings (``DrawnSplits``).
+    Cut with the data set's own split settings (``DrawnSplits``). Thirty writers made
+    these rows; the people at the page are others, who slant, turn and stretch their
+    digits their own way. With ``variants`` above 1, each training row is drawn that
+    many times: once as the page would draw it, then each time by another hand, its pen
+    path slanted, turned and stretched a little (``as_another_writer``), so that the
+    network learns the digit rather than its 30 writers' way of writing it. Validation
+    and test rows are drawn once, as they always are.
+
+    Args:
+        variants: How many drawings of each training row (1: the row as it is).
+        slant: The largest shear along x, as a share of the height, either way.
+        rotation: The largest turn, in degrees, either way.
+        stretch: The largest change of the width, as a share, either way.
     """
 
     name = "drawn"
 
+    def __init__(
+        self, variants: int = 1, slant: float = 0.3, rotation: float = 10.0, stretch: float = 0.15
+    ) -> None:
+        if variants < 1:
+            raise ValueError(f"PenDigits.variants must be at least 1, got {variants}")
+        if slant < 0 or rotation < 0 or not 0 <= stretch < 1:
+            raise ValueError("PenDigits.slant and rotation must be 0 or more, stretch 0 to 1")
+        self.variants, self.slant, self.rotation, self.stretch = variants, slant, rotation, stretch
+
     def arrays(self, split: Split, splits: DigitsSplits) -> tuple[np.ndarray, np.ndarray]:
-        return DrawnSplits(splits.test_size, splits.val_size, splits.split_seed).arrays(split)
+        drawn = DrawnSplits(splits.test_size, splits.val_size, splits.split_seed)
+        pixels, labels = drawn.arrays(split)
+        if split != "train" or self.variants == 1:
+            return pixels, labels
+        rows = drawn.indices["train"]
+        changes = (self.slant, self.rotation, self.stretch)
+        others = [
+            other_writers_rows(tuple(rows.tolist()), VARIANT_SEED + number, changes)
+            for number in range(1, self.variants)
+        ]
+        return np.concatenate([pixels, *others]), np.concatenate([labels] * self.variants)
+
+
+def as_another_writer(
+    points: np.ndarray, generator: np.random.Generator, changes: tuple[float, float, float]
+) -> np.ndarray:
+    """Pen digits (N, 8, 2) slanted, turned and stretched at random, scaled back to 0..100."""
+    slant, rotation, stretch = changes
+    changed = []
+    for path in np.asarray(points, dtype=np.float64):
+        angle = np.deg2rad(generator.uniform(-rotation, rotation))
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        shear = np.array([[1.0, generator.uniform(-slant, slant)], [0.0, 1.0]])
+        widen = np.diag([generator.uniform(1 - stretch, 1 + stretch), 1.0])
+        moved = (path - path.mean(axis=0)) @ (turn @ shear @ widen).T
+        low, high = moved.min(axis=0), moved.max(axis=0)
+        moved = (moved - low) * (COORDINATE_MAX / max(float((high - low).max()), 1e-9))
+        changed.append(moved + (COORDINATE_MAX - moved.max(axis=0)) / 2)  # centred
+    return np.stack(changed)
+
+
+@functools.cache
+def other_writers_rows(
+    rows: tuple[int, ...], seed: int, changes: tuple[float, float, float]
+) -> np.ndarray:
+    """The pen digits at ``rows``, each changed as another writer would write it and
+    drawn by another hand (both from ``seed``), read as the page reads: (N, 64)."""
+    points, _ = read_pen_digits()
+    chosen = np.asarray(rows, dtype=np.int64)
+
+    def draw_them() -> np.ndarray:
+        changed = as_another_writer(points[chosen], np.random.default_rng(seed), changes)
+        return drawn_pixels(changed, hands(len(chosen), seed))
+
+    digest = hashlib.sha256(chosen.tobytes() + repr(changes).encode()).hexdigest()
+    return cached_pixels(f"variants-{seed}-{digest}", draw_them)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ project shows:
   digit read (the argmax) never changes;
 - the *threshold*: a reading is sure when its probability reaches it. It is the lowest
   probability at which the validation readings at or above it are wrong no more often
-  than a target rate (selective classification).
+  than a target rate (selective classification), in every validation set.
 
 ``digits.training.calibrate.Calibrate`` fits them at the end of every run. A checkpoint
 from before this has neither: it means temperature 1 and threshold 0, so every reading
@@ -101,13 +101,27 @@ class Calibration:
 
 
 def fit_calibration(
-    logits: torch.Tensor, labels: torch.Tensor, target_error: float = TARGET_ERROR
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    target_error: float = TARGET_ERROR,
+    sets: torch.Tensor | None = None,
 ) -> Calibration:
-    """Temperature and threshold from validation logits and labels."""
+    """Temperature and threshold from validation logits and labels.
+
+    ``sets`` numbers each reading's validation set (the data set's own, the drawn
+    digits...). The temperature is fitted on all of them; the threshold is the highest of
+    the sets' own, so that the sure readings of *every* set are at most ``target_error``
+    wrong: the easiest set's many right readings must not hide the errors of the set
+    that is read where it counts (the page reads drawings).
+    """
     logits, labels = logits.detach().float().cpu(), labels.detach().cpu()
+    sets = torch.zeros_like(labels) if sets is None else sets.detach().cpu()
     temperature = fit_temperature(logits, labels)
     probabilities = (logits / temperature).softmax(dim=-1)
-    threshold = choose_threshold(probabilities, labels, target_error)
+    threshold = max(
+        choose_threshold(probabilities[sets == name], labels[sets == name], target_error)
+        for name in sets.unique()
+    )
     confidence, digit = probabilities.max(dim=-1)
     sure = confidence >= threshold
     sure_error = float((digit[sure] != labels[sure]).float().mean()) if sure.any() else 0.0

@@ -172,8 +172,8 @@ class Calibrate(L.Callback):
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
         if best_path:
             pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])
-        logits, labels = self.logits_and_labels(trainer, pl_module, loaders)
-        self.fitted = fit_calibration(logits, labels, self.target_error)
+        logits, labels, sets = self.logits_and_labels(trainer, pl_module, loaders)
+        self.fitted = fit_calibration(logits, labels, self.target_error, sets)
         self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
         if trainer.is_global_zero:
             for path in {best_path, *last_checkpoints(trainer)} - {""}:
@@ -186,19 +186,21 @@ class Calibrate(L.Callback):
     @staticmethod
     def logits_and_labels(
         trainer: L.Trainer, pl_module: L.LightningModule, loaders: list[DataLoader]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of every image of every loader's set, the same in every process."""
-        logits, labels = [], []
-        for loader in loaders:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits and labels of every image of every loader's set, the same in every process,
+        and the number of the loader each came from."""
+        logits, labels, sets = [], [], []
+        for number, loader in enumerate(loaders):
             for batch in every_batch(loader):
                 # Moved as they are: the strategy's batch_to_device would also run the
                 # data module's on_after_batch_transfer, which transforms training batches.
                 features, targets = move_data_to_device(batch, pl_module.device)
                 logits.append(logits_for(trainer, pl_module, features))
                 labels.append(class_labels(targets.to(logits[-1].device)))
-        logits, labels = torch.cat(logits), torch.cat(labels)
+                sets.append(torch.full_like(labels[-1], number))
+        logits, labels, sets = torch.cat(logits), torch.cat(labels), torch.cat(sets)
         scored = labels != NO_CLASS  # an image whose target spreads has no right answer
-        return logits[scored], labels[scored]
+        return logits[scored], labels[scored], sets[scored]
 
     def keep_in(self, path: Path) -> None:
         """Writes the fitted numbers into a checkpoint this run saved before they existed."""
@@ -216,7 +218,7 @@ class Calibrate(L.Callback):
         streams = {}
         for index, loader in enumerate(loader_list(trainer.test_dataloaders)):
             name = pl_module.hparams.eval_sets[index - 1] if index else "test split"
-            logits, labels = self.logits_and_labels(trainer, pl_module, [loader])
+            logits, labels, _ = self.logits_and_labels(trainer, pl_module, [loader])
             streams[name] = (self.probabilities(logits).cpu().numpy(), labels.cpu().numpy())
         figure = reliability_figure(streams)
         logger.experiment.add_figure("test/reliability", figure, trainer.global_step)
