@@ -54,6 +54,18 @@ def test_summary_matches_what_was_logged(run):
     assert log_dir.parent.parent.name == "lightning_logs"
 
 
+def test_without_a_monitor_the_last_epoch_is_kept_tested_and_said_so(capsys):
+    summary = main(
+        [*QUIET, "--trainer.max_epochs", "3", "--checkpoint.monitor", "null"]
+        + ["--checkpoint.filename", "epoch{epoch:03d}"]
+    )
+    assert Path(summary.checkpoint).name == "epoch002.ckpt"
+    assert read_checkpoint(summary.checkpoint)["epoch"] == 2
+    printed = capsys.readouterr().out
+    assert "kept          the last epoch (no monitor)" in printed
+    assert "(the last epoch's checkpoint)" in printed
+
+
 def test_best_and_last_checkpoints_are_kept(run):
     _, log_dir = run
     files = sorted(path.name for path in (log_dir / "checkpoints").iterdir())

@@ -21,7 +21,7 @@ class FitSummary:
     log_dir: str | None
     tensorboard_logdir: str | None
     test_drawn_acc: float | None = None  # with the pen digits: their test set
-    monitor: str = "val/acc"  # what chose the best checkpoint
+    monitor: str | None = "val/acc"  # what chose the best checkpoint; None: the last epoch
     calibration: Calibration | None = None  # fitted on validation after training
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
     test_drawn_ece: tuple[float, float] | None = None
@@ -29,8 +29,15 @@ class FitSummary:
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
         tested = "the best checkpoint" if self.checkpoint else "the final weights"
+        if self.monitor is None and self.checkpoint:
+            kept, tested = (
+                "kept          the last epoch (no monitor)",
+                "the last epoch's checkpoint",
+            )
+        else:
+            kept = f"{'best ' + (self.monitor or 'val/acc'):<13} {best}"
         lines = [
-            f"{'best ' + self.monitor:<13} {best}",
+            kept,
             f"test/acc      {self.test_acc:.4f}  ({tested})",
             *(
                 [f"test/drawn   {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
@@ -84,7 +91,7 @@ def evaluate_best_and_summarize(
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
         test_drawn_acc=results.get("test/drawn_acc"),
-        monitor=(checkpoint.monitor if checkpoint is not None else None) or "val/acc",
+        monitor=checkpoint.monitor if checkpoint is not None else "val/acc",
         calibration=calibration,
         test_ece=_before_after(results, "test/"),
         test_drawn_ece=_before_after(results, "test/drawn_"),
