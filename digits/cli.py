@@ -118,10 +118,11 @@ class DigitsCLI(CheckpointReadOnce):
         )
         kwargs.setdefault("subclass_mode_data", other_data)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
+        # With its own callbacks (the sweep's folds), a run is not calibrated either.
+        self.calibrates = "trainer_defaults" not in kwargs
         callbacks = [
             HParamsMetrics(),
             TensorBoardPictures(),
-            Calibrate(),
             StopOnDivergence(),
             InterruptCheckpoint(),
             EpochScalarsInCheckpoint(),
@@ -152,6 +153,8 @@ class DigitsCLI(CheckpointReadOnce):
             ModelCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
+        # Calibration's own settings (--calibrate.target_error), as for the checkpoints.
+        parser.add_class_arguments(Calibrate, "calibrate", fail_untyped=False, sub_configs=True)
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         # The network's shape and the further evaluation sets come from the data module
         # (one of your own may leave out what it does not have: digits.training.own_data).
@@ -231,6 +234,8 @@ class DigitsCLI(CheckpointReadOnce):
             for callback in _as_list(trainer_config.get("callbacks"))
             if self.fitting or not isinstance(callback, ModelCheckpoint)
         ]
+        if self.calibrates:
+            callbacks.append(init["calibrate"])
         keeps_checkpoints = self.fitting and trainer_config.get("enable_checkpointing") is not False
         if keeps_checkpoints:
             callbacks += [init["checkpoint"], init["last_checkpoint"]]

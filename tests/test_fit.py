@@ -55,10 +55,8 @@ def test_summary_matches_what_was_logged(run):
 
 
 def test_without_a_monitor_the_last_epoch_is_kept_tested_and_said_so(capsys):
-    summary = main(
-        [*QUIET, "--trainer.max_epochs", "3", "--checkpoint.monitor", "null"]
-        + ["--checkpoint.filename", "epoch{epoch:03d}"]
-    )
+    last_epoch = ["--checkpoint.monitor", "null", "--checkpoint.filename", "epoch{epoch:03d}"]
+    summary = main([*QUIET, "--trainer.max_epochs", "3", *last_epoch])
     assert Path(summary.checkpoint).name == "epoch002.ckpt"
     assert read_checkpoint(summary.checkpoint)["epoch"] == 2
     printed = capsys.readouterr().out

@@ -35,6 +35,7 @@ from digits.people.non_digits import (
     MEASURING_SEED,
     families_trained_on,
     non_digit_pixels,
+    non_digits,
 )
 from digits.people.pen_digits import (
     DrawnSplits,
@@ -157,12 +158,14 @@ def score(
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
     ece = expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels))
     sure = confidence >= limit
-    families = non_digit_confidence(trained)
-    by_family = {family: float((top < limit).mean()) for family, top in families.items()}
+    families = non_digit_probabilities(trained)
+    tops = {family: probabilities.max(axis=1) for family, probabilities in families.items()}
+    by_family = {family: float((top < limit).mean()) for family, top in tops.items()}
     trained_on = families_trained_on(trained.data_settings)
     never = [share for family, share in by_family.items() if family not in trained_on]
-    every_non_digit = np.concatenate(list(families.values()))
+    every_non_digit = np.concatenate(list(tops.values()))
     pictures = write_pictures(drawings, pixels, read, labels, output)
+    pictures["non_digits"] = str(write_sure_non_digits(trained, families, limit, output))
     pictures["thresholds"] = str(
         write_coverage_curve(confidence, read == labels, every_non_digit, limit, output)
     )
@@ -186,23 +189,51 @@ def score(
     )
 
 
-def non_digit_confidence(trained: TrainedNetwork) -> dict[str, np.ndarray]:
-    """The top probability of each family's generated non-digits (another seed than training's).
+def non_digit_probabilities(trained: TrainedNetwork) -> dict[str, np.ndarray]:
+    """Each family's generated non-digits (another seed than training's), read: (N, 10).
 
     The families made of pen digits take the rows the checkpoint's split keeps for testing.
     """
-    test_rows = sorted(drawn_splits_of(trained).indices["test"].tolist())
     return {
         family: trained.probabilities(
-            non_digit_pixels(
-                NON_DIGITS_PER_FAMILY,
-                MEASURING_SEED,
-                (family,),
-                test_rows if family in MADE_OF_PEN_DIGITS else None,
-            )
-        ).max(axis=1)
-        for family in FAMILIES
+            non_digit_pixels(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows)
+        )
+        for family, rows in non_digit_rows(trained).items()
     }
+
+
+def non_digit_rows(trained: TrainedNetwork) -> dict[str, list[int] | None]:
+    """Per family, the pen-digit rows it is made of (the split's test rows), or ``None``."""
+    test_rows = sorted(drawn_splits_of(trained).indices["test"].tolist())
+    return {family: test_rows if family in MADE_OF_PEN_DIGITS else None for family in FAMILIES}
+
+
+def write_sure_non_digits(
+    trained: TrainedNetwork, families: dict[str, np.ndarray], limit: float, output: Path
+) -> Path:
+    """The generated non-digits read as sure digits, as drawn, each with what it was read as."""
+    canvases, seen, titles = [], [], []
+    for family, rows in non_digit_rows(trained).items():
+        top = families[family].max(axis=1)
+        sure = np.flatnonzero(top >= limit)
+        if not len(sure):
+            continue
+        rows_points = None
+        if rows is not None:
+            points, labels = read_pen_digits()
+            rows_points = (points[rows], labels[rows])
+        shapes, _ = non_digits(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows_points)
+        every_hand = hands(NON_DIGITS_PER_FAMILY, MEASURING_SEED)
+        pixels = non_digit_pixels(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows)
+        for index in sure[: MAX_MISREAD_SHOWN // len(FAMILIES)]:
+            canvases.append(draw(shapes[index], every_hand[index]))
+            seen.append(pixels[index])
+            reading = int(families[family][index].argmax())
+            titles.append(f"{family}: {reading} {top[index]:.2f}")
+    path = output / "non_digits_sure.png"
+    shown = np.stack(seen) if seen else np.zeros((0, 64), dtype=np.float32)
+    misread_figure(canvases, shown, titles).savefig(path, dpi=100, bbox_inches="tight")
+    return path
 
 
 def write_coverage_curve(

@@ -45,7 +45,10 @@ PenRows = tuple[np.ndarray, np.ndarray]  # pen digits' points (N, 8, 2) and labe
 TRAINING_KINDS = ("scribble", "dash", "scribble", "cross", "blob")
 TRAINING_SEED = 1  # the non-digits shown in training
 MEASURING_SEED = 2  # others, never trained on, for measuring
-THINNEST = 0.3  # a shape narrower than this share of its height is a one, not a non-digit
+# A stroke much narrower than long that stands more than this far from the horizontal is
+# a one (pen ones are upright or slanted strokes), not a non-digit; a flatter one is a dash.
+THINNEST = 0.3  # narrower than this share of its length
+FLATTEST_ONE = 30.0  # degrees from the horizontal
 
 
 def scribble(generator: np.random.Generator, rows: PenRows) -> Shape:
@@ -80,10 +83,7 @@ def blob(generator: np.random.Generator, rows: PenRows) -> Shape:
 
 def polyline(generator: np.random.Generator, rows: PenRows) -> Shape:
     """Five to eight points anywhere in the box, joined: long straight strokes that tangle."""
-    while True:
-        points = generator.uniform(0, COORDINATE_MAX, (int(generator.integers(5, 9)), 2))
-        if not is_thin([points]):
-            return [points]
+    return [generator.uniform(0, COORDINATE_MAX, (int(generator.integers(5, 9)), 2))]
 
 
 # Capital letters that are no digit's shape (no O, I, S, Z, B, G, Q, L...), as strokes
@@ -194,12 +194,14 @@ def along_path(points: np.ndarray, share: float) -> np.ndarray:
     return np.vstack([kept, points[last - 1] + fraction * (points[last] - points[last - 1])])
 
 
-def is_thin(strokes: Shape) -> bool:
-    """Whether the shape is much narrower than tall, as a one is (in any direction it leans)."""
+def looks_like_a_one(strokes: Shape) -> bool:
+    """Whether the shape is a thin stroke standing up or slanted, as a pen one is."""
     points = np.concatenate(strokes)
-    centred = points - points.mean(axis=0)
-    spreads = np.sqrt(np.linalg.eigvalsh(np.cov(centred.T)))
-    return bool(spreads[0] < THINNEST * spreads[1])
+    spreads, axes = np.linalg.eigh(np.cov((points - points.mean(axis=0)).T))
+    if np.sqrt(max(spreads[0], 0.0)) >= THINNEST * np.sqrt(spreads[1]):
+        return False
+    along = axes[:, 1]  # the direction of the longer spread
+    return bool(np.degrees(np.arctan2(abs(along[1]), abs(along[0]))) > FLATTEST_ONE)
 
 
 def non_digits(
@@ -214,7 +216,18 @@ def non_digits(
     generator = np.random.default_rng(seed)
     pen_rows = read_pen_digits() if rows is None else rows
     chosen = [kinds[i % len(kinds)] for i in range(count)]
-    return [fill_the_box(MAKERS[kind](generator, pen_rows)) for kind in chosen], chosen
+    return [fill_the_box(not_a_one(MAKERS[kind], generator, pen_rows)) for kind in chosen], chosen
+
+
+def not_a_one(
+    maker: Callable[[np.random.Generator, PenRows], Shape],
+    generator: np.random.Generator,
+    rows: PenRows,
+) -> Shape:
+    """A shape from ``maker``, drawn again while it would be read as a one."""
+    while looks_like_a_one(shape := maker(generator, rows)):
+        pass
+    return shape
 
 
 def fill_the_box(strokes: Shape) -> Shape:
