@@ -243,6 +243,13 @@ MUTANTS = [
         ("tests/test_calibration.py", "tests/test_export.py"),
     ),
     Mutant(
+        "a validation set read without a mistake sharpens every probability to 1",
+        "digits/reading/sure.py",
+        "    if bool((logits.argmax(dim=-1) == labels).all()):\n        return 1.0\n",
+        "",
+        ("tests/test_calibration.py", "-k", "without_a_mistake"),
+    ),
+    Mutant(
         "predict shows the uncalibrated probabilities",
         "digits/reading/trained.py",
         "(self.network(features) / self.temperature)",

@@ -33,6 +33,22 @@ def test_the_fitted_temperature_is_the_one_that_made_the_labels():
     assert F.cross_entropy(logits / temperature, labels) < F.cross_entropy(logits, labels)
 
 
+def test_a_validation_set_read_without_a_mistake_leaves_the_temperature_at_one():
+    """With every reading right, the likelihood only grows as T shrinks: nothing to fit.
+
+    A small validation set (a user's own data, or a strong network's 135 digits) can be
+    read without a mistake; fitting T there made every probability 1.000 and nothing
+    "not sure".
+    """
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (40,), generator=generator)
+    logits = torch.randn(40, 3, generator=generator) + 8 * F.one_hot(labels, 3)
+    assert bool((logits.argmax(dim=1) == labels).all())
+    assert fit_temperature(logits, labels) == 1.0
+    labels[0] = (logits[0].argmax() + 1) % 3  # one mistake: a temperature exists again
+    assert fit_temperature(logits, labels) != 1.0
+
+
 def test_the_threshold_keeps_the_surest_readings_until_the_target_error():
     # 100 readings: surest first; the 50th and the 90th are wrong.
     confidence = torch.linspace(0.99, 0.5, 100)

@@ -47,9 +47,13 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The temperature that minimises the negative log-likelihood of ``labels``.
 
     Optimised as log T, so that T stays positive, with L-BFGS, as in the paper's own
-    code: one variable and a smooth, convex objective.
+    code: one variable and a smooth, convex objective. When every reading is right, the
+    likelihood only grows as T shrinks towards 0 (every probability towards 1): there
+    is no temperature to find, and T stays 1.
     """
     logits, labels = logits.detach().double(), labels.detach()
+    if bool((logits.argmax(dim=-1) == labels).all()):
+        return 1.0
     log_temperature = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [log_temperature], lr=0.5, max_iter=200, line_search_fn="strong_wolfe"

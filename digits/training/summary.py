@@ -40,7 +40,7 @@ class FitSummary:
             kept,
             f"test/acc      {self.test_acc:.4f}  ({tested})",
             *(
-                [f"test/drawn   {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
+                [f"test/drawn    {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
                 if self.test_drawn_acc is not None
                 else []
             ),
