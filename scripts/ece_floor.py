@@ -2,13 +2,14 @@
 
 The expected calibration error is estimated from a few hundred test images, and an
 estimate from so few is biased upwards: even a model whose probabilities are exactly
-right shows an ECE above zero. This trains the default config on split seeds 0..4 (or the
-``--config`` given), and for each compares the measured test ECE with the ECE of the
-same probabilities when each reading is right exactly as often as its probability says
-(labels drawn 300 times from the model's own probabilities)::
+right shows an ECE above zero. This trains the default config (or the ``--config``
+given) on split seeds 0..4 (or the ``--split_seeds`` given), and for each compares the
+measured test ECE with the ECE of the same probabilities when each reading is right
+exactly as often as its probability says (labels drawn 300 times from the model's own
+probabilities)::
 
     python scripts/ece_floor.py
-    python scripts/ece_floor.py --config configs/best.yaml
+    python scripts/ece_floor.py --config configs/best.yaml --split_seeds 10-19
 """
 
 from __future__ import annotations
@@ -45,11 +46,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="a digits.fit config (default: the default config)")
     parser.add_argument(
-        "--split_seeds", "--split-seeds", type=int, default=5, help="split seeds 0..N-1"
+        "--split_seeds",
+        "--split-seeds",
+        default="5",
+        help="N for split seeds 0..N-1, or a range such as 10-19",
     )
     options = parser.parse_args()
+    first, _, last = options.split_seeds.partition("-")
+    seeds = range(int(first), int(last) + 1) if last else range(int(first))
     rows = []
-    for split_seed in range(options.split_seeds):
+    for split_seed in seeds:
         args = ["--data.split_seed", str(split_seed), "--trainer.enable_progress_bar", "false"]
         summary = fit([*(["--config", options.config] if options.config else []), *args])
         network = load_trained(summary.checkpoint)

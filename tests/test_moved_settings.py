@@ -48,6 +48,26 @@ checkpoint:
   monitor: val/drawn_acc
   filename: epoch{epoch:03d}-drawn_acc{val/drawn_acc:.4f}
 """
+# The same recipe in today's settings.
+OLD_BEST_TODAY = """
+model:
+  network:
+    class_path: digits.networks.ConvNet
+    init_args: {channels: 32, hidden_size: 128, dropout: 0.25}
+  lr: 0.003
+  weight_decay: 0.0001
+  lr_schedule: onecycle
+data:
+  scale: unit
+  repeats: 5
+  sources:
+    - class_path: digits.people.pen_digits.PenDigits
+    - class_path: digits.people.non_digits.NonDigits
+      init_args: {count: 1000, weight: 0.5}
+  transforms:
+    - class_path: digits.people.augment.Shift
+      init_args: {pixels: 1}
+"""
 
 
 def printed_config(capsys: pytest.CaptureFixture, *args: str) -> dict:
@@ -60,8 +80,10 @@ def printed_config(capsys: pytest.CaptureFixture, *args: str) -> dict:
 def test_a_config_written_before_reads_as_todays(tmp_path: Path, capsys):
     old = tmp_path / "old_best.yaml"
     old.write_text(OLD_BEST)
+    todays_form = tmp_path / "todays_form.yaml"
+    todays_form.write_text(OLD_BEST_TODAY)
     before = printed_config(capsys, "--config", str(old))
-    today = printed_config(capsys, "--config", str(CONFIGS / "best.yaml"))
+    today = printed_config(capsys, "--config", str(todays_form))
     assert before["data"] == today["data"] and before["model"] == today["model"]
     assert [source["class_path"] for source in today["data"]["sources"]] == [
         "digits.people.pen_digits.PenDigits",

@@ -97,8 +97,8 @@ class DrawnScore:
             f"sure          probability >= {self.threshold:.4f}: {self.coverage:.1%} of the drawn "
             f"digits answered, {self.sure_accuracy:.2%} of those right",
             f"non-digits    {self.non_digits} generated: {self.non_digits_not_sure:.1%} not sure "
-            f"({families}; * never trained on"
-            + (f": {never:.1%} not sure)" if never is not None else ")"),
+            f"({families}"
+            + (f"; * never trained on: {never:.1%} not sure)" if never is not None else ")"),
             *(f"{name:<13} {path}" for name, path in self.pictures.items()),
         ]
 
