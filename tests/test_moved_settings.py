@@ -21,8 +21,8 @@ from digits.reading.moved_settings import NEW_FLAGS
 from tests.conftest import QUIET, scalars
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-# configs/best.yaml as it was written before the settings moved.
-OLD_BEST = """
+# The network and optimizer of an earlier configs/best.yaml, unchanged by the move.
+EARLIER_MODEL = """
 model:
   network:
     class_path: digits.networks.ConvNet
@@ -30,7 +30,11 @@ model:
   lr: 0.003
   weight_decay: 0.0001
   lr_schedule: onecycle
-  outlier_weight: 0.5
+"""
+# That configs/best.yaml as it was written before the settings moved.
+OLD_BEST = (
+    EARLIER_MODEL
+    + """  outlier_weight: 0.5
 data:
   scale: unit
   shift: 1
@@ -48,16 +52,11 @@ checkpoint:
   monitor: val/drawn_acc
   filename: epoch{epoch:03d}-drawn_acc{val/drawn_acc:.4f}
 """
+)
 # The same recipe in today's settings.
-OLD_BEST_TODAY = """
-model:
-  network:
-    class_path: digits.networks.ConvNet
-    init_args: {channels: 32, hidden_size: 128, dropout: 0.25}
-  lr: 0.003
-  weight_decay: 0.0001
-  lr_schedule: onecycle
-data:
+OLD_BEST_TODAY = (
+    EARLIER_MODEL
+    + """data:
   scale: unit
   repeats: 5
   sources:
@@ -68,6 +67,7 @@ data:
     - class_path: digits.people.augment.Shift
       init_args: {pixels: 1}
 """
+)
 
 
 def printed_config(capsys: pytest.CaptureFixture, *args: str) -> dict:

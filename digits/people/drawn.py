@@ -36,6 +36,7 @@ from digits.people.non_digits import (
     families_trained_on,
     non_digit_pixels,
     non_digits,
+    pen_rows_at,
 )
 from digits.people.pen_digits import (
     DrawnSplits,
@@ -158,14 +159,15 @@ def score(
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
     ece = expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels))
     sure = confidence >= limit
-    families = non_digit_probabilities(trained)
+    rows_by_family = non_digit_rows(trained)
+    families = non_digit_probabilities(trained, rows_by_family)
     tops = {family: probabilities.max(axis=1) for family, probabilities in families.items()}
     by_family = {family: float((top < limit).mean()) for family, top in tops.items()}
     trained_on = families_trained_on(trained.data_settings)
     never = [share for family, share in by_family.items() if family not in trained_on]
     every_non_digit = np.concatenate(list(tops.values()))
     pictures = write_pictures(drawings, pixels, read, labels, output)
-    pictures["non_digits"] = str(write_sure_non_digits(trained, families, limit, output))
+    pictures["non_digits"] = str(write_sure_non_digits(rows_by_family, families, limit, output))
     pictures["thresholds"] = str(
         write_coverage_curve(confidence, read == labels, every_non_digit, limit, output)
     )
@@ -189,16 +191,18 @@ def score(
     )
 
 
-def non_digit_probabilities(trained: TrainedNetwork) -> dict[str, np.ndarray]:
+def non_digit_probabilities(
+    trained: TrainedNetwork, rows_by_family: dict[str, list[int] | None]
+) -> dict[str, np.ndarray]:
     """Each family's generated non-digits (another seed than training's), read: (N, 10).
 
-    The families made of pen digits take the rows the checkpoint's split keeps for testing.
+    The families made of pen digits take the rows ``non_digit_rows`` gives them.
     """
     return {
         family: trained.probabilities(
             non_digit_pixels(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows)
         )
-        for family, rows in non_digit_rows(trained).items()
+        for family, rows in rows_by_family.items()
     }
 
 
@@ -209,20 +213,20 @@ def non_digit_rows(trained: TrainedNetwork) -> dict[str, list[int] | None]:
 
 
 def write_sure_non_digits(
-    trained: TrainedNetwork, families: dict[str, np.ndarray], limit: float, output: Path
+    rows_by_family: dict[str, list[int] | None],
+    families: dict[str, np.ndarray],
+    limit: float,
+    output: Path,
 ) -> Path:
     """The generated non-digits read as sure digits, as drawn, each with what it was read as."""
     canvases, seen, titles = [], [], []
-    for family, rows in non_digit_rows(trained).items():
+    for family, rows in rows_by_family.items():
         top = families[family].max(axis=1)
         sure = np.flatnonzero(top >= limit)
         if not len(sure):
             continue
-        rows_points = None
-        if rows is not None:
-            points, labels = read_pen_digits()
-            rows_points = (points[rows], labels[rows])
-        shapes, _ = non_digits(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows_points)
+        pen_rows = pen_rows_at(rows)
+        shapes, _ = non_digits(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), pen_rows)
         every_hand = hands(NON_DIGITS_PER_FAMILY, MEASURING_SEED)
         pixels = non_digit_pixels(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows)
         for index in sure[: MAX_MISREAD_SHOWN // len(FAMILIES)]:

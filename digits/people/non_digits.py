@@ -167,7 +167,6 @@ MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
     "pair": pair,
 }
 FAMILIES = tuple(MAKERS)
-KINDS = FAMILIES  # the name this module's families had before there were more of them
 MADE_OF_PEN_DIGITS = ("partial", "pair")
 
 
@@ -257,19 +256,28 @@ def check_kinds(kinds: Sequence[str]) -> None:
         )
 
 
+def pen_rows_at(rows: Sequence[int] | None) -> PenRows:
+    """The project's pen digits at ``rows`` (all of them for ``None``): points and labels."""
+    points, labels = read_pen_digits()
+    if rows is None:
+        return points, labels
+    chosen = np.asarray(rows, dtype=np.int64)
+    return points[chosen], labels[chosen]
+
+
 @functools.cache
 def _non_digit_pixels(
     count: int, seed: int, kinds: tuple[str, ...], rows: tuple[int, ...] | None
 ) -> np.ndarray:
-    points, labels = read_pen_digits()
-    chosen = None if rows is None else np.asarray(rows, dtype=np.int64)
-    pen_rows = (points, labels) if chosen is None else (points[chosen], labels[chosen])
-
     def draw_them() -> np.ndarray:
-        shapes, _ = non_digits(count, seed, kinds, pen_rows)
+        shapes, _ = non_digits(count, seed, kinds, pen_rows_at(rows))
         return drawn_pixels(shapes, hands(count, seed))
 
-    rows_digest = "all" if chosen is None else hashlib.sha256(chosen.tobytes()).hexdigest()[:16]
+    rows_digest = (
+        "all"
+        if rows is None
+        else hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+    )
     return cached_pixels(f"non-digits-{count}-{seed}-{'-'.join(kinds)}-{rows_digest}", draw_them)
 
 
