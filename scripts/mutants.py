@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "SVC's kernel fixed to raw pixels",
+        "digits/tools/baseline.py",
+        'SVC(gamma="scale")',
+        "SVC(gamma=0.001)",
+        ("tests/test_baseline.py",),
+    ),
+    Mutant(
         "export leaves the scaling out",
         "digits/reading/export.py",
         "logits = self.network((pixels - self.mean) / self.std)",
