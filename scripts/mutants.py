@@ -449,7 +449,17 @@ def run_tests(mutant: Mutant, tests: tuple[str, ...]) -> tuple[bool, float]:
             source.write_text(text.replace(old, new))
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-x",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--runslow",
+                *tests,
+            ],
             cwd=repo,
             env={**os.environ, "PYTHONPATH": str(repo)},  # the copy, not the installed tree
             capture_output=True,

@@ -21,6 +21,28 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        help="also run the tests marked slow (CI runs every test)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the slow tests out unless ``--runslow`` asks for them (pytest's own recipe).
+
+    They start real processes, servers, a browser or a database, or train for long, and
+    take over half of the whole suite's time; the quick run keeps a change's loop short.
+    """
+    if config.getoption("--runslow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def drawn_digits_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The drawn digits are drawn once per test session, not into the user's own cache."""

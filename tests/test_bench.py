@@ -40,6 +40,7 @@ def test_the_tutorial_script_imports_no_lightning():
     assert "lightning" not in modules and "torchmetrics" not in modules
 
 
+@pytest.mark.slow
 def test_bench_compares_both_sides_and_reports_json():
     result = subprocess.run(
         [*BENCH, "--epochs", "3", "--repeats", "1", "--device", "cpu", "--json"],
@@ -68,6 +69,7 @@ def test_too_little_to_measure_is_refused(args):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_sweep_bench_runs_one_worker_against_two_on_the_same_trials():
     result = subprocess.run(
         [

@@ -43,6 +43,7 @@ def test_the_core_trains_alone_with_lightnings_own_trainer(tmp_path: Path):
     assert tested["test/acc"] > 0.9  # the tutorial's network learned the digits
 
 
+@pytest.mark.slow
 def test_every_feature_composed_in_at_once_leaves_its_traces(tmp_path: Path):
     features = [
         *("--data.sources+=digits.people.pen_digits.PenDigits",),

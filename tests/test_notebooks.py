@@ -106,6 +106,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, nbformat.No
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=["english", "chinese"])
+@pytest.mark.slow
 def test_each_notebook_runs_and_shows_its_pictures(executed, path: Path):
     notebook = executed[path]
     assert errors(notebook) == []
@@ -116,6 +117,7 @@ def test_each_notebook_runs_and_shows_its_pictures(executed, path: Path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=["english", "chinese"])
+@pytest.mark.slow
 def test_the_numbers_in_the_prose_are_the_ones_a_fresh_run_prints(executed, path: Path):
     notebook = executed[path]
     assert BOLD_NUMBER.search("\n".join(cell.source for cell in notebook.cells))

@@ -32,6 +32,7 @@ def examples(in_tmp_path: Path) -> Path:
     return in_tmp_path
 
 
+@pytest.mark.slow
 def test_a_data_module_of_your_own_trains_resumes_and_is_summarised(examples: Path) -> None:
     first = run("digits.fit", *QUIET, "--data", DATA, "--trainer.max_epochs", "3")
     assert first.returncode == 0, first.stderr
@@ -60,6 +61,7 @@ def test_a_data_module_of_your_own_trains_resumes_and_is_summarised(examples: Pa
     assert "best val/acc" in resumed.stdout and "test/acc" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples: Path) -> None:
     trained = run("digits.fit", *QUIET, "--data", DATA, "--trainer.max_epochs", "1")
     assert trained.returncode == 0, trained.stderr

@@ -295,6 +295,7 @@ def descendants(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.slow
 def test_a_signal_to_the_server_process_alone_stops_all_of_it(trained_standard: Path, sent):
     running = Server(trained_standard)
     family = descendants(running.process.pid)
@@ -467,6 +468,7 @@ def drawn_server(trained_drawn: Path) -> Iterator[Server]:
     running.stop()
 
 
+@pytest.mark.slow
 def test_pen_digits_replayed_on_the_page_are_read_as_people_wrote_them(
     drawn_server: Server, browser
 ):

@@ -206,6 +206,7 @@ params:
     assert "failed: fold 0: training diverged" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_hopeless_trials_are_pruned_from_their_first_fold(tmp_path: Path):
     space = """
 trials: 10
@@ -368,6 +369,7 @@ def most_waiting_for_one_lock(url: str) -> int:
         return int(connection.execute(sqlalchemy.text(query)).scalar() or 0)
 
 
+@pytest.mark.slow
 def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_asked(
     tmp_path: Path,
 ):
@@ -431,6 +433,7 @@ def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_as
     assert summary.test_acc > 0.1
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path: Path):
     # Two trials for two workers: the survivor has nothing left to start when its own
     # trial ends, and must wait for the lost one to go stale and run it again.

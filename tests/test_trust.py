@@ -93,6 +93,7 @@ def resume_as_the_readme_says(run: Path) -> None:
     subprocess.run([*FIT, *resume], check=True, capture_output=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_run_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path: Path):
     epochs = ["--trainer.max_epochs", "25"]
     uninterrupted = Path(main([*QUIET, *epochs]).log_dir)  # in this process: the same run
@@ -154,6 +155,7 @@ def killed_after_epoch(epoch: int, *args: str) -> None:
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_kill_right_after_the_checkpoint_past_the_best_epoch_loses_nothing(tmp_path: Path):
     """lr 0.03: val/acc peaks at epoch 11 (0.9852), then falls and rises again.
 
@@ -183,6 +185,7 @@ class Crash(Exception):
     """A crash in the middle of a run, right after an epoch's checkpoints were written."""
 
 
+@pytest.mark.slow
 def test_shifts_augmentation_drawn_digits_and_one_cycle_resume_as_if_never_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -445,6 +448,7 @@ def test_diverging_training_stops_naming_the_epoch_and_keeps_no_broken_model(
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_a_two_process_run_that_diverges_stops_in_every_process_and_keeps_nothing(
     tmp_path: Path,
 ):
@@ -495,6 +499,7 @@ def test_run_checkpoints_load_with_weights_only(checkpoint: Path):
 # 6. Multi-process training --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tmp_path: Path):
     """The multi-machine command of docs/scaling.md, both "machines" on 127.0.0.1."""
     port = str(free_port())
@@ -540,6 +545,7 @@ DDP_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
 @pytest.mark.parametrize(
     ("sent", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
 )
+@pytest.mark.slow
 def test_a_two_process_run_stops_on_a_signal_saves_once_and_resumes_exactly(
     tmp_path: Path, sent, code, name
 ):
