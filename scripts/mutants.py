@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a run with further test sets prints Lightning's table too",
+        "digits/training/summary.py",
+        "verbose=one_test_set",
+        "verbose=True",
+        ("tests/test_fit.py",),
+    ),
+    Mutant(
         "SVC's kernel fixed to raw pixels",
         "digits/tools/baseline.py",
         'SVC(gamma="scale")',
@@ -466,6 +473,10 @@ def run_tests(mutant: Mutant, tests: tuple[str, ...]) -> tuple[bool, float]:
             text=True,
             check=False,
         )
+        # 1: a test failed; 2: the tests could not even be collected. 4 and 5 are a
+        # command line that selected nothing, which must not pass for a kill.
+        if result.returncode in (4, 5):
+            raise SystemExit(f"{mutant.name}: pytest ran no test ({result.stdout[-500:]})")
         return result.returncode != 0, time.perf_counter() - started
 
 

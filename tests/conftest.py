@@ -30,17 +30,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the slow tests out unless ``--runslow`` asks for them (pytest's own recipe).
+    """Skip the slow tests unless ``--runslow`` asks for them (pytest's own recipe).
 
-    They start real processes, servers, a browser or a database, or train for long, and
-    take over half of the whole suite's time; the quick run keeps a change's loop short.
+    They start real processes, a database or a browser, or train for long, and take over
+    half of the whole suite's time; the quick run keeps a change's loop short.
     """
     if config.getoption("--runslow"):
         return
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,19 +24,13 @@ GPU_CONFIGS = {"gpu.yaml"}
 # DDP launches one more process per device by re-running the command line, so these
 # run as real commands (tests/test_trust.py), not inside pytest's process.
 MULTI_PROCESS_CONFIGS = {"ddp_cpu.yaml"}
-# Its first run draws the pen digits' other-writer copies and the non-digits (about 20 s).
-SLOW_CONFIGS = {"best.yaml"}
 
 
 def config_params() -> list:
     return [
         pytest.param(
             path,
-            marks=[pytest.mark.gpu, needs_gpu]
-            if path.name in GPU_CONFIGS
-            else [pytest.mark.slow]
-            if path.name in SLOW_CONFIGS
-            else [],
+            marks=[pytest.mark.gpu, needs_gpu] if path.name in GPU_CONFIGS else [],
             id=path.name,
         )
         for path in sorted(CONFIGS.glob("*.yaml"))
