@@ -31,10 +31,11 @@ from digits.people.non_digits import MEASURING_SEED, non_digit_pixels
 from digits.reading.trained import TrainedNetwork, load_trained
 
 
-def log_sum_exp(trained: TrainedNetwork, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def read_with_log_sum_exp(
+    trained: TrainedNetwork, pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, 64) pixels in 0..16 -> the calibrated probabilities and their log-sum-exp."""
-    with torch.no_grad():
-        logits = trained.network(torch.from_numpy(trained.scaling(pixels))) / trained.temperature
+    logits = trained.calibrated_logits(pixels)
     return logits.softmax(dim=-1).numpy(), torch.logsumexp(logits, dim=-1).numpy()
 
 
@@ -42,35 +43,30 @@ def read_checkpoint(ckpt_path: str, shares: list[float], count: int) -> None:
     trained = load_trained(ckpt_path)
     splits = DigitsSplits.from_settings(trained.data_settings)
     drawn = drawn_splits_of(trained)
-    readings = {
-        "load_digits val": log_sum_exp(trained, splits.arrays("val", scaled=False)[0]),
-        "drawn val": log_sum_exp(trained, drawn.arrays("val")[0]),
-    }
-    tested = {
-        "drawn test": (drawn.arrays("test"), log_sum_exp(trained, drawn.arrays("test")[0])),
-        "load_digits test": (
-            splits.arrays("test", scaled=False),
-            log_sum_exp(trained, splits.arrays("test", scaled=False)[0]),
-        ),
-    }
+    validation = [splits.arrays("val", scaled=False), drawn.arrays("val")]
+    validation_lse = [read_with_log_sum_exp(trained, pixels)[1] for pixels, _ in validation]
+    tested = {}
+    for name, (pixels, labels) in {
+        "drawn test": drawn.arrays("test"),
+        "load_digits test": splits.arrays("test", scaled=False),
+    }.items():
+        tested[name] = (labels, *read_with_log_sum_exp(trained, pixels))
     families = {
-        family: log_sum_exp(trained, non_digit_pixels(count, MEASURING_SEED, (family,), rows))
+        family: read_with_log_sum_exp(
+            trained, non_digit_pixels(count, MEASURING_SEED, (family,), rows)
+        )
         for family, rows in non_digit_rows(trained).items()
     }
     print(f"{ckpt_path}: threshold {trained.threshold:.4f}, temperature {trained.temperature:.3f}")
     for share in [0.0, *shares]:
-        floor = (
-            min(float(np.quantile(lse, share)) for _, lse in readings.values())
-            if share
-            else -np.inf
-        )
+        floor = min(float(np.quantile(lse, share)) for lse in validation_lse) if share else -np.inf
 
         def sure(probabilities: np.ndarray, lse: np.ndarray, floor: float = floor) -> np.ndarray:
             return (probabilities.max(axis=1) >= trained.threshold) & (lse >= floor)
 
         not_sure = {family: float((~sure(*read)).mean()) for family, read in families.items()}
         words = [f"share {share:.2f}"]
-        for name, ((_, labels), (probabilities, lse)) in tested.items():
+        for name, (labels, probabilities, lse) in tested.items():
             chosen = sure(probabilities, lse)
             right = probabilities.argmax(axis=1) == labels
             accuracy = right[chosen].mean() if chosen.any() else float("nan")

@@ -266,8 +266,8 @@ MUTANTS = [
     Mutant(
         "predict shows the uncalibrated probabilities",
         "digits/reading/trained.py",
-        "(self.network(features) / self.temperature)",
-        "self.network(features)",
+        "return self.network(features) / self.temperature",
+        "return self.network(features)",
         ("tests/test_predict.py",),
     ),
     Mutant(
@@ -473,11 +473,15 @@ def run_tests(mutant: Mutant, tests: tuple[str, ...]) -> tuple[bool, float]:
             text=True,
             check=False,
         )
-        # 1: a test failed; 2: the tests could not even be collected. 4 and 5 are a
-        # command line that selected nothing, which must not pass for a kill.
-        if result.returncode in (4, 5):
-            raise SystemExit(f"{mutant.name}: pytest ran no test ({result.stdout[-500:]})")
-        return result.returncode != 0, time.perf_counter() - started
+        # 0: every test passed (the mutant survived); 1: a test failed (killed). Any other
+        # code (a copy that does not import, nothing selected) ran no test, and must not
+        # pass for a kill.
+        if result.returncode not in (0, 1):
+            output = (result.stdout + result.stderr)[-500:]
+            raise SystemExit(
+                f"{mutant.name}: pytest ran no test (exit {result.returncode}): {output}"
+            )
+        return result.returncode == 1, time.perf_counter() - started
 
 
 def main() -> None:

@@ -51,11 +51,15 @@ class TrainedNetwork:
     temperature: float = 1.0  # probabilities are softmax(logits / temperature)
     threshold: float = 0.0  # a reading is sure from this probability on
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 64) pixels in load_digits' 0..16 -> (N, 10) calibrated class probabilities."""
+    def calibrated_logits(self, pixels: np.ndarray) -> torch.Tensor:
+        """(N, 64) pixels in load_digits' 0..16 -> (N, 10) logits over the temperature."""
         features = torch.from_numpy(self.scaling(pixels))
         with torch.no_grad():
-            return (self.network(features) / self.temperature).softmax(dim=-1).numpy()
+            return self.network(features) / self.temperature
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 64) pixels in load_digits' 0..16 -> (N, 10) calibrated class probabilities."""
+        return self.calibrated_logits(pixels).softmax(dim=-1).numpy()
 
     def readings(
         self,
