@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "an overlap may be one digit over itself, or a one",
+        "digits/people/non_digits.py",
+        "if labels[first] != labels[second] and 1 not in (labels[first], labels[second]):",
+        "if True:",
+        ("tests/test_non_digits.py",),
+    ),
+    Mutant(
         "a run with further test sets prints Lightning's table too",
         "digits/training/summary.py",
         "verbose=one_test_set",

@@ -155,6 +155,37 @@ def pair(generator: np.random.Generator, rows: PenRows) -> Shape:
     return [left, right]
 
 
+def overlap(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """Two different pen digits drawn over each other in one box: a tangle of digit strokes."""
+    points, labels = rows
+    while True:
+        first, second = generator.integers(len(labels), size=2)
+        if labels[first] != labels[second] and 1 not in (labels[first], labels[second]):
+            return [points[first], points[second]]
+
+
+def hatch(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """Two to four parallel strokes at any angle: ruled lines, bars, hatching."""
+    count = int(generator.integers(2, 5))
+    angle = generator.uniform(0, np.pi)
+    along = np.array([np.cos(angle), np.sin(angle)])
+    across = np.array([-along[1], along[0]])
+    gap = generator.uniform(25, 40)  # apart, so that two upright ones are no thick one
+    return [
+        np.stack(
+            [50 + across * gap * (k - (count - 1) / 2) + sign * 45 * along for sign in (-1, 1)]
+        )
+        + generator.normal(0, 3, (2, 2))
+        for k in range(count)
+    ]
+
+
+def dots(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """Three to six dots scattered over the box, each a tiny stroke."""
+    centres = generator.uniform(0, COORDINATE_MAX, (int(generator.integers(3, 7)), 2))
+    return [np.stack([centre, centre + generator.normal(0, 2, 2)]) for centre in centres]
+
+
 MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
     "scribble": scribble,
     "dash": dash,
@@ -165,9 +196,12 @@ MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
     "shape": shape,
     "partial": partial,
     "pair": pair,
+    "overlap": overlap,
+    "hatch": hatch,
+    "dots": dots,
 }
 FAMILIES = tuple(MAKERS)
-MADE_OF_PEN_DIGITS = ("partial", "pair")
+MADE_OF_PEN_DIGITS = ("partial", "pair", "overlap")
 
 
 def jittered(strokes: list[np.ndarray], generator: np.random.Generator) -> Shape:
