@@ -18,6 +18,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -62,9 +63,11 @@ def class_labels(targets: torch.Tensor) -> torch.Tensor:
 class DigitsClassifier(L.LightningModule):
     """Cross-entropy, Adam and accuracy around a network.
 
-    Metrics are updated every step and logged once per epoch: each ``self.log`` call
-    costs about as much as a training step of this small network, and an epoch-level
-    curve is what the user looks at anyway.
+    Metrics are updated every step and written once per epoch. Training logs them at the
+    epoch's end: each ``self.log`` call costs about as much as a training step of this
+    small network, and an epoch-level curve is what the user looks at anyway. Validation
+    and test log them from their steps (a few a run), so that Lightning knows which loader
+    each figure measures and its table lists it under that loader alone.
 
     Args:
         network: The network's class (with its own arguments in the config); it is
@@ -144,10 +147,19 @@ class DigitsClassifier(L.LightningModule):
         self, batch: Batch, batch_idx: int, dataloader_idx: int = 0
     ) -> torch.Tensor:
         """Scores the batch; returns its logits, for callbacks that score them further."""
-        return self._step(batch, self.metrics[self._key("val", dataloader_idx)])[1].detach()
+        return self._evaluation_step(batch, "val", dataloader_idx)
 
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        return self._step(batch, self.metrics[self._key("test", dataloader_idx)])[1].detach()
+        return self._evaluation_step(batch, "test", dataloader_idx)
+
+    def _evaluation_step(self, batch: Batch, stage: str, dataloader_idx: int) -> torch.Tensor:
+        metrics = self.metrics[self._key(stage, dataloader_idx)]
+        logits = self._step(batch, metrics)[1]
+        # The metric objects: Lightning computes them over the epoch, for this loader.
+        for name, metric in metrics.items():
+            prog_bar = stage == "val" and name.endswith("acc")
+            self.log(name, metric, on_epoch=True, prog_bar=prog_bar, add_dataloader_idx=False)
+        return logits.detach()
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         features = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -168,30 +180,21 @@ class DigitsClassifier(L.LightningModule):
         upgrade(checkpoint)  # a file written by an earlier version of this project
 
     def on_train_epoch_end(self) -> None:
-        self._log_metrics("fitting")
+        metrics = self.metrics["fitting"]
+        if metrics["acc"].update_called:  # an epoch resumed at its end ran no step
+            for name, metric in metrics.items():
+                self.log(name, metric)
 
     def on_validation_epoch_end(self) -> None:
         own = self.metrics[self._key("val", 0)]
-        # The sanity check before training runs validation too: it is no epoch's score.
-        if own["acc"].update_called and not self.trainer.sanity_checking:
+        # The best epoch so far is training's: not the sanity check's validation before
+        # it, nor `validate`'s of a checkpoint.
+        fitting = self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking
+        if fitting and own["acc"].update_called:
             self.val_acc_best.update(own["acc"].compute())
             # A tensor, not the metric object, which Lightning would reset every epoch. Its
             # value is the same in every process; sync_dist says so to Lightning under DDP.
             self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
-        for index in range(1 + len(self.hparams.eval_sets)):
-            self._log_metrics(self._key("val", index), prog_bar=True)
-
-    def on_test_epoch_end(self) -> None:
-        for index in range(1 + len(self.hparams.eval_sets)):
-            self._log_metrics(self._key("test", index))
-
-    def _log_metrics(self, key: str, prog_bar: bool = False) -> None:
-        """A collection's loss and accuracy, if it saw any image (a set may be left out)."""
-        metrics = self.metrics[key]
-        if not metrics["acc"].update_called:
-            return
-        for name, metric in metrics.items():
-            self.log(name, metric, prog_bar=prog_bar and name.endswith("acc"))
 
     def configure_optimizers(self) -> Any:
         # fused=True: one kernel for the whole update instead of several per parameter,

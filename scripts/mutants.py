@@ -46,11 +46,24 @@ MUTANTS = [
         ("tests/test_non_digits.py",),
     ),
     Mutant(
-        "a run with further test sets prints Lightning's table too",
-        "digits/training/summary.py",
-        "verbose=one_test_set",
-        "verbose=True",
-        ("tests/test_fit.py",),
+        "validation and test figures are logged at the epoch's end, under every loader",
+        "digits/model.py",
+        '        return self._evaluation_step(batch, "test", dataloader_idx)\n',
+        '        return self._step(batch, self.metrics[self._key("test", dataloader_idx)])[1]\n\n'
+        "    def on_test_epoch_end(self) -> None:\n"
+        "        for index in range(1 + len(self.hparams.eval_sets)):\n"
+        '            for name, metric in self.metrics[self._key("test", index)].items():\n'
+        "                self.log(name, metric)\n",
+        ("tests/test_fit.py", "-k", "own_loader"),
+    ),
+    Mutant(
+        "the calibration error is logged at the epoch's end, under every loader",
+        "digits/training/calibrate.py",
+        "        if batch_idx + 1 == trainer.num_test_batches[dataloader_idx]:\n"
+        '            self._log(pl_module, [f"{prefix}ece", f"{prefix}ece_unscaled"])\n',
+        "\n    def on_test_epoch_end(self, trainer, pl_module) -> None:\n"
+        "        self._log(pl_module, list(self.errors))\n",
+        ("tests/test_cli.py", "-k", "own_loader"),
     ),
     Mutant(
         "SVC's kernel fixed to raw pixels",

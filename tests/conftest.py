@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,24 @@ def trained_drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The best checkpoint of a run that trained and validated on drawn digits too."""
     folder = tmp_path_factory.mktemp("trained_drawn")
     return folder / fit_in(folder, *DRAWN_ARGS).checkpoint
+
+
+def figures_by_loader(table: str, stage: str) -> dict[str, list[int]]:
+    """Lightning's printed table: for each figure, the loaders whose column holds a value."""
+    lines = table.splitlines()
+    at = next(n for n, line in enumerate(lines) if "DataLoader 0" in line)
+    header = lines[at]
+    starts = [header.index(f"DataLoader {n}") for n in range(header.count("DataLoader"))]
+    rows = lines[at + 2 :]  # past the header's rule, up to the closing one
+    columns = {}
+    for line in rows[: next(n for n, line in enumerate(rows) if line.startswith("─"))]:
+        words = list(re.finditer(r"\S+", line))
+        if words and words[0].group().startswith(f"{stage}/"):
+            columns[words[0].group()] = [
+                max(n for n, start in enumerate(starts) if start <= word.end())
+                for word in words[1:]
+            ]
+    return columns
 
 
 def split_for_testing(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import torch
 
 from digits.__main__ import main as digits_main
 from digits.dataset import DigitsSplits
-from tests.conftest import QUIET, scalars
+from tests.conftest import QUIET, figures_by_loader, scalars
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:
@@ -96,6 +96,22 @@ def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
     digits = torch.cat([batch["digit"] for batch in predicted.trainer.predict_loop.predictions])
     labels = torch.as_tensor(DigitsSplits().arrays("test")[1])
     assert (digits == labels).float().mean().item() == pytest.approx(fitted.summary.test_acc)
+
+
+def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
+    trained_drawn: Path, tmp_path: Path, monkeypatch, capfd
+):
+    """Lightning's table lists a value logged at an epoch's end under every loader, so the
+    data set's figures stood under the drawn digits' loader too, and theirs under its."""
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    for subcommand, stage in (("test", "test"), ("validate", "val")):
+        digits_main([subcommand, *QUIET, "--ckpt_path", str(trained_drawn)])
+        columns = figures_by_loader(capfd.readouterr().out, stage)
+        own = {"acc", "loss", "ece"} | ({"ece_unscaled"} if stage == "test" else set())
+        expected = {f"{stage}/{name}": [0] for name in own}
+        expected |= {f"{stage}/drawn_{name}": [1] for name in own}
+        assert columns == expected
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def test_loss_falls_and_a_small_batch_is_overfitted():
     assert (model(features).argmax(dim=1) == targets).all()
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer
 def test_training_metrics_are_plain_accuracy_and_mean_loss():
     model = DigitsClassifier(num_features=2, num_classes=2)
     with torch.no_grad():
@@ -79,6 +80,7 @@ def test_training_metrics_are_plain_accuracy_and_mean_loss():
     assert scores["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer
 def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
     torch.manual_seed(0)
     model = DigitsClassifier()
@@ -89,6 +91,7 @@ def test_epoch_loss_counts_every_sample_once_however_the_batches_are_cut():
     assert model.metrics["val0"]["loss"].compute() == pytest.approx(expected.item(), rel=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer
 def test_a_target_may_be_a_distribution_and_accuracy_counts_only_one_class_targets():
     """Outlier exposure is data: a non-digit's target spreads over the classes."""
     torch.manual_seed(0)
@@ -106,6 +109,7 @@ def test_a_target_may_be_a_distribution_and_accuracy_counts_only_one_class_targe
     assert scores["val/acc"] == pytest.approx(right.item())
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer
 def test_each_further_evaluation_set_is_scored_under_its_own_name():
     model = DigitsClassifier(eval_sets=["drawn"])
     features, targets = torch.randn(6, 64), torch.arange(6)

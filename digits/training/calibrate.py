@@ -110,6 +110,12 @@ class Calibrate(L.Callback):
         # calibrated checkpoint) no longer holds; it is fitted again at the end.
         self.load_state_dict(NO_CALIBRATION)
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.errors = {}  # nothing left over from an epoch cut short
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.errors = {}
+
     def on_validation_batch_end(
         self,
         trainer: L.Trainer,
@@ -119,7 +125,11 @@ class Calibrate(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._update(pl_module, pl_module.prefix("val", dataloader_idx), outputs, batch[1])
+        prefix = pl_module.prefix("val", dataloader_idx)
+        self._update(pl_module, prefix, outputs, batch[1])
+        batches = trainer.num_sanity_val_batches if trainer.sanity_checking else None
+        if batch_idx + 1 == (batches or trainer.num_val_batches)[dataloader_idx]:
+            self._log(pl_module, [f"{prefix}ece"])
 
     def on_test_batch_end(
         self,
@@ -133,6 +143,8 @@ class Calibrate(L.Callback):
         prefix = pl_module.prefix("test", dataloader_idx)
         self._update(pl_module, prefix, outputs, batch[1])
         self._update(pl_module, prefix, outputs, batch[1], scaled=False)
+        if batch_idx + 1 == trainer.num_test_batches[dataloader_idx]:
+            self._log(pl_module, [f"{prefix}ece", f"{prefix}ece_unscaled"])
 
     def _update(
         self,
@@ -152,19 +164,16 @@ class Calibrate(L.Callback):
         scored = labels != NO_CLASS  # an image whose target spreads has no right answer
         self.errors[name].update((logits[scored] / temperature).softmax(dim=-1), labels[scored])
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(pl_module)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(pl_module)
-
-    def _log(self, pl_module: L.LightningModule) -> None:
-        # Each value is computed over every process's images (torchmetrics synchronises),
-        # so every process logs the same; sync_dist says so to Lightning.
-        for name, error in self.errors.items():
-            pl_module.log(name, error.compute(), sync_dist=True)
-            error.reset()
-        self.errors = {}
+    def _log(self, pl_module: L.LightningModule, names: list[str]) -> None:
+        """Logged at a loader's last batch, where Lightning knows which loader it measures
+        and lists it under that loader alone (logged at the epoch's end, it would stand
+        under every loader). Each value is computed over every process's images
+        (torchmetrics synchronises), so every process logs the same; sync_dist says so."""
+        for name in names:
+            error = self.errors.pop(name)
+            pl_module.log(
+                name, error.compute(), on_epoch=True, sync_dist=True, add_dataloader_idx=False
+            )
 
     # Fitting, once training ends.
 

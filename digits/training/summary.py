@@ -78,15 +78,8 @@ def evaluate_best_and_summarize(
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     calibrated = [callback for callback in trainer.callbacks if isinstance(callback, Calibrate)]
     calibration = calibrated[0].fitted if calibrated else None
-    # Lightning's table lists what is logged at an epoch's end (every figure here) under
-    # each test loader, so with further test sets (the drawn digits) it would show the
-    # data set's test/acc under theirs too; the summary below names each set's figures.
-    # (`digits test` and `digits validate` print Lightning's table as Lightning builds it.)
-    one_test_set = not getattr(datamodule, "eval_sets", None)
-    results = {}
-    for loader_results in trainer.test(
-        model, datamodule=datamodule, ckpt_path=best_path or None, verbose=one_test_set
-    ):
+    results = {}  # each test loader's figures, the data set's and any further set's
+    for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
