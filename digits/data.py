@@ -247,7 +247,8 @@ class DigitsDataModule(L.LightningDataModule):
         Lightning's default DistributedSampler repeats images to even out the shares
         (135 validation images over 2 processes would count one twice), so metrics
         would differ from a single-process run. Uneven shares are fine here: evaluation
-        synchronises only the metric states, once per epoch.
+        synchronises only the metric states, once per loader and epoch, at the end of
+        each process's share (a process that is done first waits for the others).
         """
         dataset = self._dataset(split)
         world_size = self.trainer.world_size if self.trainer is not None else 1

@@ -66,7 +66,7 @@ class DigitsClassifier(L.LightningModule):
     Metrics are updated every step and written once per epoch. Training logs them at the
     epoch's end: each ``self.log`` call costs about as much as a training step of this
     small network, and an epoch-level curve is what the user looks at anyway. Validation
-    and test log them from their steps (a few a run), so that Lightning knows which loader
+    and test log them from their steps (a few an epoch), so that Lightning knows which loader
     each figure measures and its table lists it under that loader alone.
 
     Args:

@@ -42,9 +42,16 @@ def test_an_overlap_is_two_different_digits_neither_a_one_over_each_other():
     for _ in range(200):
         first, second = overlap(generator, (points, labels))
         rows = int(first[0, 0]), int(second[0, 0])
+        # Each digit whole and where it was: in the same box, not side by side.
+        assert np.array_equal(first, points[rows[0]]) and np.array_equal(second, points[rows[1]])
         assert labels[rows[0]] != labels[rows[1]] and 1 not in labels[list(rows)]
         seen.add(tuple(sorted(labels[list(rows)])))
     assert seen == {(3, 5), (3, 7), (5, 7)}
+
+
+def test_an_overlap_of_too_few_kinds_of_digit_is_refused_rather_than_looping():
+    with pytest.raises(ValueError, match="two different digits"):
+        overlap(np.random.default_rng(0), numbered_rows([1, 3, 3, 1]))
 
 
 def test_hatching_is_two_to_four_parallel_strokes_set_apart():
@@ -63,7 +70,7 @@ def test_hatching_is_two_to_four_parallel_strokes_set_apart():
     assert counts == {2, 3, 4}
 
 
-def test_dots_are_three_to_six_short_marks_spread_over_the_box():
+def test_dots_are_three_to_six_short_marks():
     generator = np.random.default_rng(0)
     for _ in range(100):
         strokes = dots(generator, numbered_rows([0]))

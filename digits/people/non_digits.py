@@ -137,6 +137,8 @@ def shape(generator: np.random.Generator, rows: PenRows) -> Shape:
 def partial(generator: np.random.Generator, rows: PenRows) -> Shape:
     """The first or last part (35 to 60%) of a pen digit's path: a digit left unfinished."""
     points, labels = rows
+    if (labels == 1).all():
+        raise ValueError("partial digits need pen digits other than ones")
     while True:
         row = int(generator.integers(len(labels)))
         if labels[row] != 1:  # part of a one is a shorter one
@@ -158,6 +160,8 @@ def pair(generator: np.random.Generator, rows: PenRows) -> Shape:
 def overlap(generator: np.random.Generator, rows: PenRows) -> Shape:
     """Two different pen digits drawn over each other in one box: a tangle of digit strokes."""
     points, labels = rows
+    if len(set(labels.tolist()) - {1}) < 2:
+        raise ValueError("overlaps need pen digits of two different digits other than one")
     while True:
         first, second = generator.integers(len(labels), size=2)
         if labels[first] != labels[second] and 1 not in (labels[first], labels[second]):
@@ -243,7 +247,7 @@ def non_digits(
     """``count`` shapes, the kinds in turn: each a list of strokes in pen-digit coordinates.
 
     Each shape is scaled as a pen digit is, its longer side running from 0 to 100.
-    ``rows`` are the pen digits the families ``partial`` and ``pair`` are made of (by
+    ``rows`` are the pen digits the families of ``MADE_OF_PEN_DIGITS`` are made of (by
     default, all of the project's).
     """
     generator = np.random.default_rng(seed)
@@ -320,7 +324,7 @@ def non_digit_pixels(
 ) -> np.ndarray:
     """The shapes drawn with people's hands and read as the page reads a drawing: (N, 64).
 
-    ``rows``: which of the project's pen digits ``partial`` and ``pair`` are made of.
+    ``rows``: which of the project's pen digits ``MADE_OF_PEN_DIGITS`` are made of.
     """
     return _non_digit_pixels(count, seed, tuple(kinds), None if rows is None else tuple(rows))
 

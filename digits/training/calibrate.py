@@ -164,6 +164,12 @@ class Calibrate(L.Callback):
         scored = labels != NO_CLASS  # an image whose target spreads has no right answer
         self.errors[name].update((logits[scored] / temperature).softmax(dim=-1), labels[scored])
 
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module, list(self.errors))  # a loader without a length: no last batch
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module, list(self.errors))
+
     def _log(self, pl_module: L.LightningModule, names: list[str]) -> None:
         """Logged at a loader's last batch, where Lightning knows which loader it measures
         and lists it under that loader alone (logged at the epoch's end, it would stand
@@ -171,8 +177,9 @@ class Calibrate(L.Callback):
         (torchmetrics synchronises), so every process logs the same; sync_dist says so."""
         for name in names:
             error = self.errors.pop(name)
+            value = error.compute()  # batch_size 1: the value as it is, not a weighted mean
             pl_module.log(
-                name, error.compute(), on_epoch=True, sync_dist=True, add_dataloader_idx=False
+                name, value, batch_size=1, sync_dist=True, add_dataloader_idx=False, on_epoch=True
             )
 
     # Fitting, once training ends.
