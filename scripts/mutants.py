@@ -115,8 +115,8 @@ MUTANTS = [
     Mutant(
         "the final weights are tested instead of the best",
         "digits/training/summary.py",
-        "ckpt_path=best_path or None, verbose",
-        "ckpt_path=None, verbose",
+        "ckpt_path=best_path or None)",
+        "ckpt_path=None)",
         ("tests/test_fit.py",),
         # Calibration loads the best weights into the model too: both places, or none.
         also=(
