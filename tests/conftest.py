@@ -125,7 +125,11 @@ def trained_drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def figures_by_loader(table: str, stage: str) -> dict[str, list[int]]:
-    """Lightning's printed table: for each figure, the loaders whose column holds a value."""
+    """Lightning's printed table: for each figure, the loaders whose column holds a value.
+
+    The plain table Lightning prints without ``rich`` (not among this project's packages;
+    with it installed, Lightning draws another table and this finds no header).
+    """
     lines = table.splitlines()
     at = next(n for n, line in enumerate(lines) if "DataLoader 0" in line)
     header = lines[at]
