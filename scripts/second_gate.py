@@ -97,7 +97,7 @@ def neighbours_score(trained: TrainedNetwork) -> Score:
 SCORES = {"log_sum_exp": log_sum_exp_score, "neighbours": neighbours_score}
 
 
-def read_checkpoint(ckpt_path: str, scores: list[str], shares: list[float], count: int) -> None:
+def measure_checkpoint(ckpt_path: str, scores: list[str], shares: list[float], count: int) -> None:
     trained = load_trained(ckpt_path)
     splits = DigitsSplits.from_settings(trained.data_settings)
     drawn = drawn_splits_of(trained)
@@ -159,7 +159,7 @@ def main() -> None:
         parser.error(f"no score {', '.join(unknown)}: choose from {', '.join(SCORES)}")
     shares = [float(share) for share in args.shares.split(",") if share]
     for ckpt_path in args.checkpoints:
-        read_checkpoint(ckpt_path, scores, shares, args.count)
+        measure_checkpoint(ckpt_path, scores, shares, args.count)
 
 
 if __name__ == "__main__":

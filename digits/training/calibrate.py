@@ -127,8 +127,10 @@ class Calibrate(L.Callback):
     ) -> None:
         prefix = pl_module.prefix("val", dataloader_idx)
         self._update(pl_module, prefix, outputs, batch[1])
-        batches = trainer.num_sanity_val_batches if trainer.sanity_checking else None
-        if batch_idx + 1 == (batches or trainer.num_val_batches)[dataloader_idx]:
+        batches = (
+            trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        )
+        if batch_idx + 1 == batches[dataloader_idx]:
             self._log(pl_module, [f"{prefix}ece"])
 
     def on_test_batch_end(
