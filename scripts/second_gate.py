@@ -9,7 +9,8 @@ them, even where one digit wins the softmax:
   ``features`` block where it has one, a ConvNet's convolutions; otherwise the input of
   its last layer), scaled to length 1, to its ``k``-th nearest training digit's (Sun et
   al., 2022). The training digits are the data set's training split and the pen digits'
-  training rows, drawn as the page draws them.
+  training rows: drawn once, as the page draws them (``--bank drawn``), or as the run
+  trained on them, with its ``PenDigits`` drawings by other writers (``--bank trained``).
 
 The gate declines, on top of the probability threshold, every image whose score is below
 that of the lowest ``share`` of each validation set's digits (the lowest of the sets'
@@ -19,13 +20,15 @@ For each checkpoint, score and share (0 is the probability threshold alone, as b
 prints the share of each family of generated non-digits answered "not sure" (the
 measuring seed, as ``python -m digits.drawn``; a family marked ``*`` is one the
 checkpoint never trained on), the drawn test digits answered as sure and how many of
-those are right, and the same for the data set's test digits. docs/sure.md has the
-figures.
+those are right, and the same for the data set's test digits. With ``--split val`` it
+reads the validation digits instead, and non-digits of a seed that neither training nor
+measuring uses, made of the validation rows: what a share is chosen on. docs/sure.md
+has the figures.
 
 Usage::
 
     python scripts/second_gate.py CKPT [CKPT ...] --scores log_sum_exp,neighbours \
-        --shares 0.03,0.05 --count 300
+        --shares 0.03,0.05 --count 300 [--bank trained] [--split val]
 """
 
 from __future__ import annotations
@@ -38,12 +41,21 @@ import torch
 from torch import nn
 
 from digits.dataset import DigitsSplits
-from digits.people.drawn import drawn_splits_of, non_digit_rows
-from digits.people.non_digits import MEASURING_SEED, families_trained_on, non_digit_pixels
+from digits.people.drawn import drawn_splits_of
+from digits.people.non_digits import (
+    FAMILIES,
+    MADE_OF_PEN_DIGITS,
+    MEASURING_SEED,
+    families_trained_on,
+    non_digit_pixels,
+)
+from digits.people.pen_digits import PenDigits
 from digits.reading.trained import TrainedNetwork, load_trained
 
 NEIGHBOUR = 10  # the k of the k-th nearest training digit
 Score = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # pixels -> probabilities, score
+BANKS = ("drawn", "trained")  # the pen digits among the neighbours: once, or as trained on
+CHOOSING_SEED = 3  # non-digits for choosing on validation: neither training's nor measuring's
 
 
 def features_block(network: nn.Module) -> nn.Module:
@@ -79,11 +91,23 @@ def log_sum_exp_score(trained: TrainedNetwork) -> Score:
     return score
 
 
-def neighbours_score(trained: TrainedNetwork) -> Score:
+def pen_digits_trained_on(trained: TrainedNetwork) -> PenDigits:
+    """The run's ``PenDigits`` source as its config built it (one drawing each without one)."""
+    name = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
+    for source in trained.data_settings.get("sources") or []:
+        if isinstance(source, dict) and source.get("class_path") == name:
+            return PenDigits(**(source.get("init_args") or {}))
+    return PenDigits()
+
+
+def neighbours_score(trained: TrainedNetwork, bank_of: str = "drawn") -> Score:
     splits = DigitsSplits.from_settings(trained.data_settings)
-    training = np.concatenate(
-        [splits.arrays("train", scaled=False)[0], drawn_splits_of(trained).arrays("train")[0]]
+    pen_digits = (
+        pen_digits_trained_on(trained).arrays("train", splits)[0]
+        if bank_of == "trained"
+        else drawn_splits_of(trained).arrays("train")[0]
     )
+    training = np.concatenate([splits.arrays("train", scaled=False)[0], pen_digits])
     bank, _ = features_and_logits(trained, training)
 
     def score(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,25 +121,38 @@ def neighbours_score(trained: TrainedNetwork) -> Score:
 SCORES = {"log_sum_exp": log_sum_exp_score, "neighbours": neighbours_score}
 
 
-def measure_checkpoint(ckpt_path: str, scores: list[str], shares: list[float], count: int) -> None:
+def measure_checkpoint(
+    ckpt_path: str,
+    scores: list[str],
+    shares: list[float],
+    count: int,
+    bank_of: str = "drawn",
+    split: str = "test",
+) -> None:
     trained = load_trained(ckpt_path)
     splits = DigitsSplits.from_settings(trained.data_settings)
     drawn = drawn_splits_of(trained)
     trained_on = families_trained_on(trained.data_settings)
     print(f"{ckpt_path}: threshold {trained.threshold:.4f}, temperature {trained.temperature:.3f}")
     for name in scores:
-        read = SCORES[name](trained)
+        read = neighbours_score(trained, bank_of) if name == "neighbours" else SCORES[name](trained)
         validation = [read(splits.arrays("val", scaled=False)[0]), read(drawn.arrays("val")[0])]
         tested = {
             set_name: (labels, *read(pixels))
             for set_name, (pixels, labels) in {
-                "drawn test": drawn.arrays("test"),
-                "load_digits test": splits.arrays("test", scaled=False),
+                f"drawn {split}": drawn.arrays(split),
+                f"load_digits {split}": splits.arrays(split, scaled=False),
             }.items()
         }
+        rows = sorted(drawn.indices[split].tolist())  # what pen-digit families are made of
+        seed = MEASURING_SEED if split == "test" else CHOOSING_SEED
         families = {
-            family: read(non_digit_pixels(count, MEASURING_SEED, (family,), rows))
-            for family, rows in non_digit_rows(trained).items()
+            family: read(
+                non_digit_pixels(
+                    count, seed, (family,), rows if family in MADE_OF_PEN_DIGITS else None
+                )
+            )
+            for family in FAMILIES
         }
         for share in [0.0, *shares]:
             floor = min(float(np.quantile(s, share)) for _, s in validation) if share else -np.inf
@@ -152,6 +189,19 @@ def main() -> None:
     parser.add_argument("--scores", default="log_sum_exp,neighbours", help=", ".join(SCORES))
     parser.add_argument("--shares", default="0.03,0.05", help="comma-separated, e.g. 0.03,0.05")
     parser.add_argument("--count", type=int, default=100, help="non-digits of each family")
+    parser.add_argument(
+        "--bank",
+        choices=BANKS,
+        default="drawn",
+        help="the pen digits the neighbours are found among: drawn once, or as trained on",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="measure on the test rows and the measuring non-digits, or, to choose a share, "
+        "on the validation rows and non-digits of another seed",
+    )
     args = parser.parse_args()
     scores = [score for score in args.scores.split(",") if score]
     unknown = sorted(set(scores) - set(SCORES))
@@ -159,7 +209,7 @@ def main() -> None:
         parser.error(f"no score {', '.join(unknown)}: choose from {', '.join(SCORES)}")
     shares = [float(share) for share in args.shares.split(",") if share]
     for ckpt_path in args.checkpoints:
-        measure_checkpoint(ckpt_path, scores, shares, args.count)
+        measure_checkpoint(ckpt_path, scores, shares, args.count, args.bank, args.split)
 
 
 if __name__ == "__main__":
