@@ -92,27 +92,29 @@ def log_sum_exp_score(trained: TrainedNetwork) -> Score:
 
 
 def pen_digits_trained_on(trained: TrainedNetwork) -> PenDigits:
-    """The run's ``PenDigits`` source as its config built it (one drawing each without one)."""
+    """The run's ``PenDigits`` source as its config built it; a run without one is refused,
+    since no bank would hold the pen digits as it trained on them."""
     name = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
     for source in trained.data_settings.get("sources") or []:
         if isinstance(source, dict) and source.get("class_path") == name:
             return PenDigits(**(source.get("init_args") or {}))
-    return PenDigits()
+    raise SystemExit(f"error: --bank trained needs a run trained on a {name} source")
 
 
-def neighbours_score(trained: TrainedNetwork, bank_of: str = "drawn") -> Score:
+def neighbours_score(trained: TrainedNetwork, bank: str = "drawn") -> Score:
     splits = DigitsSplits.from_settings(trained.data_settings)
     pen_digits = (
         pen_digits_trained_on(trained).arrays("train", splits)[0]
-        if bank_of == "trained"
+        if bank == "trained"
         else drawn_splits_of(trained).arrays("train")[0]
     )
     training = np.concatenate([splits.arrays("train", scaled=False)[0], pen_digits])
-    bank, _ = features_and_logits(trained, training)
+    training_features, _ = features_and_logits(trained, training)
 
     def score(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features, logits = features_and_logits(trained, pixels)
-        distance = torch.cdist(features, bank).topk(NEIGHBOUR, largest=False).values[:, -1]
+        nearest = torch.cdist(features, training_features).topk(NEIGHBOUR, largest=False)
+        distance = nearest.values[:, -1]
         return logits.softmax(dim=-1).numpy(), (-distance).numpy()
 
     return score
@@ -126,7 +128,7 @@ def measure_checkpoint(
     scores: list[str],
     shares: list[float],
     count: int,
-    bank_of: str = "drawn",
+    bank: str = "drawn",
     split: str = "test",
 ) -> None:
     trained = load_trained(ckpt_path)
@@ -135,7 +137,7 @@ def measure_checkpoint(
     trained_on = families_trained_on(trained.data_settings)
     print(f"{ckpt_path}: threshold {trained.threshold:.4f}, temperature {trained.temperature:.3f}")
     for name in scores:
-        read = neighbours_score(trained, bank_of) if name == "neighbours" else SCORES[name](trained)
+        read = neighbours_score(trained, bank) if name == "neighbours" else SCORES[name](trained)
         validation = [read(splits.arrays("val", scaled=False)[0]), read(drawn.arrays("val")[0])]
         tested = {
             set_name: (labels, *read(pixels))
@@ -164,7 +166,8 @@ def measure_checkpoint(
                 family: float((~sure(*scored)).mean()) for family, scored in families.items()
             }
             never = [value for family, value in not_sure.items() if family not in trained_on]
-            words = [f"{name} share {share:.2f}"]
+            label = f"{name} ({bank})" if name == "neighbours" else name
+            words = [f"{label} share {share:.2f}"]
             for set_name, (labels, probabilities, score) in tested.items():
                 chosen = sure(probabilities, score)
                 right = probabilities.argmax(axis=1) == labels
@@ -193,7 +196,7 @@ def main() -> None:
         "--bank",
         choices=BANKS,
         default="drawn",
-        help="the pen digits the neighbours are found among: drawn once, or as trained on",
+        help="neighbours only: the pen digits they are found among, drawn once or as trained on",
     )
     parser.add_argument(
         "--split",
