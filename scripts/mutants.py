@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "the gate's trained bank falls back to pen digits the run never trained on",
+        "scripts/second_gate.py",
+        '    raise SystemExit(f"error: --bank trained needs a run trained on a {name} source")',
+        "    return PenDigits()",
+        ("tests/test_second_gate.py",),
+    ),
+    Mutant(
         "an overlap may be one digit over itself, or a one",
         "digits/people/non_digits.py",
         "if labels[first] != labels[second] and 1 not in (labels[first], labels[second]):",
