@@ -33,6 +33,19 @@ from torch import nn
 from digits.dataset import DigitsSplits, Split
 
 
+def settings_of(data_settings: dict, source: type) -> list[dict[str, Any]]:
+    """The arguments of each of a run's data sources (a config's ``data``) of class ``source``.
+
+    A run records every source as ``{class_path, init_args}`` (``described``), so its
+    settings say which sources it trained on without importing any of them."""
+    name = f"{source.__module__}.{source.__qualname__}"
+    return [
+        entry.get("init_args") or {}
+        for entry in data_settings.get("sources") or []
+        if isinstance(entry, dict) and entry.get("class_path") == name
+    ]
+
+
 def class_at(class_path: str) -> Any:
     """The class a config's ``class_path`` names, imported; ``ValueError`` if there is none."""
     module, _, name = class_path.rpartition(".")

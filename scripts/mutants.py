@@ -41,8 +41,9 @@ MUTANTS = [
     Mutant(
         "the gate's trained bank falls back to pen digits the run never trained on",
         "scripts/second_gate.py",
-        '    raise SystemExit(f"error: --bank trained needs a run trained on a {name} source")',
-        "    return PenDigits()",
+        "    for arguments in settings_of(trained.data_settings, PenDigits):\n"
+        "        return PenDigits(**arguments)\n",
+        "    return PenDigits()\n",
         ("tests/test_second_gate.py",),
     ),
     Mutant(

@@ -41,14 +41,9 @@ import torch
 from torch import nn
 
 from digits.dataset import DigitsSplits
-from digits.people.drawn import drawn_splits_of
-from digits.people.non_digits import (
-    FAMILIES,
-    MADE_OF_PEN_DIGITS,
-    MEASURING_SEED,
-    families_trained_on,
-    non_digit_pixels,
-)
+from digits.extras import settings_of
+from digits.people.drawn import drawn_splits_of, non_digit_rows
+from digits.people.non_digits import MEASURING_SEED, families_trained_on, non_digit_pixels
 from digits.people.pen_digits import PenDigits
 from digits.reading.trained import TrainedNetwork, load_trained
 
@@ -94,10 +89,9 @@ def log_sum_exp_score(trained: TrainedNetwork) -> Score:
 def pen_digits_trained_on(trained: TrainedNetwork) -> PenDigits:
     """The run's ``PenDigits`` source as its config built it; a run without one is refused,
     since no bank would hold the pen digits as it trained on them."""
+    for arguments in settings_of(trained.data_settings, PenDigits):
+        return PenDigits(**arguments)
     name = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
-    for source in trained.data_settings.get("sources") or []:
-        if isinstance(source, dict) and source.get("class_path") == name:
-            return PenDigits(**(source.get("init_args") or {}))
     raise SystemExit(f"error: --bank trained needs a run trained on a {name} source")
 
 
@@ -146,15 +140,10 @@ def measure_checkpoint(
                 f"load_digits {split}": splits.arrays(split, scaled=False),
             }.items()
         }
-        rows = sorted(drawn.indices[split].tolist())  # what pen-digit families are made of
         seed = MEASURING_SEED if split == "test" else CHOOSING_SEED
         families = {
-            family: read(
-                non_digit_pixels(
-                    count, seed, (family,), rows if family in MADE_OF_PEN_DIGITS else None
-                )
-            )
-            for family in FAMILIES
+            family: read(non_digit_pixels(count, seed, (family,), rows))
+            for family, rows in non_digit_rows(trained, split).items()
         }
         for share in [0.0, *shares]:
             floor = min(float(np.quantile(s, share)) for _, s in validation) if share else -np.inf

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from jsonargparse import ArgumentParser
 
+from digits.dataset import Split
 from digits.errors import exit_on_user_error
 from digits.people.non_digits import (
     FAMILIES,
@@ -206,10 +207,11 @@ def non_digit_probabilities(
     }
 
 
-def non_digit_rows(trained: TrainedNetwork) -> dict[str, list[int] | None]:
-    """Per family, the pen-digit rows it is made of (the split's test rows), or ``None``."""
-    test_rows = sorted(drawn_splits_of(trained).indices["test"].tolist())
-    return {family: test_rows if family in MADE_OF_PEN_DIGITS else None for family in FAMILIES}
+def non_digit_rows(trained: TrainedNetwork, split: Split = "test") -> dict[str, list[int] | None]:
+    """Per family, the pen-digit rows it is made of (the checkpoint's ``split`` rows of
+    them, its test rows for measuring), or ``None``."""
+    rows = sorted(drawn_splits_of(trained).indices[split].tolist())
+    return {family: rows if family in MADE_OF_PEN_DIGITS else None for family in FAMILIES}
 
 
 def write_sure_non_digits(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from digits.dataset import DigitsSplits, Split, num_classes
-from digits.extras import DataSource
+from digits.extras import DataSource, settings_of
 from digits.people.pen_digits import (
     COORDINATE_MAX,
     DrawnSplits,
@@ -278,11 +278,11 @@ def fill_the_box(strokes: Shape) -> Shape:
 
 def families_trained_on(data_settings: dict) -> list[str]:
     """The non-digit families a run's data settings (a config's ``data``) train on."""
-    name = f"{NonDigits.__module__}.{NonDigits.__qualname__}"
-    trained = []
-    for source in data_settings.get("sources") or []:
-        if isinstance(source, dict) and source.get("class_path") == name:
-            trained += (source.get("init_args") or {}).get("kinds", TRAINING_KINDS)
+    trained = [
+        kind
+        for arguments in settings_of(data_settings, NonDigits)
+        for kind in arguments.get("kinds", TRAINING_KINDS)
+    ]
     return list(dict.fromkeys(trained))
 
 

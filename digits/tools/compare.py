@@ -25,6 +25,7 @@ from jsonargparse import ArgumentParser
 
 from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
+from digits.extras import settings_of
 from digits.fit import main as fit_main
 from digits.people.pen_digits import DrawnSplits, PenDigits
 from digits.tools.baseline import Model, baseline_models, run_baselines
@@ -91,8 +92,7 @@ def compare(
 
 def drawn_in(data: dict) -> bool:
     """Whether a run's data settings train on the pen digits."""
-    pen_digits = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
-    return any(source.get("class_path") == pen_digits for source in data.get("sources") or [])
+    return bool(settings_of(data, PenDigits))
 
 
 def summary_table(scores: Sequence[Score]) -> str:
