@@ -105,7 +105,9 @@ class DigitsCLI(CheckpointReadOnce):
     ``--ckpt_path`` and leaves running to the caller, which ends with ``after_fit`` too.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, calibrates: bool = True, **kwargs: Any) -> None:
+        """``calibrates=False`` leaves out the ``Calibrate`` callback (the sweep's folds,
+        which only compare validation scores); the other arguments are LightningCLI's."""
         self.checkpoint: dict[str, Any] | None = None
         self.summary: FitSummary | None = None
         self.is_fit_script = not kwargs.get("run", True)
@@ -118,8 +120,7 @@ class DigitsCLI(CheckpointReadOnce):
         )
         kwargs.setdefault("subclass_mode_data", other_data)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
-        # With its own callbacks (the sweep's folds), a run is not calibrated either.
-        self.calibrates = "trainer_defaults" not in kwargs
+        self.calibrates = calibrates
         callbacks = [
             HParamsMetrics(),
             TensorBoardPictures(),
@@ -197,6 +198,12 @@ class DigitsCLI(CheckpointReadOnce):
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
         with as_usage_error(MisconfigurationException):
+            if not self.fitting and config.get("ckpt_path") is None:
+                subcommand = self.config.get("subcommand")
+                raise ValueError(
+                    f"python -m digits {subcommand} needs --ckpt_path CHECKPOINT: without "
+                    "one it would use a network that never trained"
+                )
             check_trainer_settings(config.trainer, fitting=self.fitting)
             check_no_injected_optimizer(config)
             resumed_from = self.checkpoint if self.fitting else None

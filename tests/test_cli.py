@@ -114,6 +114,16 @@ def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
         assert columns == expected
 
 
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_a_checkpoint_is_required_to_score_or_use(subcommand, tmp_path: Path):
+    """Without --ckpt_path Lightning would score or use the untrained network, and exit 0."""
+    result = run_module("digits", subcommand)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: python -m digits {subcommand} needs --ckpt_path")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
 @pytest.mark.parametrize(
     "flags",
     [

@@ -49,6 +49,8 @@ def test_compare_writes_every_score_and_a_summary(tmp_path: Path, capsys):
 def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path):
     standard = tmp_path / "standard.yaml"
     standard.write_text("data:\n  scale: standard\n")
+    earlier = tmp_path / "s.csv"
+    earlier.write_text("an earlier comparison\n")
     scores = main(
         [
             *("--split_seeds", "1", "--models", "[logistic_regression]", "--config", str(standard)),
@@ -57,6 +59,9 @@ def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path)
     )
     compared = {score.model: score.test_acc for score in scores}
     assert set(compared) == {"network:standard", "logistic_regression"}
+    # The earlier file is kept; this comparison's scores go beside it.
+    assert earlier.read_text() == "an earlier comparison\n"
+    assert len(list(csv.DictReader((tmp_path / "s-2.csv").open()))) == 2
     on_standard = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1",
                             "--data.scale", "standard"])  # fmt: skip
     on_raw = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1"])

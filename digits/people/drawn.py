@@ -30,6 +30,7 @@ from jsonargparse import ArgumentParser
 
 from digits.dataset import Split
 from digits.errors import exit_on_user_error
+from digits.paths import unused_path
 from digits.people.non_digits import (
     FAMILIES,
     MADE_OF_PEN_DIGITS,
@@ -324,15 +325,6 @@ def misread_figure(canvases: list, pixels: np.ndarray, titles: list[str], column
     return figure
 
 
-def new_folder(wanted: Path) -> Path:
-    """``wanted``, or ``wanted-2``, ``wanted-3``... if it exists: never an earlier report."""
-    candidate, number = wanted, 1
-    while candidate.exists():
-        number += 1
-        candidate = wanted.with_name(f"{wanted.name}-{number}")
-    return candidate
-
-
 def default_output(ckpt_path: str) -> Path:
     """Beside the run for a checkpoint in a run's ``checkpoints/``, else in this folder."""
     checkpoint = Path(ckpt_path)
@@ -373,7 +365,7 @@ def main(args: list[str] | None = None) -> DrawnScore:
         check_threshold(options.threshold)
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
-        output = new_folder(Path(options.output or default_output(options.ckpt_path)))
+        output = unused_path(Path(options.output or default_output(options.ckpt_path)))
     result = score(trained, drawings, output, options.threshold)
     if options.json:
         print(json.dumps(asdict(result), indent=2))

@@ -27,6 +27,7 @@ from digits.dataset import DigitsSplits
 from digits.errors import exit_on_user_error
 from digits.extras import settings_of
 from digits.fit import main as fit_main
+from digits.paths import unused_path
 from digits.people.pen_digits import DrawnSplits, PenDigits
 from digits.tools.baseline import Model, baseline_models, run_baselines
 
@@ -169,7 +170,8 @@ def parser() -> ArgumentParser:
         "--output",
         type=Path,
         default=Path("compare.csv"),
-        help="Where to write every score as CSV (default compare.csv).",
+        help="Where to write every score as CSV (default compare.csv); an existing file is "
+        "kept and the scores go to compare-2.csv, compare-3.csv...",
     )
     parser.add_argument(
         "--fit_args",
@@ -189,9 +191,10 @@ def main(args: list[str] | None = None) -> list[Score]:
             if not Path(path).is_file():
                 raise ValueError(f"config not found: {path}")
     scores = compare(seeds, configs, config.models, config.fit_args)
-    write_csv(scores, config.output)
+    output = unused_path(config.output, is_file=True)  # never an earlier comparison's file
+    write_csv(scores, output)
     print(summary_table(scores))
-    print(f"every score: {config.output}")
+    print(f"every score: {output}")
     return scores
 
 

@@ -93,7 +93,7 @@ class CrossValidation:
             "--trainer.logger.init_args.default_hp_metric=false",
         ]
         try:
-            train(build(run, trainer_defaults={"callbacks": callbacks}))
+            train(build(run, trainer_defaults={"callbacks": callbacks}, calibrates=False))
         except optuna.TrialPruned:
             raise
         except Exception as error:
