@@ -130,7 +130,7 @@ MUTANTS = [
         also=(
             (
                 "digits/training/calibrate.py",
-                'pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+                'pl_module.load_state_dict(read_checkpoint(path)["state_dict"])',
                 "pass",
             ),
         ),
@@ -143,10 +143,17 @@ MUTANTS = [
         ("tests/test_composition.py", "-k", "every_feature"),
     ),
     Mutant(
-        "the temperature is fitted to the final weights, not the best",
+        "the temperature is fitted to the final weights, not each checkpoint's own",
         "digits/training/calibrate.py",
-        'pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])',
+        'pl_module.load_state_dict(read_checkpoint(path)["state_dict"])',
         "pass",
+        ("tests/test_calibration.py",),
+    ),
+    Mutant(
+        "last.ckpt is not calibrated on its own weights",
+        "digits/training/calibrate.py",
+        "for path in [*others, best_path]:",
+        "for path in [best_path]:",
         ("tests/test_calibration.py",),
     ),
     Mutant(

@@ -187,18 +187,25 @@ class Calibrate(L.Callback):
     # Fitting, once training ends.
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Each checkpoint the run kept is calibrated on its own weights.
+
+        ``last.ckpt`` (the last epoch) may hold other weights than the best checkpoint,
+        and any of them may be the one a user reads. The best is fitted last, so that the
+        callback, the logged numbers and the test that follows are the best's.
+        """
         loaders = loader_list(trainer.val_dataloaders)
         if trainer.fast_dev_run or not loaders:
             return
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
-        if best_path:
-            pl_module.load_state_dict(read_checkpoint(best_path)["state_dict"])
-        logits, labels, sets = self.logits_and_labels(trainer, pl_module, loaders)
-        self.fitted = fit_calibration(logits, labels, self.target_error, sets)
-        self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
-        if trainer.is_global_zero:
-            for path in {best_path, *last_checkpoints(trainer)} - {""}:
+        others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
+        for path in [*others, best_path]:
+            if path:
+                pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
+            logits, labels, sets = self.logits_and_labels(trainer, pl_module, loaders)
+            self.fitted = fit_calibration(logits, labels, self.target_error, sets)
+            self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
+            if path and trainer.is_global_zero:
                 self.keep_in(Path(path))
         logger = rank_zero_tensorboard(trainer)
         if logger is not None:
