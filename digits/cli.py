@@ -31,10 +31,10 @@ from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.divergence import StopOnDivergence
-from digits.training.folders import place_run
+from digits.training.folders import continues_its_run, place_run, run_folder
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
-from digits.training.output import quiet_resumed_run
+from digits.training.output import quiet_resumed_run, say_trained_on_in_a_new_folder
 from digits.training.own_data import (
     further_eval_sets,
     names_other_data,
@@ -210,6 +210,12 @@ class DigitsCLI(CheckpointReadOnce):
             root = Path(LOG_DIR, RUN_NAME)
             if place_run(config.trainer, resumed_from, config.ckpt_path, root):
                 quiet_resumed_run()
+            elif (
+                resumed_from is not None
+                and run_folder(config.ckpt_path) is not None
+                and not continues_its_run(resumed_from, config.ckpt_path)
+            ):
+                say_trained_on_in_a_new_folder(config.ckpt_path)
 
     def instantiate_classes(self) -> None:
         with as_usage_error(MisconfigurationException):

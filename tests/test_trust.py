@@ -313,6 +313,25 @@ def test_checkpoint_write_that_dies_midway_leaves_the_previous_one(tmp_path: Pat
     assert sorted(file.name for file in tmp_path.iterdir()) == ["last.ckpt"]
 
 
+def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_was(
+    tmp_path: Path, caplog
+):
+    """Training on from a run's best epoch (not its last) starts a folder of its own: in
+    the earlier run's, it would overwrite last.ckpt and hide the later epochs' curves."""
+    # The highest val/loss is the first epoch's: the "best" checkpoint is not the last.
+    worst_loss = ["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"]
+    first = main([*QUIET, *worst_loss, "--trainer.max_epochs", "3"])
+    run = run_dir(tmp_path, 0)
+    assert read_checkpoint(first.checkpoint)["epoch"] == 0
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    resume = ["--config", str(run / "config.yaml"), "--ckpt_path", first.checkpoint]
+    resumed = main([*QUIET, *resume, "--trainer.max_epochs", "4"])
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    assert Path(resumed.log_dir).resolve() == run_dir(tmp_path, 1).resolve()
+    assert read_checkpoint(run_dir(tmp_path, 1) / "checkpoints/last.ckpt")["epoch"] == 3
+    assert f"Training on from {first.checkpoint} in a new folder" in caplog.text
+
+
 def test_bad_input_after_a_run_deletes_and_writes_nothing(tmp_path: Path, capsys):
     summary = main([*QUIET, "--trainer.max_epochs", "1"])
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}

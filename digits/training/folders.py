@@ -7,7 +7,10 @@ there would collide with the first; such a run gets the next ``version_N`` folde
 as the trainer's root folder. A run resumed from a checkpoint inside
 ``<save_dir>/<name>/version_N/checkpoints/`` continues in that same folder: its curves
 carry on (steps logged after the checkpoint are purged, so that nothing appears twice)
-and its checkpoint callbacks reload their best score.
+and its checkpoint callbacks reload their best score. That is only for the run's latest
+state (``last.ckpt``, or ``interrupted.ckpt`` after it): training on from an earlier
+checkpoint, the best epoch of a run that went on, is a run of its own in a new folder,
+so that the earlier run's later checkpoints and curves stay as they were.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
+
+from digits.reading.checkpoint import read_checkpoint
+
+INTERRUPTED = "interrupted.ckpt"  # saved inside an epoch, after the epoch-end checkpoints
 
 
 def run_folder(ckpt_path: str | Path) -> Path | None:
@@ -38,6 +45,24 @@ def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
     return run is not None and run.resolve() == Path(log_dir).resolve()
 
 
+def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool:
+    """Whether ``checkpoint`` (read from ``ckpt_path``) is the latest state of a run's folder.
+
+    That is: it lies in a run's ``checkpoints/`` and none of that run's epoch-end
+    checkpoints is later. ``interrupted.ckpt`` is left out, so that ``last.ckpt`` resumes
+    an interrupted run in place, as the resume command says.
+    """
+    run = run_folder(ckpt_path)
+    if run is None:
+        return False
+    steps = [
+        int(read_checkpoint(path).get("global_step", 0))
+        for path in (run / "checkpoints").glob("*.ckpt")
+        if path.name != INTERRUPTED
+    ]
+    return int(checkpoint.get("global_step", 0)) >= max(steps, default=0)
+
+
 def next_version(root: Path) -> Path:
     """``root/version_N`` for the first N above every existing one, as Lightning's loggers count."""
     taken = [
@@ -57,6 +82,8 @@ def place_run(
     Returns whether the run continues in the folder of the run it resumes.
     """
     resumed = run_folder(ckpt_path) if checkpoint is not None and ckpt_path else None
+    if resumed is not None and not continues_its_run(checkpoint, ckpt_path):
+        resumed = None
     logger = trainer.logger
     if logger is False:
         base = Path(trainer.default_root_dir) if trainer.default_root_dir else root

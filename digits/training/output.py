@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+from lightning.pytorch.utilities import rank_zero_info
+
 
 class WithoutCloudLoggingTip(logging.Filter):
     """Drops Lightning's tip to install a cloud logging service.
@@ -54,3 +56,17 @@ def quiet_resumed_run() -> None:
     the folder the run continues, and its earlier files are kept.
     """
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def say_trained_on_in_a_new_folder(ckpt_path: str) -> None:
+    """For a run trained on from a checkpoint its own run went on after.
+
+    Lightning warns that the checkpoint callbacks' folder changed, so that only their
+    best path is reloaded; a new folder is the point here. One line says instead where
+    the run goes and why.
+    """
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*")
+    rank_zero_info(
+        f"Training on from {ckpt_path} in a new folder: its run went on after it "
+        "(see that run's last.ckpt), and that run's files stay as they are."
+    )
