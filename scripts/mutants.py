@@ -39,6 +39,27 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "training on from an earlier checkpoint continues in the earlier run's folder",
+        "digits/training/folders.py",
+        "if resumed is not None and not continues_its_run(checkpoint, ckpt_path):",
+        "if False:",
+        ("tests/test_trust.py", "-k", "before_the_runs_last"),
+    ),
+    Mutant(
+        "validate, test and predict use an untrained network without --ckpt_path",
+        "digits/cli.py",
+        'if not self.fitting and config.get("ckpt_path") is None:',
+        "if False:",
+        ("tests/test_cli.py", "-k", "checkpoint_is_required"),
+    ),
+    Mutant(
+        "digits.compare writes over an earlier comparison",
+        "digits/tools/compare.py",
+        "output = unused_path(config.output, is_file=True)",
+        "output = config.output",
+        ("tests/test_compare.py", "-k", "configured_run"),
+    ),
+    Mutant(
         "the gate's trained bank falls back to pen digits the run never trained on",
         "scripts/second_gate.py",
         "    for arguments in settings_of(trained.data_settings, PenDigits):\n"
