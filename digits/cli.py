@@ -205,6 +205,8 @@ class DigitsCLI(CheckpointReadOnce):
                     "one it would use a network that never trained"
                 )
             check_trainer_settings(config.trainer, fitting=self.fitting)
+            if self.fitting:
+                check_schedule_has_an_end(config.model.lr_schedule, config.trainer)
             check_no_injected_optimizer(config)
             resumed_from = self.checkpoint if self.fitting else None
             root = Path(LOG_DIR, RUN_NAME)
@@ -275,8 +277,13 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
         raise ValueError(
             f"trainer.accelerator={accelerator} asks for a GPU, but torch finds none here"
         )
-    if fitting and trainer.max_epochs is not None and trainer.max_epochs < 1:
-        raise ValueError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
+    bounded_otherwise = (trainer.max_steps or -1) > 0 or trainer.max_time is not None
+    unlimited = trainer.max_epochs == -1 and bounded_otherwise  # Lightning's "no epoch limit"
+    if fitting and trainer.max_epochs is not None and trainer.max_epochs < 1 and not unlimited:
+        raise ValueError(
+            f"trainer.max_epochs must be at least 1, got {trainer.max_epochs} "
+            "(-1, no epoch limit, goes with trainer.max_steps or trainer.max_time)"
+        )
     if str(trainer.precision) == "16-true":
         raise ValueError(
             f"trainer.precision={trainer.precision} keeps the weights and Adam's state in "
@@ -286,6 +293,21 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
         raise ValueError(
             "trainer.barebones=true is not supported: every run here logs its metrics and "
             "keeps checkpoints; python -m digits.bench measures the raw training speed"
+        )
+
+
+def check_schedule_has_an_end(lr_schedule: str, trainer: Namespace) -> None:
+    """A cosine or one-cycle schedule is laid out over the run's steps, so it needs to know
+    how many: a run bounded only by time (or by nothing) does not say."""
+    if lr_schedule == "constant" or (trainer.max_steps or -1) > 0:
+        return
+    epochs_unbounded = trainer.max_epochs == -1 or (
+        trainer.max_epochs is None and trainer.max_time is not None
+    )
+    if epochs_unbounded:
+        raise ValueError(
+            f"model.lr_schedule={lr_schedule} needs the run's length in epochs or steps; "
+            "set trainer.max_epochs or trainer.max_steps, or use model.lr_schedule=constant"
         )
 
 

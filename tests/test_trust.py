@@ -31,6 +31,7 @@ from tests.conftest import QUIET, children, cmdline, read_events, scalars, split
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
 FIT = [sys.executable, "-m", "digits.fit", *QUIET]
+ONLY_TIME = ["--trainer.max_time", "00:00:00:05"]  # a run bounded by time alone
 
 
 def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -370,6 +371,11 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
         (["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag"),
         (["--model.lr", "fast"], 'Parser key "model.lr"'),
         (["--trainer.max_epochs", "0"], "trainer.max_epochs must be at least 1"),
+        (["--trainer.max_epochs", "-1"], "goes with trainer.max_steps or trainer.max_time"),
+        (
+            ["--model.lr_schedule", "onecycle", "--trainer.max_epochs", "-1", *ONLY_TIME],
+            "model.lr_schedule=onecycle needs the run's length in epochs or steps",
+        ),
         (["--data.batch_size", "0"], "data.batch_size must be at least 1"),
         (["--model.lr", "0"], "model.lr must be positive"),
         (["--model.lr", "-1"], "model.lr must be positive"),
@@ -407,6 +413,13 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(
     stderr = capsys.readouterr().err.strip().splitlines()
     assert len(stderr) == 1 and stderr[0].startswith("error: ") and expected in stderr[0]
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_no_epoch_limit_is_lightnings_minus_one_with_a_step_limit(tmp_path: Path):
+    """--trainer.max_epochs -1 is how Lightning trains without an epoch limit."""
+    args = ["--trainer.max_epochs", "-1", "--trainer.max_steps", "15", "--model.lr_schedule"]
+    summary = main([*QUIET, *args, "cosine"])
+    assert read_checkpoint(Path(summary.log_dir) / "checkpoints/last.ckpt")["global_step"] == 15
 
 
 def test_gpu_asked_for_without_one_is_a_one_line_error(capsys):
