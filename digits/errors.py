@@ -28,6 +28,14 @@ class UsageError(ValueError):
     """A user's mistake, found while the command line was read and its objects built."""
 
 
+class FailedInUserCode(RuntimeError):
+    """Code of the user's own (a data module's ``setup``) failed while the objects were built.
+
+    That is not a bad value on the command line but a bug to find, so it keeps its
+    traceback even where jsonargparse wraps it in a ``ValueError``.
+    """
+
+
 class NonFiniteLossError(ArithmeticError):
     """Training diverged: continuing would only produce and save a broken model."""
 
@@ -66,7 +74,17 @@ def as_usage_error(*also: type[Exception]) -> Iterator[None]:
     except UsageError:
         raise
     except (ArgumentError, ValueError, *also) as error:
+        if _caused_by(error, FailedInUserCode):
+            raise
         raise UsageError(str(error)) from None
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__
+    return False
 
 
 @contextmanager

@@ -137,3 +137,31 @@ def test_a_data_module_that_declares_no_shape_is_read_for_it(in_tmp_path: Path) 
     hyper_parameters = torch.load(last, weights_only=False)["hyper_parameters"]
     assert (hyper_parameters["num_features"], hyper_parameters["num_classes"]) == (4, 3)
     assert "test/acc" in result.stdout
+
+
+BUGGY = """
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class BuggyData(L.LightningDataModule):
+    def setup(self, stage=None):
+        rows = np.array([[1.0, 2.0], [3.0]])  # ragged: numpy raises a ValueError here
+        self.train = TensorDataset(torch.from_numpy(rows), torch.zeros(2, dtype=torch.long))
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=2)
+"""
+
+
+def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> None:
+    """Read for its shape while the CLI builds, its setup must not pass for a bad value."""
+    (in_tmp_path / "buggy_data.py").write_text(BUGGY)
+    result = run("digits.fit", *QUIET, "--data", "buggy_data.BuggyData")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" in result.stderr
+    assert 'buggy_data.py", line 10, in setup' in result.stderr
+    assert "BuggyData failed while its training batches were read" in result.stderr
+    assert not (in_tmp_path / "lightning_logs").exists()

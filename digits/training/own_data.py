@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import lightning as L
 import yaml
 
 from digits.data import DigitsDataModule
+from digits.errors import FailedInUserCode
 from digits.extras import class_at
 
 
@@ -85,8 +88,9 @@ def num_features_of(data: L.LightningDataModule) -> int:
     if declared is None and getattr(data, "dims", None):
         declared = math.prod(data.dims)
     if declared is None:
-        features, _ = next(iter(_training_loader(data)))
-        declared = features[0].numel()
+        with _its_own_code(data, "num_features"):
+            features, _ = next(iter(_training_loader(data)))
+            declared = features[0].numel()
     return int(declared)
 
 
@@ -94,7 +98,8 @@ def num_classes_of(data: L.LightningDataModule) -> int:
     """``data.num_classes``, else one more than the largest training label."""
     declared = getattr(data, "num_classes", None)
     if declared is None:
-        declared = max(int(labels.max()) for _, labels in _training_loader(data)) + 1
+        with _its_own_code(data, "num_classes"):
+            declared = max(int(labels.max()) for _, labels in _training_loader(data)) + 1
     return int(declared)
 
 
@@ -107,3 +112,15 @@ def _training_loader(data: L.LightningDataModule) -> Any:
     data.prepare_data()
     data.setup("fit")
     return data.train_dataloader()
+
+
+@contextmanager
+def _its_own_code(data: L.LightningDataModule, attribute: str) -> Iterator[None]:
+    """What fails in the data module's own code is its bug: it keeps its traceback."""
+    try:
+        yield
+    except Exception as error:
+        raise FailedInUserCode(
+            f"{type(data).__name__} failed while its training batches were read to find "
+            f"{attribute} (declare data.{attribute} to skip this): {error!r}"
+        ) from error
