@@ -14,6 +14,7 @@ what this class provides: ``train_dataloader``, ``val_dataloader`` and
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
@@ -63,7 +64,7 @@ class WineDataModule(L.LightningDataModule):
         return DataLoader(self.test_set, batch_size=len(self.test_set))
 
 
-def as_dataset(features, labels) -> TensorDataset:
+def as_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:
     """float32 features and int64 labels, what the model and its loss take."""
     return TensorDataset(
         torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.int64)

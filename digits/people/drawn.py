@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -55,6 +55,9 @@ from digits.reading.trained import (
     check_threshold,
     load_trained,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Rows = Literal["test", "val", "train", "all"]
 MAX_MISREAD_SHOWN = 60
@@ -279,14 +282,15 @@ def write_pictures(
     drawings: Drawings, pixels: np.ndarray, read: np.ndarray, labels: np.ndarray, output: Path
 ) -> dict[str, str]:
     """The confusion matrix, and each misread drawing beside the 8x8 image the model saw."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
     output.mkdir(parents=True)
+    # A figure of its own, not pyplot's current one: the caller's plots and backend
+    # (a notebook's) stay as they are.
+    axes = Figure(figsize=(6.4, 4.8)).add_subplot()
     display = ConfusionMatrixDisplay.from_predictions(
-        labels, read, labels=list(range(10)), colorbar=False
+        labels, read, labels=list(range(10)), colorbar=False, ax=axes
     )
     display.ax_.set_title("drawn digits: true down, read across")
     confusion_path = output / "confusion_matrix.png"
@@ -301,7 +305,9 @@ def write_pictures(
     return {"confusion": str(confusion_path), "misread": str(misread_path)}
 
 
-def misread_figure(canvases: list, pixels: np.ndarray, titles: list[str], columns: int = 6):
+def misread_figure(
+    canvases: list, pixels: np.ndarray, titles: list[str], columns: int = 6
+) -> Figure:
     """Each drawing as drawn and, beside it, as the model saw it (8x8), with a title."""
     from matplotlib.figure import Figure
 

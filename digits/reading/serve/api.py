@@ -81,7 +81,7 @@ class DigitsAPI(ls.LitAPI):
         max_batch_size: int = 1,
         batch_timeout: float = 0.0,
         threshold: float | None = None,
-    ):
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.ckpt_path = ckpt_path
         self.threshold = threshold
