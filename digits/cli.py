@@ -269,6 +269,21 @@ class DigitsCLI(CheckpointReadOnce):
     def after_fit(self) -> None:
         self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
 
+    def after_predict(self) -> None:
+        """From the shell, ``predict`` would end without a word: say what it read."""
+        batches = self.trainer.predict_loop.predictions  # one list per loader, or one list
+        if batches and isinstance(batches[0], list):
+            batches = [batch for loader in batches for batch in loader]
+        sure = [batch["sure"] for batch in batches if isinstance(batch, dict) and "sure" in batch]
+        if not sure or not self.trainer.is_global_zero:
+            return
+        readings = torch.cat(sure)
+        print(
+            f"read {len(readings)} images of the data's predict_dataloader, "
+            f"{readings.float().mean():.1%} of them sure (python -m digits.predict "
+            f"--ckpt_path {self.stage_config.ckpt_path} IMAGE ... reads images of your own)"
+        )
+
 
 def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
     """Refuse, before anything is built, what Lightning would fail on later or not at all."""

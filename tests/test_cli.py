@@ -74,7 +74,7 @@ def test_help_says_what_each_subcommand_does():
         assert subcommand in result.stdout
 
 
-def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
+def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, capsys):
     fitted = digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
     run = tmp_path / "lightning_logs/digits/version_0"
     assert fitted.summary.test_acc == scalars(run, "test/acc")[0][1]
@@ -96,6 +96,10 @@ def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path):
     digits = torch.cat([batch["digit"] for batch in predicted.trainer.predict_loop.predictions])
     labels = torch.as_tensor(DigitsSplits().arrays("test")[1])
     assert (digits == labels).float().mean().item() == pytest.approx(fitted.summary.test_acc)
+    sure = torch.cat([batch["sure"] for batch in predicted.trainer.predict_loop.predictions])
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    assert said.startswith(f"read {len(labels)} images of the data's predict_dataloader, ")
+    assert f"{sure.float().mean().item():.1%} of them sure" in said
 
 
 def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
