@@ -39,6 +39,27 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a bug in a data module of your own passes for a bad value, in one line",
+        "digits/errors.py",
+        "        if _caused_by(error, FailedInUserCode):\n            raise\n",
+        "",
+        ("tests/test_own_data.py", "-k", "bug_in_your"),
+    ),
+    Mutant(
+        "a one-cycle schedule on a run bounded by time alone fails after the run's folder",
+        "digits/cli.py",
+        "    if epochs_unbounded:\n",
+        "    if False:\n",
+        ("tests/test_trust.py", "-k", "user_errors"),
+    ),
+    Mutant(
+        "digits predict ends without a word",
+        "digits/cli.py",
+        "        if not sure or not self.trainer.is_global_zero:\n",
+        "        if True:\n",
+        ("tests/test_cli.py", "-k", "subcommands_fit"),
+    ),
+    Mutant(
         "training on from an earlier checkpoint continues in the earlier run's folder",
         "digits/training/folders.py",
         "if resumed is not None and not continues_its_run(checkpoint, ckpt_path):",
