@@ -31,7 +31,7 @@ from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.divergence import StopOnDivergence
-from digits.training.folders import continues_its_run, place_run, run_folder
+from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
 from digits.training.output import quiet_resumed_run, say_trained_on_in_a_new_folder
@@ -198,11 +198,11 @@ class DigitsCLI(CheckpointReadOnce):
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
         with as_usage_error(MisconfigurationException):
-            if not self.fitting and config.get("ckpt_path") is None:
+            if not self.fitting and not config.get("ckpt_path"):
                 subcommand = self.config.get("subcommand")
                 raise ValueError(
-                    f"python -m digits {subcommand} needs --ckpt_path CHECKPOINT: without "
-                    "one it would use a network that never trained"
+                    f"python -m digits {subcommand} needs --ckpt_path CHECKPOINT, a file: "
+                    "without one it would use a network that never trained"
                 )
             check_trainer_settings(config.trainer, fitting=self.fitting)
             if self.fitting:
@@ -210,13 +210,10 @@ class DigitsCLI(CheckpointReadOnce):
             check_no_injected_optimizer(config)
             resumed_from = self.checkpoint if self.fitting else None
             root = Path(LOG_DIR, RUN_NAME)
-            if place_run(config.trainer, resumed_from, config.ckpt_path, root):
+            placement = place_run(config.trainer, resumed_from, config.ckpt_path, root)
+            if placement == "continues":
                 quiet_resumed_run()
-            elif (
-                resumed_from is not None
-                and run_folder(config.ckpt_path) is not None
-                and not continues_its_run(resumed_from, config.ckpt_path)
-            ):
+            elif placement == "after_an_earlier_state":
                 say_trained_on_in_a_new_folder(config.ckpt_path)
 
     def instantiate_classes(self) -> None:
@@ -268,21 +265,6 @@ class DigitsCLI(CheckpointReadOnce):
 
     def after_fit(self) -> None:
         self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
-
-    def after_predict(self) -> None:
-        """From the shell, ``predict`` would end without a word: say what it read."""
-        batches = self.trainer.predict_loop.predictions  # one list per loader, or one list
-        if batches and isinstance(batches[0], list):
-            batches = [batch for loader in batches for batch in loader]
-        sure = [batch["sure"] for batch in batches if isinstance(batch, dict) and "sure" in batch]
-        if not sure or not self.trainer.is_global_zero:
-            return
-        readings = torch.cat(sure)
-        print(
-            f"read {len(readings)} images of the data's predict_dataloader, "
-            f"{readings.float().mean():.1%} of them sure (python -m digits.predict "
-            f"--ckpt_path {self.stage_config.ckpt_path} IMAGE ... reads images of your own)"
-        )
 
 
 def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:

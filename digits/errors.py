@@ -2,9 +2,11 @@
 
 A user's mistake (a bad flag, value, config or checkpoint) is found while the command
 line is read and the objects are built, before anything is written, and ends with exit
-code 2 like any argparse error. Training that diverges ends with exit code 2 too,
-naming the epoch and the loss. Ctrl-C and SIGTERM end with 130 and 143, the shell's
-codes for them.
+code 2 like any argparse error. The one exception is code of the user's own that runs
+while the objects are built (a data module read for its shape): what fails there is a
+bug in it, ``BugInYourCode``, and keeps its traceback. Training that diverges ends with
+exit code 2 too, naming the epoch and the loss. Ctrl-C and SIGTERM end with 130 and 143,
+the shell's codes for them.
 
 Nothing here imports Lightning: the tools that only read a checkpoint use it too.
 """
@@ -28,7 +30,7 @@ class UsageError(ValueError):
     """A user's mistake, found while the command line was read and its objects built."""
 
 
-class FailedInUserCode(RuntimeError):
+class BugInYourCode(RuntimeError):
     """Code of the user's own (a data module's ``setup``) failed while the objects were built.
 
     That is not a bad value on the command line but a bug to find, so it keeps its
@@ -74,7 +76,7 @@ def as_usage_error(*also: type[Exception]) -> Iterator[None]:
     except UsageError:
         raise
     except (ArgumentError, ValueError, *also) as error:
-        if _caused_by(error, FailedInUserCode):
+        if _caused_by(error, BugInYourCode):
             raise
         raise UsageError(str(error)) from None
 
@@ -101,7 +103,8 @@ def exit_on_user_error(*also: type[Exception]) -> Iterator[None]:
     """Wraps reading the command line and building the objects it describes.
 
     Those only check and store values, so an error there is a bad value from the user,
-    and nothing has been written yet. ``also`` adds exception types that mean the same
+    and nothing has been written yet; ``BugInYourCode`` (the user's own code failed
+    there) keeps its traceback. ``also`` adds exception types that mean the same
     in the caller's library (Lightning's ``MisconfigurationException`` for training).
     """
     with exit_on_usage_error(), as_usage_error(*also):

@@ -39,9 +39,16 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "last.ckpt of an interrupted run is taken for an earlier state than interrupted.ckpt",
+        "digits/training/folders.py",
+        "        if path.name == INTERRUPTED_CHECKPOINT:\n            continue\n",
+        "",
+        ("tests/test_trust.py", "-k", "interrupted_run_is_its_latest"),
+    ),
+    Mutant(
         "a bug in a data module of your own passes for a bad value, in one line",
         "digits/errors.py",
-        "        if _caused_by(error, FailedInUserCode):\n            raise\n",
+        "        if _caused_by(error, BugInYourCode):\n            raise\n",
         "",
         ("tests/test_own_data.py", "-k", "bug_in_your"),
     ),
@@ -54,9 +61,9 @@ MUTANTS = [
     ),
     Mutant(
         "digits predict ends without a word",
-        "digits/cli.py",
-        "        if not sure or not self.trainer.is_global_zero:\n",
-        "        if True:\n",
+        "digits/training/calibrate.py",
+        "        if read and trainer.is_global_zero:\n",
+        "        if False:\n",
         ("tests/test_cli.py", "-k", "subcommands_fit"),
     ),
     Mutant(
@@ -69,15 +76,15 @@ MUTANTS = [
     Mutant(
         "validate, test and predict use an untrained network without --ckpt_path",
         "digits/cli.py",
-        'if not self.fitting and config.get("ckpt_path") is None:',
+        'if not self.fitting and not config.get("ckpt_path"):',
         "if False:",
         ("tests/test_cli.py", "-k", "checkpoint_is_required"),
     ),
     Mutant(
         "digits.compare writes over an earlier comparison",
         "digits/tools/compare.py",
-        "output = unused_path(config.output, is_file=True)",
-        "output = config.output",
+        "output = config.output or unused_path(Path(DEFAULT_OUTPUT), is_file=True)",
+        "output = config.output or Path(DEFAULT_OUTPUT)",
         ("tests/test_compare.py", "-k", "configured_run"),
     ),
     Mutant(

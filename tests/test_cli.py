@@ -98,8 +98,10 @@ def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, caps
     assert (digits == labels).float().mean().item() == pytest.approx(fitted.summary.test_acc)
     sure = torch.cat([batch["sure"] for batch in predicted.trainer.predict_loop.predictions])
     said = capsys.readouterr().out.strip().splitlines()[-1]
-    assert said.startswith(f"read {len(labels)} images of the data's predict_dataloader, ")
-    assert f"{sure.float().mean().item():.1%} of them sure" in said
+    assert said == (
+        f"predict: read {len(labels)} images, {int(sure.sum())} of them sure "
+        f"({sure.float().mean().item():.1%})"
+    )
 
 
 def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
@@ -118,10 +120,13 @@ def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
         assert columns == expected
 
 
-@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_a_checkpoint_is_required_to_score_or_use(subcommand, tmp_path: Path):
+@pytest.mark.parametrize(
+    ("subcommand", "given"),
+    [("validate", []), ("test", []), ("predict", []), ("test", ["--ckpt_path", ""])],
+)
+def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: Path):
     """Without --ckpt_path Lightning would score or use the untrained network, and exit 0."""
-    result = run_module("digits", subcommand)
+    result = run_module("digits", subcommand, *given)
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: python -m digits {subcommand} needs --ckpt_path")

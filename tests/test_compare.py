@@ -49,19 +49,24 @@ def test_compare_writes_every_score_and_a_summary(tmp_path: Path, capsys):
 def test_the_baselines_see_the_data_as_the_configured_run_saw_it(tmp_path: Path):
     standard = tmp_path / "standard.yaml"
     standard.write_text("data:\n  scale: standard\n")
-    earlier = tmp_path / "s.csv"
+    earlier = tmp_path / "compare.csv"  # the default output, from an earlier comparison
     earlier.write_text("an earlier comparison\n")
     scores = main(
         [
             *("--split_seeds", "1", "--models", "[logistic_regression]", "--config", str(standard)),
-            *("--fit_args", '[--trainer.max_epochs, "1"]', "--output", str(tmp_path / "s.csv")),
+            *("--fit_args", '[--trainer.max_epochs, "1"]'),
         ]
     )
     compared = {score.model: score.test_acc for score in scores}
     assert set(compared) == {"network:standard", "logistic_regression"}
     # The earlier file is kept; this comparison's scores go beside it.
     assert earlier.read_text() == "an earlier comparison\n"
-    assert len(list(csv.DictReader((tmp_path / "s-2.csv").open()))) == 2
+    assert len(list(csv.DictReader((tmp_path / "compare-2.csv").open()))) == 2
+    # An --output named by hand that exists is refused before anything trains.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--split_seeds", "1", "--output", str(earlier)])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "lightning_logs/digits/version_1").exists()
     on_standard = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1",
                             "--data.scale", "standard"])  # fmt: skip
     on_raw = baseline(["--models", "[logistic_regression]", "--data.split_seed", "1"])

@@ -163,5 +163,5 @@ def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" in result.stderr
     assert 'buggy_data.py", line 10, in setup' in result.stderr
-    assert "BuggyData failed while its training batches were read" in result.stderr
+    assert "BuggyData failed while it was read for num_features" in result.stderr
     assert not (in_tmp_path / "lightning_logs").exists()

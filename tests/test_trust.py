@@ -27,6 +27,7 @@ from digits.fit import main
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
+from digits.training.folders import continues_its_run
 from tests.conftest import QUIET, children, cmdline, read_events, scalars, split_for_testing
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
@@ -315,7 +316,7 @@ def test_checkpoint_write_that_dies_midway_leaves_the_previous_one(tmp_path: Pat
 
 
 def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_was(
-    tmp_path: Path, caplog
+    tmp_path: Path, capfd
 ):
     """Training on from a run's best epoch (not its last) starts a folder of its own: in
     the earlier run's, it would overwrite last.ckpt and hide the later epochs' curves."""
@@ -330,7 +331,23 @@ def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_w
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
     assert Path(resumed.log_dir).resolve() == run_dir(tmp_path, 1).resolve()
     assert read_checkpoint(run_dir(tmp_path, 1) / "checkpoints/last.ckpt")["epoch"] == 3
-    assert f"Training on from {first.checkpoint} in a new folder" in caplog.text
+    printed = capfd.readouterr()
+    assert f"Training on from {first.checkpoint} in a new folder" in printed.out + printed.err
+
+
+def test_last_ckpt_of_an_interrupted_run_is_its_latest_epoch_end_state(tmp_path: Path):
+    """interrupted.ckpt is saved after last.ckpt; the resume command names last.ckpt."""
+    checkpoints = tmp_path / "lightning_logs/digits/version_0/checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name, step in (("epoch000.ckpt", 5), ("last.ckpt", 10), ("interrupted.ckpt", 13)):
+        torch.save({"global_step": step, "state_dict": {}}, checkpoints / name)
+    for name, continues in (
+        ("last.ckpt", True),
+        ("interrupted.ckpt", True),
+        ("epoch000.ckpt", False),
+    ):
+        path = checkpoints / name
+        assert continues_its_run(read_checkpoint(path), path) is continues, name
 
 
 def test_bad_input_after_a_run_deletes_and_writes_nothing(tmp_path: Path, capsys):
@@ -420,6 +437,9 @@ def test_no_epoch_limit_is_lightnings_minus_one_with_a_step_limit(tmp_path: Path
     args = ["--trainer.max_epochs", "-1", "--trainer.max_steps", "15", "--model.lr_schedule"]
     summary = main([*QUIET, *args, "cosine"])
     assert read_checkpoint(Path(summary.log_dir) / "checkpoints/last.ckpt")["global_step"] == 15
+    # Or with a time limit, and a schedule that needs no length.
+    main([*QUIET, "--trainer.max_epochs", "-1", *ONLY_TIME])
+    assert (tmp_path / "lightning_logs/digits/version_1/checkpoints/last.ckpt").exists()
 
 
 def test_gpu_asked_for_without_one_is_a_one_line_error(capsys):

@@ -124,7 +124,8 @@ def check_trained_on_digits(
     if data_class not in DIGITS_DATA_CLASSES or num_features != NUM_PIXELS:
         raise ValueError(
             f"{ckpt_path} was trained on {data_class} ({num_features} features), not on "
-            "8x8 digits; score it with python -m digits test --config RUN/config.yaml"
+            "8x8 digits; score it with python -m digits test --config RUN/config.yaml "
+            f"--ckpt_path {ckpt_path}"
         )
 
 

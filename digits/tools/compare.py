@@ -47,6 +47,9 @@ def parse_seeds(text: str | int) -> list[int]:
     return seeds
 
 
+DEFAULT_OUTPUT = "compare.csv"
+
+
 @dataclass(frozen=True)
 class Score:
     split_seed: int
@@ -168,10 +171,10 @@ def parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--output",
-        type=Path,
-        default=Path("compare.csv"),
-        help="Where to write every score as CSV (default compare.csv); an existing file is "
-        "kept and the scores go to compare-2.csv, compare-3.csv...",
+        type=Path | None,
+        default=None,
+        help="Where to write every score as CSV, a file that does not exist yet (default "
+        "compare.csv, or compare-2.csv, compare-3.csv... past earlier ones).",
     )
     parser.add_argument(
         "--fit_args",
@@ -190,8 +193,11 @@ def main(args: list[str] | None = None) -> list[Score]:
         for path in configs:
             if not Path(path).is_file():
                 raise ValueError(f"config not found: {path}")
+        if config.output is not None and config.output.exists():
+            raise ValueError(f"{config.output} exists; choose another --output")
     scores = compare(seeds, configs, config.models, config.fit_args)
-    output = unused_path(config.output, is_file=True)  # never an earlier comparison's file
+    # The default is numbered past earlier comparisons' files, never written over.
+    output = config.output or unused_path(Path(DEFAULT_OUTPUT), is_file=True)
     write_csv(scores, output)
     print(summary_table(scores))
     print(f"every score: {output}")

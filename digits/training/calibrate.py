@@ -1,9 +1,10 @@
 """Probabilities that mean what they say: ``Calibrate``, a callback composed into every run.
 
 ``digits.reading.sure`` has the method (temperature scaling and the "sure" threshold).
-This callback runs it once training ends, on the weights that are then tested (the best
-checkpoint's) and the validation images of every validation set, and keeps the two
-numbers as its state in the checkpoints: Lightning restores them whenever a checkpoint
+This callback runs it once training ends, on the validation images of every validation
+set, for each of the two checkpoints a run keeps (the best, which is then tested, and
+``last.ckpt``) on that checkpoint's own weights, and keeps the two numbers as its state
+in them: Lightning restores them whenever a checkpoint
 is validated, tested or used to predict, and the tools read them from the file
 (``digits.reading.checkpoint.calibration_of``). Meanwhile it scores how calibrated the
 model is: ``val/ece`` every epoch, and ``test/ece`` with the temperature beside
@@ -86,6 +87,7 @@ class Calibrate(L.Callback):
         self.threshold = NO_CALIBRATION["threshold"]
         self.fitted: Calibration | None = None  # this run's fit, with how it fares
         self.errors: dict[str, MulticlassCalibrationError] = {}
+        self.predicted = torch.zeros(2, dtype=torch.long)  # readings and sure ones, predicting
 
     @property
     def state_key(self) -> str:
@@ -198,6 +200,8 @@ class Calibrate(L.Callback):
             return
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
+        if checkpoint is not None and not written_by(checkpoint, best_path):
+            best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
         others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
         for path in [*others, best_path]:
             if path:
@@ -273,15 +277,33 @@ class Calibrate(L.Callback):
         probability, _ = self.probabilities(outputs["logits"]).max(dim=-1)
         outputs["probability"] = probability
         outputs["sure"] = probability >= self.threshold
+        self.predicted += torch.tensor([len(probability), int(outputs["sure"].sum())])
+
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.predicted = torch.zeros(2, dtype=torch.long)  # readings, sure ones
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """From the shell, ``predict`` would end without a word: say what it read."""
+        device_counts = self.predicted.to(pl_module.device)
+        read, sure = (int(count) for count in trainer.strategy.reduce(device_counts, "sum"))
+        if read and trainer.is_global_zero:
+            print(f"predict: read {read} images, {sure} of them sure ({sure / read:.1%})")
 
 
 def last_checkpoints(trainer: L.Trainer) -> list[str]:
-    """``last.ckpt`` and any other checkpoint the run's callbacks kept last."""
-    return [
-        callback.last_model_path or callback.best_model_path
+    """``last.ckpt`` and any other checkpoint the run's callbacks kept last, in their folder."""
+    kept = [
+        (callback, callback.last_model_path or callback.best_model_path)
         for callback in trainer.callbacks
         if isinstance(callback, ModelCheckpoint) and callback.monitor is None
     ]
+    return [path for callback, path in kept if written_by(callback, path)]
+
+
+def written_by(callback: ModelCheckpoint, path: str) -> bool:
+    """Whether ``path`` is in the callback's own folder: a run trained on from an earlier
+    run's checkpoint in a new folder reloads that run's best path, which it must not touch."""
+    return bool(path) and Path(path).resolve().parent == Path(callback.dirpath).resolve()
 
 
 def calibration_scalars(calibration: Calibration) -> dict[str, float]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import Namespace
 
 from digits.reading.checkpoint import read_checkpoint
 
-INTERRUPTED = "interrupted.ckpt"  # saved inside an epoch, after the epoch-end checkpoints
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"  # saved inside an epoch, after its epoch-end ones
 
 
 def run_folder(ckpt_path: str | Path) -> Path | None:
@@ -53,14 +53,17 @@ def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool
     an interrupted run in place, as the resume command says.
     """
     run = run_folder(ckpt_path)
-    if run is None:
+    if run is None or "global_step" not in checkpoint:
         return False
-    steps = [
-        int(read_checkpoint(path).get("global_step", 0))
-        for path in (run / "checkpoints").glob("*.ckpt")
-        if path.name != INTERRUPTED
-    ]
-    return int(checkpoint.get("global_step", 0)) >= max(steps, default=0)
+    steps = []
+    for path in (run / "checkpoints").glob("*.ckpt"):
+        if path.name == INTERRUPTED_CHECKPOINT:
+            continue
+        try:
+            steps.append(int(read_checkpoint(path).get("global_step", 0)))
+        except (ValueError, OSError):
+            continue  # not a checkpoint of the run's (an export), or gone meanwhile
+    return int(checkpoint["global_step"]) >= max(steps, default=0)
 
 
 def next_version(root: Path) -> Path:
@@ -73,31 +76,38 @@ def next_version(root: Path) -> Path:
     return root / f"version_{max(taken, default=-1) + 1}"
 
 
+Placement = Literal["continues", "after_an_earlier_state", "new"]
+
+
 def place_run(
     trainer: Namespace, checkpoint: dict[str, Any] | None, ckpt_path: str | None, root: Path
-) -> bool:
+) -> Placement:
     """Point the parsed trainer config at this run's folder (before anything is built).
 
     ``root`` is where runs without a logger go when no ``default_root_dir`` is given.
-    Returns whether the run continues in the folder of the run it resumes.
+    Returns whether the run ``continues`` in the folder of the run it resumes, goes to a
+    new folder because it trains on from an earlier state than that run's latest
+    (``after_an_earlier_state``), or is simply ``new``.
     """
     resumed = run_folder(ckpt_path) if checkpoint is not None and ckpt_path else None
     if resumed is not None and not continues_its_run(checkpoint, ckpt_path):
-        resumed = None
+        resumed, new = None, "after_an_earlier_state"
+    else:
+        new = "new"
     logger = trainer.logger
     if logger is False:
         base = Path(trainer.default_root_dir) if trainer.default_root_dir else root
         trainer.default_root_dir = str(resumed or next_version(base))
-        return resumed is not None
+        return "continues" if resumed is not None else new
     if not isinstance(logger, Namespace):
-        return False
+        return new
     if resumed is None:
         _refuse_a_taken_folder(logger)
-        return False
+        return new
     # TensorBoard's event files can be continued; other loggers' files (a CSV logger's
     # metrics.csv) could be rewritten, so their resumed runs get a new folder.
     if not str(logger.get("class_path", "")).endswith(".TensorBoardLogger"):
-        return False
+        return "new"
     settings = logger.init_args
     configured = Path(settings.save_dir) / str(settings.name)
     if configured.resolve() != resumed.parent.resolve():
@@ -108,7 +118,7 @@ def place_run(
     # resumed run repeats appear once.
     settings.purge_step = int(checkpoint["global_step"])
     wait_to_write_after(resumed)
-    return True
+    return "continues"
 
 
 def wait_to_write_after(run: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from digits.training.folders import INTERRUPTED_CHECKPOINT
 from digits.training.resume import resume_command
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
@@ -95,7 +96,7 @@ class InterruptCheckpoint(L.Callback):
             return
         if checkpoint.dirpath is None:
             return
-        self.saved = Path(checkpoint.dirpath) / "interrupted.ckpt"
+        self.saved = Path(checkpoint.dirpath) / INTERRUPTED_CHECKPOINT
         # Every process takes part (under DDP it waits for the others); rank 0 writes.
         trainer.save_checkpoint(self.saved, weights_only=False)
         if not trainer.is_global_zero or self.log_dir is None:

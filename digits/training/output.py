@@ -8,9 +8,10 @@ be the only line. The entry points call ``quiet_lightning`` once, before buildin
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 
 
 class WithoutCloudLoggingTip(logging.Filter):
@@ -66,7 +67,10 @@ def say_trained_on_in_a_new_folder(ckpt_path: str) -> None:
     the run goes and why.
     """
     warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*")
-    rank_zero_info(
-        f"Training on from {ckpt_path} in a new folder: its run went on after it "
-        "(see that run's last.ckpt), and that run's files stay as they are."
-    )
+    if rank_zero_only.rank == 0:  # each process of a DDP run reads the command line
+        print(
+            f"Training on from {ckpt_path} in a new folder: its run went on after it "
+            "(see that run's last.ckpt), and that run's files stay as they are.",
+            file=sys.stderr,
+            flush=True,
+        )

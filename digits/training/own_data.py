@@ -20,7 +20,7 @@ import lightning as L
 import yaml
 
 from digits.data import DigitsDataModule
-from digits.errors import FailedInUserCode
+from digits.errors import BugInYourCode
 from digits.extras import class_at
 
 
@@ -84,23 +84,23 @@ def further_eval_sets(data: L.LightningDataModule) -> list[str]:
 
 def num_features_of(data: L.LightningDataModule) -> int:
     """``data.num_features``, else the size of Lightning's ``dims``, else of one training sample."""
-    declared = getattr(data, "num_features", None)
-    if declared is None and getattr(data, "dims", None):
-        declared = math.prod(data.dims)
-    if declared is None:
-        with _its_own_code(data, "num_features"):
+    with _its_own_code(data, "num_features"):
+        declared = getattr(data, "num_features", None)
+        if declared is None and getattr(data, "dims", None):
+            declared = math.prod(data.dims)
+        if declared is None:
             features, _ = next(iter(_training_loader(data)))
             declared = features[0].numel()
-    return int(declared)
+        return int(declared)
 
 
 def num_classes_of(data: L.LightningDataModule) -> int:
     """``data.num_classes``, else one more than the largest training label."""
-    declared = getattr(data, "num_classes", None)
-    if declared is None:
-        with _its_own_code(data, "num_classes"):
+    with _its_own_code(data, "num_classes"):
+        declared = getattr(data, "num_classes", None)
+        if declared is None:
             declared = max(int(labels.max()) for _, labels in _training_loader(data)) + 1
-    return int(declared)
+        return int(declared)
 
 
 def _training_loader(data: L.LightningDataModule) -> Any:
@@ -120,7 +120,7 @@ def _its_own_code(data: L.LightningDataModule, attribute: str) -> Iterator[None]
     try:
         yield
     except Exception as error:
-        raise FailedInUserCode(
-            f"{type(data).__name__} failed while its training batches were read to find "
-            f"{attribute} (declare data.{attribute} to skip this): {error!r}"
+        raise BugInYourCode(
+            f"{type(data).__name__} failed while it was read for {attribute} (its "
+            f"attribute, or else its training batches): {error!r}"
         ) from error
