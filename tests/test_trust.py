@@ -333,6 +333,10 @@ def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_w
     assert read_checkpoint(run_dir(tmp_path, 1) / "checkpoints/last.ckpt")["epoch"] == 3
     printed = capfd.readouterr()
     assert f"Training on from {first.checkpoint} in a new folder" in printed.out + printed.err
+    # With no epoch left to train, the new run saves nothing, and its checkpoint callbacks
+    # still hold the earlier run's best path: calibration must not write into that file.
+    main([*QUIET, *resume, "--trainer.max_epochs", "1"])
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
 
 
 def test_last_ckpt_of_an_interrupted_run_is_its_latest_epoch_end_state(tmp_path: Path):
