@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "digits predict under DDP counts one process's share of the images",
+        "digits/training/calibrate.py",
+        'trainer.strategy.reduce(device_counts, reduce_op="sum")',
+        "device_counts",
+        ("tests/test_trust.py", "--runslow", "-k", "two_processes_predict"),
+    ),
+    Mutant(
         "last.ckpt of an interrupted run is taken for an earlier state than interrupted.ckpt",
         "digits/training/folders.py",
         "        if path.name == INTERRUPTED_CHECKPOINT:\n            continue\n",

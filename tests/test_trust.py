@@ -677,3 +677,17 @@ def check_it_tests_as_one_process_would(run: Path, tmp_path: Path) -> None:
     assert val_loss == pytest.approx(scalars(run_dir(tmp_path, 3), "val/loss")[0][1], rel=1e-6)
     # The pictures are drawn by one process without waiting on the other.
     assert "test/confusion_matrix" in read_events(run).Tags()["images"]
+
+
+@pytest.mark.slow
+def test_two_processes_predict_says_what_both_read(checkpoint: Path):
+    """Each DDP process reads its share of the images; the line counts them all, once."""
+    args = ["digits", "predict", *QUIET, "--ckpt_path", str(checkpoint)]
+    one = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
+    two = subprocess.run(
+        [sys.executable, "-m", *args, "--config", str(DDP_CONFIG)], capture_output=True, text=True
+    )
+    assert one.returncode == two.returncode == 0, two.stderr[-2000:]
+    said = [line for line in one.stdout.splitlines() if line.startswith("predict: ")]
+    assert said and said[0].startswith("predict: read 450 images, ")
+    assert [line for line in two.stdout.splitlines() if line.startswith("predict: ")] == said

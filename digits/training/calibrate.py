@@ -285,7 +285,9 @@ class Calibrate(L.Callback):
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """From the shell, ``predict`` would end without a word: say what it read."""
         device_counts = self.predicted.to(pl_module.device)
-        read, sure = (int(count) for count in trainer.strategy.reduce(device_counts, "sum"))
+        read, sure = (
+            int(count) for count in trainer.strategy.reduce(device_counts, reduce_op="sum")
+        )
         if read and trainer.is_global_zero:
             print(f"predict: read {read} images, {sure} of them sure ({sure / read:.1%})")
 
