@@ -198,12 +198,8 @@ class DigitsCLI(CheckpointReadOnce):
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
         with as_usage_error(MisconfigurationException):
-            if not self.fitting and not config.get("ckpt_path"):
-                subcommand = self.config.get("subcommand")
-                raise ValueError(
-                    f"python -m digits {subcommand} needs --ckpt_path CHECKPOINT, a file: "
-                    "without one it would use a network that never trained"
-                )
+            if not self.fitting:
+                check_checkpoint_given(config.get("ckpt_path"), self.config.get("subcommand"))
             check_trainer_settings(config.trainer, fitting=self.fitting)
             if self.fitting:
                 check_schedule_has_an_end(config.model.lr_schedule, config.trainer)
@@ -265,6 +261,15 @@ class DigitsCLI(CheckpointReadOnce):
 
     def after_fit(self) -> None:
         self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
+
+
+def check_checkpoint_given(ckpt_path: str | None, subcommand: str) -> None:
+    """validate, test and predict without a checkpoint would use a network that never trained."""
+    if not ckpt_path:
+        raise ValueError(
+            f"python -m digits {subcommand} needs --ckpt_path CHECKPOINT, a file: "
+            "without one it would use a network that never trained"
+        )
 
 
 def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:

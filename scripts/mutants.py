@@ -48,8 +48,8 @@ MUTANTS = [
     Mutant(
         "last.ckpt of an interrupted run is taken for an earlier state than interrupted.ckpt",
         "digits/training/folders.py",
-        "        if path.name == INTERRUPTED_CHECKPOINT:\n            continue\n",
-        "",
+        "if path.name == INTERRUPTED_CHECKPOINT or path.resolve() == given:",
+        "if path.resolve() == given:",
         ("tests/test_trust.py", "-k", "interrupted_run_is_its_latest"),
     ),
     Mutant(
@@ -83,8 +83,8 @@ MUTANTS = [
     Mutant(
         "validate, test and predict use an untrained network without --ckpt_path",
         "digits/cli.py",
-        'if not self.fitting and not config.get("ckpt_path"):',
-        "if False:",
+        "    if not ckpt_path:\n        raise ValueError(\n",
+        "    if False:\n        raise ValueError(\n",
         ("tests/test_cli.py", "-k", "checkpoint_is_required"),
     ),
     Mutant(

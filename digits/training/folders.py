@@ -56,9 +56,10 @@ def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool
     if run is None or "global_step" not in checkpoint:
         return False
     steps = []
+    given = Path(ckpt_path).resolve()
     for path in (run / "checkpoints").glob("*.ckpt"):
-        if path.name == INTERRUPTED_CHECKPOINT:
-            continue
+        if path.name == INTERRUPTED_CHECKPOINT or path.resolve() == given:
+            continue  # the given one is read already
         try:
             steps.append(int(read_checkpoint(path).get("global_step", 0)))
         except (ValueError, OSError):
