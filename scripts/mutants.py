@@ -374,6 +374,27 @@ MUTANTS = [
         ("tests/test_calibration.py", "-k", "in_the_model"),
     ),
     Mutant(
+        "the expected rule counts the mistakes after all",
+        "digits/reading/sure.py",
+        'if rule == "expected":',
+        "if False:",
+        ("tests/test_calibration.py", "-k", "expected_rule or rule_it_is_given"),
+    ),
+    Mutant(
+        "the expected rule takes the surest reading's expectation for all of them",
+        "digits/reading/sure.py",
+        "expected_error = (1 - confidence.double()).cumsum(0) / taken",
+        "expected_error = (1 - confidence.double())[:1].expand(len(taken))",
+        ("tests/test_calibration.py", "-k", "expected"),
+    ),
+    Mutant(
+        "a run's threshold ignores --calibrate.rule",
+        "digits/training/calibrate.py",
+        "logits, labels, self.target_error, sets, self.rule",
+        "logits, labels, self.target_error, sets",
+        ("tests/test_calibration.py", "-k", "rule_it_is_given"),
+    ),
+    Mutant(
         "the threshold is fitted on the pooled validation readings, not set by set",
         "digits/reading/sure.py",
         "sets = torch.zeros_like(labels) if sets is None else sets.detach().cpu()",

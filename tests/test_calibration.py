@@ -18,7 +18,13 @@ from digits.__main__ import main as digits_main
 from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.reading.checkpoint import CALIBRATION_STATE, read_checkpoint, write_atomically
-from digits.reading.sure import choose_threshold, fit_calibration, fit_temperature
+from digits.reading.sure import (
+    choose_threshold,
+    counted_threshold,
+    expected_threshold,
+    fit_calibration,
+    fit_temperature,
+)
 from digits.reading.trained import load_trained
 from tests.conftest import QUIET, read_events, scalars
 
@@ -65,6 +71,41 @@ def test_the_threshold_keeps_the_surest_readings_until_the_target_error():
     # If even the surest is wrong, nothing is sure.
     labels[0] = 1
     assert choose_threshold(probabilities, labels, 0.0) > float(confidence[0])
+
+
+def test_the_expected_rule_keeps_the_surest_readings_until_they_expect_the_target_error():
+    # 100 readings, surest first, 0.999 down to 0.900 in steps of 0.001: the n surest
+    # expect 0.001 + 0.0005 (n - 1) of them wrong, whatever the labels say.
+    confidence = torch.linspace(0.999, 0.9, 100, dtype=torch.float64)
+    probabilities = torch.stack([confidence, 1 - confidence], dim=1)
+    labels = torch.zeros(100, dtype=torch.long)
+    assert expected_threshold(probabilities, 0.0102) == pytest.approx(float(confidence[18]))
+    assert expected_threshold(probabilities, 0.0202) == pytest.approx(float(confidence[38]))
+    labels[:50] = 1  # half of them wrong: the counted rule sees it, the expected does not
+    assert choose_threshold(probabilities, labels, 0.0102, "expected") == pytest.approx(
+        float(confidence[18])
+    )
+    assert choose_threshold(probabilities, labels, 0.0102, "counted") > float(confidence[0])
+    # If even the surest expects more, nothing is sure.
+    assert expected_threshold(probabilities, 0.0005) > float(confidence[0])
+
+
+def test_two_confident_mistakes_leave_the_counted_rule_nothing_sure_but_not_the_expected():
+    """562 readings (the drawn validation digits) at a target of 0.25%: one mistake allowed.
+
+    Two near the top put the counted threshold above them; the probabilities still expect
+    few mistakes among the surest readings, and the expected rule keeps them sure.
+    """
+    generator = torch.Generator().manual_seed(0)
+    confidence = 1 - torch.rand(562, generator=generator, dtype=torch.float64) ** 4 * 0.05
+    confidence = confidence.sort(descending=True).values
+    probabilities = torch.stack([confidence, 1 - confidence], dim=1)
+    labels = torch.zeros(562, dtype=torch.long)
+    labels[[3, 10]] = 1
+    counted = counted_threshold(probabilities, labels, 0.0025)
+    expected = expected_threshold(probabilities, 0.0025)
+    assert (confidence >= counted).sum() == 3  # the three readings above the first mistake
+    assert (confidence >= expected).float().mean() > 0.5
 
 
 def test_every_validation_set_keeps_its_sure_readings_within_the_target_error():
@@ -146,6 +187,20 @@ def test_a_run_fits_its_calibration_on_validation_and_records_it(trained: Path):
     (before,), (after,) = scalars(run, "test/ece_unscaled"), scalars(run, "test/ece")
     assert before[1] != after[1]  # the test was scored with and without the temperature
     assert "test/reliability" in events.Tags()["images"]
+
+
+def test_a_run_sets_its_threshold_by_the_rule_it_is_given():
+    settings = ("--calibrate.target_error", "0.01", "--trainer.max_epochs", "6")
+    summary = main([*QUIET, *settings, "--calibrate.rule", "expected"])
+    images, labels = DigitsSplits().arrays("val")
+    model = DigitsClassifier.load_from_checkpoint(summary.checkpoint, weights_only=True)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(images))
+    stored = read_checkpoint(summary.checkpoint)["callbacks"][CALIBRATION_STATE]
+    expected = fit_calibration(logits, torch.from_numpy(labels), 0.01, rule="expected")
+    counted = fit_calibration(logits, torch.from_numpy(labels), 0.01, rule="counted")
+    assert stored["threshold"] == pytest.approx(expected.threshold, rel=1e-4)
+    assert expected.threshold != pytest.approx(counted.threshold, rel=1e-3)
 
 
 def test_each_checkpoint_is_calibrated_on_its_own_weights():

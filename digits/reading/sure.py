@@ -10,7 +10,8 @@ project shows:
   digit read (the argmax) never changes;
 - the *threshold*: a reading is sure when its probability reaches it. It is the lowest
   probability at which the validation readings at or above it are wrong no more often
-  than a target rate (selective classification), in every validation set.
+  than a target rate (selective classification), in every validation set: their
+  mistakes counted, or expected from their calibrated probabilities.
 
 ``digits.training.calibrate.Calibrate`` fits them at the end of every run. A checkpoint
 from before this has neither: it means temperature 1 and threshold 0, so every reading
@@ -21,6 +22,7 @@ use it too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -69,27 +71,70 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_temperature.detach().exp())
 
 
-def choose_threshold(
+def lowest_allowed(confidence: torch.Tensor, error: torch.Tensor, target_error: float) -> float:
+    """The lowest of ``confidence`` (sorted, surest first) whose running ``error`` is within target.
+
+    A threshold can only fall between distinct probabilities: only the last reading of each
+    run of equal ones counts, where the running error counts all of them. If even the
+    surest reading is beyond the target, nothing is sure (above every probability).
+    """
+    last_of_run = torch.ones_like(confidence, dtype=torch.bool)
+    last_of_run[:-1] = confidence[1:] < confidence[:-1]
+    allowed = (error <= target_error) & last_of_run
+    if not allowed.any():
+        return float(torch.nextafter(confidence[0], torch.tensor(2.0, dtype=confidence.dtype)))
+    return float(confidence[allowed.nonzero().max()])
+
+
+def counted_threshold(
     probabilities: torch.Tensor, labels: torch.Tensor, target_error: float = TARGET_ERROR
 ) -> float:
-    """The lowest top probability whose readings at or above it are at most ``target_error`` wrong.
+    """The lowest top probability whose readings from it up are at most ``target_error`` wrong.
 
-    Readings are taken from the surest down; the threshold stops where the share of
-    wrong ones among those taken would pass the target. If even the surest is wrong,
-    nothing is sure (the threshold is above every probability).
+    Readings are taken from the surest down and their mistakes counted; the threshold
+    stops where the share of wrong ones among those taken would pass the target.
     """
     confidence, digit = probabilities.max(dim=-1)
     order = confidence.argsort(descending=True)
     confidence, wrong = confidence[order], (digit != labels)[order].double()
     error_rate = wrong.cumsum(0) / torch.arange(1, len(wrong) + 1, dtype=torch.float64)
-    # A threshold can only fall between distinct probabilities: keep the last reading of
-    # each run of equal ones, where the share counts all of them.
-    last_of_run = torch.ones_like(confidence, dtype=torch.bool)
-    last_of_run[:-1] = confidence[1:] < confidence[:-1]
-    allowed = (error_rate <= target_error) & last_of_run
-    if not allowed.any():
-        return float(torch.nextafter(confidence[0], torch.tensor(2.0, dtype=confidence.dtype)))
-    return float(confidence[allowed.nonzero().max()])
+    return lowest_allowed(confidence, error_rate, target_error)
+
+
+def expected_threshold(probabilities: torch.Tensor, target_error: float = TARGET_ERROR) -> float:
+    """The lowest top probability whose readings from it up expect at most ``target_error`` wrong.
+
+    Readings are taken from the surest down, each expected to be wrong with one minus its
+    calibrated probability; the threshold stops where the mean of those would pass the
+    target. The labels count through the temperature alone, fitted on all of them.
+    """
+    confidence = probabilities.max(dim=-1).values.sort(descending=True).values
+    taken = torch.arange(1, len(confidence) + 1, dtype=torch.float64)
+    expected_error = (1 - confidence.double()).cumsum(0) / taken
+    return lowest_allowed(confidence, expected_error, target_error)
+
+
+ThresholdRule = Literal["counted", "expected"]
+
+
+def choose_threshold(
+    probabilities: torch.Tensor,
+    labels: torch.Tensor,
+    target_error: float = TARGET_ERROR,
+    rule: ThresholdRule = "counted",
+) -> float:
+    """The threshold by one of two rules, each right for a different kind of model.
+
+    ``counted`` counts the validation mistakes: it asks nothing of the probabilities, but
+    hangs on the few mistakes there are. A few hundred readings at a target of 0.25%
+    allow one wrong sure reading, and two confident mistakes near the top leave almost
+    nothing sure. ``expected`` takes the mistakes the calibrated probabilities expect:
+    steady where mistakes are few, and as honest as the probabilities are at the top.
+    Which is better for a config is measured on validation (``scripts/threshold_target.py``).
+    """
+    if rule == "expected":
+        return expected_threshold(probabilities, target_error)
+    return counted_threshold(probabilities, labels, target_error)
 
 
 @dataclass(frozen=True)
@@ -109,6 +154,7 @@ def fit_calibration(
     labels: torch.Tensor,
     target_error: float = TARGET_ERROR,
     sets: torch.Tensor | None = None,
+    rule: ThresholdRule = "counted",
 ) -> Calibration:
     """Temperature and threshold from validation logits and labels.
 
@@ -116,14 +162,15 @@ def fit_calibration(
     digits...). The temperature is fitted on all of them; the threshold is the highest of
     the sets' own, so that the sure readings of *every* set are at most ``target_error``
     wrong: the easiest set's many right readings must not hide the errors of the set
-    that is read where it counts (the page reads drawings).
+    that is read where it counts (the page reads drawings). ``rule`` says how a set's
+    mistakes are told (``choose_threshold``).
     """
     logits, labels = logits.detach().float().cpu(), labels.detach().cpu()
     sets = torch.zeros_like(labels) if sets is None else sets.detach().cpu()
     temperature = fit_temperature(logits, labels)
     probabilities = (logits / temperature).softmax(dim=-1)
     threshold = max(
-        choose_threshold(probabilities[sets == name], labels[sets == name], target_error)
+        choose_threshold(probabilities[sets == name], labels[sets == name], target_error, rule)
         for name in sets.unique()
     )
     confidence, digit = probabilities.max(dim=-1)
