@@ -100,3 +100,5 @@ def test_augmentation_is_off_by_default_and_written_in_the_config():
     assert [type(source) for source in cli.datamodule.sources] == [PenDigits, NonDigits]
     assert cli.datamodule.hparams.repeats > 1 and cli.model.hparams.eval_sets == ["drawn"]
     assert cli.config_init.checkpoint.monitor is None
+    # Its threshold takes the mistakes its calibrated probabilities expect (docs/sure.md).
+    assert cli.config_init.calibrate.rule == "expected"
