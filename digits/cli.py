@@ -154,7 +154,8 @@ class DigitsCLI(CheckpointReadOnce):
             ModelCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
-        # Calibration's own settings (--calibrate.target_error), as for the checkpoints.
+        # Calibration's own settings (--calibrate.target_error, --calibrate.rule), as for the
+        # checkpoints.
         parser.add_class_arguments(Calibrate, "calibrate", fail_untyped=False, sub_configs=True)
         parser.set_defaults({f"trainer.{key}": value for key, value in TRAINER_DEFAULTS.items()})
         # The network's shape and the further evaluation sets come from the data module

@@ -374,6 +374,20 @@ MUTANTS = [
         ("tests/test_calibration.py", "-k", "in_the_model"),
     ),
     Mutant(
+        "a threshold splits readings of equal probability",
+        "digits/reading/sure.py",
+        "allowed = (error <= target_error) & last_of_run",
+        "allowed = error <= target_error",
+        ("tests/test_calibration.py", "-k", "equal_probability"),
+    ),
+    Mutant(
+        "threshold_target.py reads the half it fitted the threshold on",
+        "scripts/threshold_target.py",
+        "for fit_half, read_half in ((0, 1), (1, 0)):",
+        "for fit_half, read_half in ((0, 0), (1, 1)):",
+        ("tests/test_threshold_target.py",),
+    ),
+    Mutant(
         "the expected rule counts the mistakes after all",
         "digits/reading/sure.py",
         'if rule == "expected":',

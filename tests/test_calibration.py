@@ -26,6 +26,7 @@ from digits.reading.sure import (
     fit_temperature,
 )
 from digits.reading.trained import load_trained
+from digits.training.calibrate import Calibrate
 from tests.conftest import QUIET, read_events, scalars
 
 
@@ -73,6 +74,39 @@ def test_the_threshold_keeps_the_surest_readings_until_the_target_error():
     assert choose_threshold(probabilities, labels, 0.0) > float(confidence[0])
 
 
+def test_a_threshold_never_splits_readings_of_equal_probability():
+    # Three readings at exactly 1.0 (as float32 rounds the surest), one of them wrong, and
+    # a wrong one below: 1 in 3 is beyond 30%, whichever of the three comes first.
+    probabilities = torch.tensor([[1.0, 0.0]] * 3 + [[0.9, 0.1]])
+    for wrong in range(3):
+        labels = torch.tensor([0, 0, 0, 1])
+        labels[wrong] = 1
+        assert counted_threshold(probabilities, labels, 0.3) > 1.0  # nothing sure
+        assert counted_threshold(probabilities, labels, 0.34) == 1.0  # the three, not two
+
+
+def test_an_unknown_rule_or_an_expected_error_of_zero_is_refused():
+    probabilities, labels = torch.tensor([[0.9, 0.1]]), torch.zeros(1, dtype=torch.long)
+    with pytest.raises(ValueError, match="one of counted, expected, got 'Expected'"):
+        choose_threshold(probabilities, labels, 0.01, "Expected")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="above 0"):
+        expected_threshold(probabilities, 0.0)
+    with pytest.raises(ValueError, match=r"calibrate\.rule must be one of"):
+        Calibrate(rule="Expected")  # type: ignore[arg-type]
+
+
+def test_an_expected_error_of_zero_is_one_line_before_anything_is_written(
+    tmp_path: Path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main([*QUIET, "--calibrate.rule", "expected", "--calibrate.target_error", "0"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "error: calibrate.target_error must be above 0 for calibrate.rule expected"
+    assert not (tmp_path / "lightning_logs").exists()
+
+
 def test_the_expected_rule_keeps_the_surest_readings_until_they_expect_the_target_error():
     # 100 readings, surest first, 0.999 down to 0.900 in steps of 0.001: the n surest
     # expect 0.001 + 0.0005 (n - 1) of them wrong, whatever the labels say.
@@ -105,7 +139,10 @@ def test_two_confident_mistakes_leave_the_counted_rule_nothing_sure_but_not_the_
     counted = counted_threshold(probabilities, labels, 0.0025)
     expected = expected_threshold(probabilities, 0.0025)
     assert (confidence >= counted).sum() == 3  # the three readings above the first mistake
-    assert (confidence >= expected).float().mean() > 0.5
+    # The expected rule, by hand: the most readings whose mean of 1 - p is within 0.25%.
+    kept = max(n for n in range(1, 563) if float((1 - confidence[:n]).mean()) <= 0.0025)
+    assert (confidence >= expected).sum() == kept
+    assert kept > 281  # most of them
 
 
 def test_every_validation_set_keeps_its_sure_readings_within_the_target_error():

@@ -22,7 +22,7 @@ use it too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -71,18 +71,23 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_temperature.detach().exp())
 
 
-def lowest_allowed(confidence: torch.Tensor, error: torch.Tensor, target_error: float) -> float:
+def _lowest_within_target(
+    confidence: torch.Tensor, error: torch.Tensor, target_error: float
+) -> float:
     """The lowest of ``confidence`` (sorted, surest first) whose running ``error`` is within target.
 
     A threshold can only fall between distinct probabilities: only the last reading of each
     run of equal ones counts, where the running error counts all of them. If even the
-    surest reading is beyond the target, nothing is sure (above every probability).
+    surest reading is beyond the target, nothing is sure: the threshold is the next float32
+    above every probability, since the tools compare float32 probabilities with it.
     """
+    if not len(confidence):
+        raise ValueError("no readings to choose a threshold on")
     last_of_run = torch.ones_like(confidence, dtype=torch.bool)
     last_of_run[:-1] = confidence[1:] < confidence[:-1]
     allowed = (error <= target_error) & last_of_run
     if not allowed.any():
-        return float(torch.nextafter(confidence[0], torch.tensor(2.0, dtype=confidence.dtype)))
+        return float(torch.nextafter(confidence[0].float(), torch.tensor(2.0)))
     return float(confidence[allowed.nonzero().max()])
 
 
@@ -91,14 +96,15 @@ def counted_threshold(
 ) -> float:
     """The lowest top probability whose readings from it up are at most ``target_error`` wrong.
 
-    Readings are taken from the surest down and their mistakes counted; the threshold
-    stops where the share of wrong ones among those taken would pass the target.
+    Readings are taken from the surest down and their mistakes counted; the threshold is
+    the lowest probability at which the share of wrong ones among those taken is within
+    the target (a wrong reading at the top can be outweighed by many right ones below it).
     """
     confidence, digit = probabilities.max(dim=-1)
     order = confidence.argsort(descending=True)
     confidence, wrong = confidence[order], (digit != labels)[order].double()
     error_rate = wrong.cumsum(0) / torch.arange(1, len(wrong) + 1, dtype=torch.float64)
-    return lowest_allowed(confidence, error_rate, target_error)
+    return _lowest_within_target(confidence, error_rate, target_error)
 
 
 def expected_threshold(probabilities: torch.Tensor, target_error: float = TARGET_ERROR) -> float:
@@ -106,15 +112,20 @@ def expected_threshold(probabilities: torch.Tensor, target_error: float = TARGET
 
     Readings are taken from the surest down, each expected to be wrong with one minus its
     calibrated probability; the threshold stops where the mean of those would pass the
-    target. The labels count through the temperature alone, fitted on all of them.
+    target (the mean only grows). The labels count through the temperature alone, fitted
+    on all of them. A float32 probability of a very sure reading rounds to exactly 1 and
+    expects nothing, so a target of 0 would make exactly those sure: it must be above 0.
     """
+    if target_error <= 0:
+        raise ValueError(f"the expected rule needs a target error above 0, got {target_error}")
     confidence = probabilities.max(dim=-1).values.sort(descending=True).values
     taken = torch.arange(1, len(confidence) + 1, dtype=torch.float64)
     expected_error = (1 - confidence.double()).cumsum(0) / taken
-    return lowest_allowed(confidence, expected_error, target_error)
+    return _lowest_within_target(confidence, expected_error, target_error)
 
 
 ThresholdRule = Literal["counted", "expected"]
+THRESHOLD_RULES: tuple[ThresholdRule, ...] = get_args(ThresholdRule)
 
 
 def choose_threshold(
@@ -127,14 +138,18 @@ def choose_threshold(
 
     ``counted`` counts the validation mistakes: it asks nothing of the probabilities, but
     hangs on the few mistakes there are. A few hundred readings at a target of 0.25%
-    allow one wrong sure reading, and two confident mistakes near the top leave almost
-    nothing sure. ``expected`` takes the mistakes the calibrated probabilities expect:
+    allow one wrong sure reading, and two confident mistakes near the top leave a third of
+    them sure. ``expected`` takes the mistakes the calibrated probabilities expect:
     steady where mistakes are few, and as honest as the probabilities are at the top.
     Which is better for a config is measured on validation (``scripts/threshold_target.py``).
     """
     if rule == "expected":
         return expected_threshold(probabilities, target_error)
-    return counted_threshold(probabilities, labels, target_error)
+    if rule == "counted":
+        return counted_threshold(probabilities, labels, target_error)
+    raise ValueError(
+        f"the threshold rule must be one of {', '.join(THRESHOLD_RULES)}, got {rule!r}"
+    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from digits.reading.checkpoint import (
 from digits.reading.sure import (
     CALIBRATION_BINS,
     TARGET_ERROR,
+    THRESHOLD_RULES,
     Calibration,
     ThresholdRule,
     fit_calibration,
@@ -92,6 +93,12 @@ class Calibrate(L.Callback):
     def __init__(self, target_error: float = TARGET_ERROR, rule: ThresholdRule = "counted") -> None:
         if not 0 <= target_error < 1:
             raise ValueError(f"calibrate.target_error must be 0 to 1, got {target_error}")
+        if rule not in THRESHOLD_RULES:
+            raise ValueError(
+                f"calibrate.rule must be one of {', '.join(THRESHOLD_RULES)}, got {rule!r}"
+            )
+        if rule == "expected" and target_error == 0:
+            raise ValueError("calibrate.target_error must be above 0 for calibrate.rule expected")
         self.target_error = target_error
         self.rule = rule
         self.temperature = NO_CALIBRATION["temperature"]
