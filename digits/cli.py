@@ -45,6 +45,7 @@ from digits.training.pictures import TensorBoardPictures
 from digits.training.resume import (
     EpochScalarsInCheckpoint,
     ResumableSaveConfig,
+    ScheduleLengthKept,
     check_state_dict,
     read_and_adopt,
 )
@@ -70,8 +71,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 CHECKPOINT_DEFAULTS: dict[str, Any] = {
     # The best epoch by validation accuracy, which `digits.fit` tests.
-    "checkpoint.monitor": "val/acc",
-    "checkpoint.mode": "max",
+    "checkpoint.monitor": "val/acc",  # its mode follows the metric (LatestBestCheckpoint)
     # No "/" from the metric name in the file name: it would make a sub-folder.
     "checkpoint.filename": "epoch{epoch:03d}-val_acc{val/acc:.4f}",
     "checkpoint.auto_insert_metric_name": False,
@@ -245,8 +245,11 @@ class DigitsCLI(CheckpointReadOnce):
         ]
         if self.calibrates:
             callbacks.append(init["calibrate"])
+        if self.fitting and self.checkpoint is not None:
+            callbacks.append(ScheduleLengthKept(self.checkpoint, self.stage_config.ckpt_path))
         keeps_checkpoints = self.fitting and trainer_config.get("enable_checkpointing") is not False
         if keeps_checkpoints:
+            check_monitor_is_logged(init["checkpoint"].monitor, self.model)
             callbacks += [init["checkpoint"], init["last_checkpoint"]]
         elif not self.fitting:
             # validate/test/predict only read a checkpoint: Lightning would otherwise add
@@ -311,6 +314,19 @@ def check_schedule_has_an_end(lr_schedule: str, trainer: Namespace) -> None:
         raise ValueError(
             f"model.lr_schedule={lr_schedule} needs the run's length in epochs or steps; "
             "set trainer.max_epochs or trainer.max_steps, or use model.lr_schedule=constant"
+        )
+
+
+def check_monitor_is_logged(monitor: str | None, model: DigitsClassifier) -> None:
+    """The checkpoint's metric must be one validation logs.
+
+    Lightning would find out at the end of the first epoch, after the run's folder is
+    written, and end in a traceback.
+    """
+    logged = model.validation_metric_names()
+    if monitor is not None and monitor not in logged:
+        raise ValueError(
+            f"checkpoint.monitor={monitor} is not logged; validation logs {', '.join(logged)}"
         )
 
 

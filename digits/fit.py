@@ -18,7 +18,7 @@ from typing import Any
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from digits.cli import DigitsCLI, close_process_group
-from digits.errors import exit_on_training_failure, exit_on_user_error
+from digits.errors import exit_on_training_failure, exit_on_usage_error, exit_on_user_error
 from digits.training.output import quiet_lightning
 from digits.training.summary import FitSummary
 
@@ -28,7 +28,9 @@ def main(args: list[str] | None = None) -> FitSummary:
     quiet_lightning()
     with exit_on_user_error(MisconfigurationException):
         cli = build(args)
-    with exit_on_training_failure():
+    # A run's length is known once its data is set up: a resumed run that would not fit
+    # its schedule is refused there, before anything is written (ScheduleLengthKept).
+    with exit_on_training_failure(), exit_on_usage_error():
         train(cli)
         cli.after_fit()
     close_process_group()

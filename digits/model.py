@@ -123,6 +123,15 @@ class DigitsClassifier(L.LightningModule):
         name = self.hparams.eval_sets[dataloader_idx - 1] + "_" if dataloader_idx else ""
         return f"{stage}/{name}"
 
+    def validation_metric_names(self) -> list[str]:
+        """What validation logs every epoch: the names a checkpoint can monitor."""
+        names = [
+            name
+            for index in range(1 + len(self.hparams.eval_sets))
+            for name in self.metrics[self._key("val", index)].keys()  # noqa: SIM118 (prefixed)
+        ]
+        return sorted([*names, "val/acc_best"])
+
     @staticmethod
     def _key(stage: str, dataloader_idx: int) -> str:
         return f"{stage}{dataloader_idx}"

@@ -555,6 +555,48 @@ MUTANTS = [
         "handle, temporary = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), str(target)",
         ("tests/test_trust.py", "-k", "midway"),
     ),
+    Mutant(
+        "a data module of your own is tested on the default split, not its checkpoint's",
+        "digits/training/resume.py",
+        'if "class_path" not in config.data:',
+        "if True:",
+        ("tests/test_own_data.py", "-k", "split_it_was"),
+    ),
+    Mutant(
+        "a loss as the checkpoint monitor keeps its worst epoch",
+        "digits/training/checkpoints.py",
+        "mode=mode or better_direction(monitor)",
+        'mode=mode or "max"',
+        ("tests/test_trust.py", "-k", "lowest_epoch"),
+    ),
+    Mutant(
+        "a checkpoint monitor validation does not log fails after the run's folder",
+        "digits/cli.py",
+        "if monitor is not None and monitor not in logged:",
+        "if False:",
+        ("tests/test_trust.py", "-k", "user_errors"),
+    ),
+    Mutant(
+        "a scheduled run resumed for longer fails mid-run or warms up again",
+        "digits/training/resume.py",
+        "if steps != self.laid_out:",
+        "if False:",
+        ("tests/test_trust.py", "-k", "scheduled_run_for_longer"),
+    ),
+    Mutant(
+        "a run told not to test fails after training",
+        "digits/training/summary.py",
+        "if trainer.limit_test_batches != 0:",
+        "if True:",
+        ("tests/test_trainer_flags.py", "-k", "no_test_batches"),
+    ),
+    Mutant(
+        "a logger-less run's config run again nests the new run inside the earlier one",
+        "digits/training/folders.py",
+        "if is_a_run_folder(base):",
+        "if False:",
+        ("tests/test_trainer_flags.py", "-k", "logger_less"),
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import QUIET, scalars
 
@@ -85,6 +86,29 @@ def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples:
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and f"was trained on {DATA} (13 features)" in lines[0], command
     assert not (examples / "model.onnx").exists()
+
+
+def test_its_checkpoint_is_tested_on_the_split_it_was_trained_on(examples: Path) -> None:
+    """Your data module's saved settings are adopted and checked, as the project's are."""
+    trained = run(
+        "digits.fit", *QUIET, "--data", DATA, "--data.split_seed", "1", "--trainer.max_epochs", "1"
+    )
+    assert trained.returncode == 0, trained.stderr
+    last = "lightning_logs/digits/version_0/checkpoints/last.ckpt"
+
+    tested = run("digits", "test", *QUIET, "--data", DATA, "--ckpt_path", last)
+    assert tested.returncode == 0, tested.stderr
+    config = yaml.safe_load((examples / "lightning_logs/digits/version_1/config.yaml").read_text())
+    assert config["data"]["init_args"]["split_seed"] == 1  # the checkpoint's, not the default 0
+
+    other_split = run(
+        "digits", "test", *QUIET, "--data", DATA, "--data.split_seed", "2", "--ckpt_path", last
+    )
+    assert other_split.returncode == 2
+    assert other_split.stderr.strip().splitlines() == [
+        f"error: {last} does not match the config: data.split_seed=2 but the checkpoint has 1"
+    ]
+    assert not (examples / "lightning_logs/digits/version_2").exists()
 
 
 def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: Path) -> None:

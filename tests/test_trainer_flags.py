@@ -61,6 +61,17 @@ def test_without_a_logger_each_run_still_gets_its_own_folder(tmp_path: Path):
     assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "checkpoints").exists()
 
 
+def test_a_logger_less_runs_config_run_again_is_a_new_run_beside_it(tmp_path: Path):
+    """Its config.yaml names the run's folder as default_root_dir; run again, it is not
+    a root to nest a run in but a run to put the next one beside."""
+    first = main([*TWO_EPOCHS, "--trainer.logger", "false"])
+    kept = files_of(tmp_path)
+    again = main([*QUIET, "--config", str(Path(first.log_dir) / "config.yaml")])
+    assert Path(again.log_dir).resolve() == (Path(first.log_dir).parent / "version_1").resolve()
+    assert files_of(tmp_path).items() >= kept.items()
+    assert again.test_acc == first.test_acc
+
+
 def test_a_csv_logger_writes_its_own_run_folders(tmp_path: Path):
     csv_logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "csv_logs"]
     first = main([*TWO_EPOCHS, *csv_logger])
@@ -95,6 +106,17 @@ def test_limits_cut_every_stage():
     val_acc = [value for _, value in scalars(Path(summary.log_dir), "val/acc")]
     assert all(value * 128 == pytest.approx(round(value * 128), abs=1e-3) for value in val_acc)
     assert summary.test_acc * 256 == pytest.approx(round(summary.test_acc * 256), abs=1e-3)
+
+
+def test_no_test_batches_skips_the_test_and_says_so(capsys):
+    """Lightning's limit_test_batches=0 skips testing; the summary says so instead of a score."""
+    summary = main([*TWO_EPOCHS, "--trainer.limit_test_batches", "0"])
+    assert summary.test_acc is None
+    assert "test/acc" not in read_events(Path(summary.log_dir)).Tags()["scalars"]
+    printed = capsys.readouterr().out
+    assert "test/acc      not run (trainer.limit_test_batches=0)" in printed
+    assert "sure          probability >= " in printed  # chosen on validation all the same
+    assert Path(summary.checkpoint).is_file()
 
 
 def test_validation_every_second_epoch_still_keeps_the_best_and_the_last():

@@ -339,6 +339,46 @@ def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_w
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
 
 
+def test_a_loss_as_the_checkpoint_monitor_keeps_its_lowest_epoch(tmp_path: Path):
+    """Only the metric changes on the command line; the kept epoch follows its direction."""
+    summary = main([*QUIET, "--checkpoint.monitor", "val/loss", "--trainer.max_epochs", "4"])
+    losses = [value for _, value in scalars(run_dir(tmp_path, 0), "val/loss")]
+    assert len(losses) == 4 and min(losses) != max(losses)
+    assert read_checkpoint(summary.checkpoint)["epoch"] == losses.index(min(losses))
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_resuming_a_scheduled_run_for_longer_is_refused_before_anything_is_written(
+    schedule: str, tmp_path: Path, capsys
+):
+    """The schedule was laid out over the run's steps: one-cycle would fail past them and
+    cosine would warm up again, so a longer (or shorter) resumed run is refused."""
+    first = main([*QUIET, "--model.lr_schedule", schedule, "--trainer.max_epochs", "2"])
+    run = Path(first.log_dir)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    last = run / "checkpoints/last.ckpt"
+    capsys.readouterr()
+    resume = ["--config", str(run / "config.yaml"), "--ckpt_path", str(last)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUIET, *resume, "--trainer.max_epochs", "3"])
+    assert exit_info.value.code == 2
+    steps = read_checkpoint(last)["global_step"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: model.lr_schedule={schedule} of {last} is laid out over its run's {steps} "
+        f"steps, and this run would take {steps * 3 // 2}: resume it with the length it "
+        "was started with (trainer.max_epochs, trainer.max_steps)"
+    ]
+    # Lightning opens an event file for the run before any hook can look at its length:
+    # that file is the only trace, and it holds no value (no summary: no scalar, no text).
+    after = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert {path: after[path] for path in before} == before
+    assert all(path.name.startswith("events.out") for path in set(after) - set(before))
+    for path in set(after) - set(before):
+        kinds = {event.WhichOneof("what") for event in EventFileLoader(str(path)).Load()}
+        assert "file_version" in kinds and "summary" not in kinds
+    assert not run_dir(tmp_path, 1).exists()
+
+
 def test_last_ckpt_of_an_interrupted_run_is_its_latest_epoch_end_state(tmp_path: Path):
     """interrupted.ckpt is saved after last.ckpt; the resume command names last.ckpt."""
     checkpoints = tmp_path / "lightning_logs/digits/version_0/checkpoints"
@@ -421,6 +461,10 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
             "model.network.init_args.hidden_sizes=[64] but the checkpoint has [32]",
         ),
         (["--ckpt_path", "{good}", "--data.split_seed", "3"], "data.split_seed=3"),
+        (
+            ["--checkpoint.monitor", "val/accuracy"],
+            "checkpoint.monitor=val/accuracy is not logged; validation logs val/acc, val/acc_best",
+        ),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(

@@ -3,13 +3,14 @@
 - ``SafeCheckpointIO`` is Lightning's checkpoint writer and reader for every run: it
   writes through ``digits.reading.checkpoint.write_atomically`` (a crash mid-write leaves
   the previous file) and reads with ``weights_only=True`` (a file cannot run code).
-- ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties.
+- ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties; which
+  way is better follows the monitored metric unless ``mode`` says it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -39,4 +40,26 @@ class LatestBestCheckpoint(TiesToTheLaterEpoch):
     Accuracy on a validation split of 135 images moves in steps of 0.74%, so many
     epochs tie. Lightning keeps the first of them, usually a model that has trained
     for fewer epochs; the validation split cannot tell them apart, the test split can.
+
+    ``mode`` left out follows the metric, so that ``--checkpoint.monitor val/loss`` alone
+    keeps the lowest loss: accuracies are maximised, losses minimised. Lightning's own
+    default, ``"min"``, would keep the worst accuracy.
     """
+
+    def __init__(
+        self,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(monitor=monitor, mode=mode or better_direction(monitor), **kwargs)
+
+
+def better_direction(monitor: str | None) -> Literal["min", "max"]:
+    """Which way a metric this project logs improves: ``max`` for accuracies, else ``min``.
+
+    Validation logs only accuracies and losses (the CLI refuses a monitor it does not
+    log); ``min`` is also Lightning's default, and unused where nothing is monitored.
+    """
+    name = (monitor or "").rsplit("/", 1)[-1]
+    return "max" if name.endswith(("acc", "acc_best")) else "min"

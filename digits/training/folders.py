@@ -4,7 +4,8 @@ Every run gets ``<save_dir>/<name>/version_N/`` from its logger, with nothing sh
 with an earlier run. Without a logger (``--trainer.logger false``) Lightning would write
 checkpoints and ``config.yaml`` straight into the working folder, so that a second run
 there would collide with the first; such a run gets the next ``version_N`` folder too,
-as the trainer's root folder. A run resumed from a checkpoint inside
+as the trainer's root folder (its ``config.yaml`` says so, and run again it puts the
+next run beside it, not inside). A run resumed from a checkpoint inside
 ``<save_dir>/<name>/version_N/checkpoints/`` continues in that same folder: its curves
 carry on (steps logged after the checkpoint are purged, so that nothing appears twice)
 and its checkpoint callbacks reload their best score. That is only for the run's latest
@@ -67,6 +68,11 @@ def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool
     return int(checkpoint["global_step"]) >= max(steps, default=0)
 
 
+def is_a_run_folder(folder: Path) -> bool:
+    """Whether a folder is a run's ``version_N``: the one a logger-less run's config names."""
+    return folder.name.startswith("version_") and (folder / "config.yaml").is_file()
+
+
 def next_version(root: Path) -> Path:
     """``root/version_N`` for the first N above every existing one, as Lightning's loggers count."""
     taken = [
@@ -98,6 +104,8 @@ def place_run(
     logger = trainer.logger
     if logger is False:
         base = Path(trainer.default_root_dir) if trainer.default_root_dir else root
+        if is_a_run_folder(base):
+            base = base.parent  # a logger-less run's own config.yaml, run again
         trainer.default_root_dir = str(resumed or next_version(base))
         return "continues" if resumed is not None else new
     if not isinstance(logger, Namespace):

@@ -14,6 +14,7 @@ checkpoint's epoch if they never reached the event files. Where it writes is
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
 from digits.dataset import SPLIT_SETTINGS
+from digits.errors import UsageError
 from digits.extras import class_at
 from digits.reading.checkpoint import read_checkpoint
 from digits.training.folders import resumed_in_place
@@ -75,25 +77,30 @@ def _same_class(saved: str, given: str) -> bool:
 def adopt_checkpoint_settings(
     config: Any, defaults: Any, checkpoint: dict[str, Any], ckpt_path: str
 ) -> None:
-    """Take the checkpoint's model and split settings where the user kept the defaults."""
+    """Take the checkpoint's model and data settings where the user kept the defaults."""
+    data_settings, data_defaults, adopted = _data_settings(config, defaults)
     saved_groups = {
-        "model": checkpoint.get("hyper_parameters") or {},
-        "data": {
-            key: value
-            for key, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items()
-            if key in ADOPTED_DATA_SETTINGS
-        },
+        "model": (config.model, defaults.model, checkpoint.get("hyper_parameters") or {}),
+        "data": (
+            data_settings,
+            data_defaults,
+            {
+                key: value
+                for key, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items()
+                if adopted is None or key in adopted
+            },
+        ),
     }
     conflicts = []
-    for group, saved in saved_groups.items():
+    for group, (settings, group_defaults, saved) in saved_groups.items():
         for key, saved_value in saved.items():
-            if key.startswith("_") or key not in config[group]:
+            if key.startswith("_") or key not in settings:
                 continue
-            value = config[group][key]
+            value = settings[key]
             if _same(value, saved_value):
                 continue
-            if _same(value, defaults[group][key]):
-                config[group][key] = _as_namespace(saved_value)
+            if key in group_defaults and _same(value, group_defaults[key]):
+                settings[key] = _as_namespace(saved_value)
             else:
                 conflicts += [
                     f"{group}.{name}={mine!r} but the checkpoint has {theirs!r}"
@@ -101,6 +108,27 @@ def adopt_checkpoint_settings(
                 ]
     if conflicts:
         raise ValueError(f"{ckpt_path} does not match the config: " + "; ".join(conflicts))
+
+
+def _data_settings(
+    config: Any, defaults: Any
+) -> tuple[Any, dict[str, Any], tuple[str, ...] | None]:
+    """The data's settings, their defaults, and which of the checkpoint's to adopt (None: all).
+
+    This project's data module adopts the settings that choose its images. A data module
+    of your own (``--data CLASS``, whose settings are ``init_args``) adopts every setting
+    its ``save_hyperparameters`` recorded: the project cannot tell which of them choose
+    its split, and testing on another split would score images the model trained on.
+    """
+    if "class_path" not in config.data:
+        return config.data, defaults.data, ADOPTED_DATA_SETTINGS
+    parameters = inspect.signature(class_at(config.data.class_path)).parameters.values()
+    own_defaults = {
+        parameter.name: parameter.default
+        for parameter in parameters
+        if parameter.default is not inspect.Parameter.empty
+    }
+    return config.data.get("init_args") or Namespace(), own_defaults, None
 
 
 def _as_namespace(value: Any) -> Any:
@@ -170,6 +198,41 @@ class ResumableSaveConfig(SaveConfigCallback):
                 resume += 1
             self.config_filename = f"config.resume-{resume}.yaml"
         super().setup(trainer, pl_module, stage)
+
+
+class ScheduleLengthKept(L.Callback):
+    """A resumed run keeps the number of steps its learning-rate schedule was laid out over.
+
+    Lightning restores the scheduler's state, its length included, over the one the model
+    configured for this run: past the old length one-cycle fails mid-run and cosine
+    warms up again. Checked in ``setup``, when the run's length is known and before the
+    run's config is saved, so that a refused run writes nothing.
+    """
+
+    def __init__(self, checkpoint: dict[str, Any], ckpt_path: str) -> None:
+        self.laid_out = scheduled_steps(checkpoint)
+        self.schedule = (checkpoint.get("hyper_parameters") or {}).get("lr_schedule")
+        self.ckpt_path = ckpt_path
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.laid_out is None or stage != "fit":
+            return
+        steps = trainer.estimated_stepping_batches
+        if steps != self.laid_out:
+            raise UsageError(
+                f"model.lr_schedule={self.schedule} of {self.ckpt_path} is laid out over its "
+                f"run's {self.laid_out} steps, and this run would take {steps}: resume it "
+                "with the length it was started with (trainer.max_epochs, trainer.max_steps)"
+            )
+
+
+def scheduled_steps(checkpoint: dict[str, Any]) -> int | None:
+    """The steps a checkpoint's schedule spans: ``OneCycleLR``'s or ``CosineAnnealingLR``'s."""
+    for state in checkpoint.get("lr_schedulers") or []:
+        for length in ("total_steps", "T_max"):
+            if length in state:
+                return int(state[length])
+    return None
 
 
 class EpochScalarsInCheckpoint(L.Callback):

@@ -16,7 +16,7 @@ class FitSummary:
     """What a finished run leaves behind, as printed at the end."""
 
     best_val_acc: float | None  # the best checkpoint's score on ``monitor``
-    test_acc: float
+    test_acc: float | None  # None: not tested (--trainer.limit_test_batches 0)
     checkpoint: str | None
     log_dir: str | None
     tensorboard_logdir: str | None
@@ -38,7 +38,9 @@ class FitSummary:
             kept = f"{'best ' + (self.monitor or 'val/acc'):<13} {best}"
         lines = [
             kept,
-            f"test/acc      {self.test_acc:.4f}  ({tested})",
+            f"test/acc      {self.test_acc:.4f}  ({tested})"
+            if self.test_acc is not None
+            else "test/acc      not run (trainer.limit_test_batches=0)",
             *(
                 [f"test/drawn    {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
                 if self.test_drawn_acc is not None
@@ -53,17 +55,19 @@ class FitSummary:
         return lines
 
     def calibration_lines(self) -> list[str]:
-        if self.calibration is None or self.test_ece is None:
+        if self.calibration is None:
             return []
         fitted = self.calibration
+        sure = (
+            f"sure          probability >= {fitted.threshold:.4f}: {fitted.coverage:.1%} of the "
+            f"validation readings, {fitted.sure_error:.1%} of those wrong"
+        )
+        if self.test_ece is None:
+            return [sure]  # not tested: what validation chose is still worth saying
         ece = f"test/ece      {self.test_ece[0]:.4f} -> {self.test_ece[1]:.4f}"
         if self.test_drawn_ece is not None:
             ece += f" (drawn {self.test_drawn_ece[0]:.4f} -> {self.test_drawn_ece[1]:.4f})"
-        return [
-            f"{ece}, temperature {fitted.temperature:.3f}",
-            f"sure          probability >= {fitted.threshold:.4f}: {fitted.coverage:.1%} of the "
-            f"validation readings, {fitted.sure_error:.1%} of those wrong",
-        ]
+        return [f"{ece}, temperature {fitted.temperature:.3f}", sure]
 
 
 def evaluate_best_and_summarize(
@@ -79,14 +83,16 @@ def evaluate_best_and_summarize(
     calibrated = [callback for callback in trainer.callbacks if isinstance(callback, Calibrate)]
     calibration = calibrated[0].fitted if calibrated else None
     results = {}  # each test loader's figures, the data set's and any further set's
-    for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
-        results.update(loader_results)
+    if trainer.limit_test_batches != 0:  # 0: Lightning's way to say "do not test"
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+        for loader_results in tested:
+            results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
         best_val_acc=None if best_score is None else float(best_score),
-        test_acc=results["test/acc"],
+        test_acc=results.get("test/acc"),
         checkpoint=best_path or None,
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
