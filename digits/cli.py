@@ -36,7 +36,9 @@ from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
 from digits.training.output import quiet_resumed_run, say_trained_on_in_a_new_folder
 from digits.training.own_data import (
+    check_data_class_imports,
     further_eval_sets,
+    named_data_classes,
     names_other_data,
     num_classes_of,
     num_features_of,
@@ -192,6 +194,8 @@ class DigitsCLI(CheckpointReadOnce):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         with as_usage_error(MisconfigurationException):
             check_old_flags(sys.argv[1:] if args is None else args)
+            for class_path in named_data_classes(args):
+                check_data_class_imports(class_path)
             super().parse_arguments(parser, args)
             defaults = self.defaults_parser.get_defaults()
             self.checkpoint = read_and_adopt(self.stage_config, defaults)

@@ -87,6 +87,8 @@ class DigitsSplits:
         for name, fraction in (("test_size", test_size), ("val_size", val_size)):
             if not 0 < fraction < 1:
                 raise ValueError(f"data.{name} must be between 0 and 1, got {fraction}")
+        if not 0 <= split_seed < 2**32:  # what scikit-learn takes as a random_state
+            raise ValueError(f"data.split_seed must be 0 to 2**32 - 1, got {split_seed}")
         if folds is not None and folds < 2:
             raise ValueError(f"data.folds must be at least 2 (or null for no folds), got {folds}")
         if not 0 <= fold < (folds or 1):

@@ -16,6 +16,7 @@ import argparse
 import json
 import time
 from itertools import pairwise
+from typing import NoReturn
 
 import torch
 from sklearn.datasets import load_digits
@@ -67,12 +68,27 @@ def run(epochs: int = 50, seed: int = 0, device: str = "cpu") -> dict[str, objec
     }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a mistake said as every command here says it: one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")
+
+
 def main(args: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     options = parser.parse_args(args)
+    if options.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {options.epochs}")
+    try:
+        device = torch.device(options.device)
+    except RuntimeError:
+        parser.error(f"--device {options.device} is not a torch device (cpu, cuda, cuda:1...)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {options.device} asks for a GPU, but torch finds none here")
     result = run(options.epochs, options.seed, options.device)
     print(json.dumps(result), flush=True)
     return result

@@ -586,8 +586,8 @@ MUTANTS = [
     Mutant(
         "a run told not to test fails after training",
         "digits/training/summary.py",
-        "if trainer.limit_test_batches != 0:",
-        "if True:",
+        'test_acc=results.get("test/acc"),',
+        'test_acc=results["test/acc"],',
         ("tests/test_trainer_flags.py", "-k", "no_test_batches"),
     ),
     Mutant(
@@ -596,6 +596,34 @@ MUTANTS = [
         "if is_a_run_folder(base):",
         "if False:",
         ("tests/test_trainer_flags.py", "-k", "logger_less"),
+    ),
+    Mutant(
+        "the tutorial trains zero epochs into a traceback",
+        "digits/tutorial.py",
+        "    if options.epochs < 1:\n",
+        "    if False:\n",
+        ("tests/test_bench.py", "-k", "bad_option"),
+    ),
+    Mutant(
+        "the benchmark finds a bad fit argument only when its first run fails",
+        "digits/bench/__main__.py",
+        "            check_fit_args(fit_args)\n",
+        "            pass\n",
+        ("tests/test_bench.py", "-k", "before_anything"),
+    ),
+    Mutant(
+        "a data class that cannot be imported is said as a wrong type",
+        "digits/cli.py",
+        "                check_data_class_imports(class_path)\n",
+        "                pass\n",
+        ("tests/test_own_data.py", "-k", "cannot_be_imported"),
+    ),
+    Mutant(
+        "a negative split seed is blamed on the split sizes",
+        "digits/dataset.py",
+        "if not 0 <= split_seed < 2**32:",
+        "if False:",
+        ("tests/test_trust.py", "-k", "user_errors"),
     ),
 ]
 

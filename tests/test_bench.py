@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from digits.bench.__main__ import parse_options
 from digits.bench.report import spread
@@ -67,6 +68,50 @@ def test_too_little_to_measure_is_refused(args):
     with pytest.raises(SystemExit) as exit_info:
         parse_options(args)
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--fit_args", "[--nonsense]"], "error: unrecognized arguments: --nonsense"),
+        (["--versus", "[--model.lr, fast]"], 'error: Parser key "model.lr"'),
+    ],
+)
+def test_fit_arguments_are_checked_before_anything_runs(args, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(args)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--epochs", "0"], "error: --epochs must be at least 1, got 0"),
+        (["--device", "gpu0"], "error: --device gpu0 is not a torch device (cpu, cuda, cuda:1...)"),
+        (["--epochs", "many"], "error: argument --epochs: invalid int value: 'many'"),
+    ],
+)
+def test_the_tutorial_says_a_bad_option_in_one_line(args, expected):
+    result = subprocess.run(
+        [sys.executable, "-m", "digits.tutorial", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_the_tutorial_on_a_gpu_it_does_not_have_says_so():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run(
+        [sys.executable, "-m", "digits.tutorial", "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --device cuda asks for a GPU, but torch finds none here"
 
 
 @pytest.mark.slow

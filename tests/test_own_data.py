@@ -189,3 +189,31 @@ def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> Non
     assert 'buggy_data.py", line 10, in setup' in result.stderr
     assert "BuggyData failed while it was read for num_features" in result.stderr
     assert not (in_tmp_path / "lightning_logs").exists()
+
+
+def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_path: Path) -> None:
+    (in_tmp_path / "needs_a_package.py").write_text("import not_installed_here\n")
+    (in_tmp_path / "raises.py").write_text("1 / 0\n")
+    (in_tmp_path / "empty.py").write_text("")
+    for data, line in (
+        (
+            "needs_a_package.MyData",
+            "error: --data needs_a_package.MyData: needs_a_package imports "
+            "'not_installed_here', which is not installed (pip install the package that "
+            "provides it)",
+        ),
+        (
+            "nowhere.MyData",
+            "error: --data nowhere.MyData: no module 'nowhere' here; run from the folder "
+            "that holds it, or install its package",
+        ),
+        ("empty.MyData", "error: --data empty.MyData: empty has no 'MyData'"),
+    ):
+        refused = run("digits.fit", "--data", data)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [line]
+    # A module that fails for another reason has a bug: its traceback is shown.
+    failed = run("digits.fit", "--data", "raises.MyData")
+    assert failed.returncode == 1
+    assert "Traceback" in failed.stderr and "ZeroDivisionError" in failed.stderr
+    assert not (in_tmp_path / "lightning_logs").exists()

@@ -444,6 +444,7 @@ def bad_files(folder: Path, good: Path) -> dict[str, Path]:
         (["--model.network.hidden_sizes", "[32, 0]"], "hidden_sizes must be positive"),
         (["--data.test_size", "1.5"], "data.test_size must be between 0 and 1"),
         (["--data.val_size", "0"], "data.val_size must be between 0 and 1"),
+        (["--data.split_seed", "-1"], "data.split_seed must be 0 to 2**32 - 1, got -1"),
         (["--data.test_size", "0.999"], "too small to hold every class"),
         (["--model.network.dropout", "1"], "model.network.dropout must be in [0, 1)"),
         (

@@ -9,6 +9,7 @@ training batch and its labels (docs/adapt.md).
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 from collections.abc import Iterator
@@ -32,10 +33,15 @@ def names_other_data(args: Any) -> bool:
     write every run's data settings as ``class_path`` and ``init_args``, so it is used
     only where it is needed, and runs on this project's data keep their configs' form.
     """
+    return any(not is_default_data(class_path) for class_path in named_data_classes(args))
+
+
+def named_data_classes(args: Any) -> list[str]:
+    """The class paths a command line names for its data, in its order."""
     if args is None:
         args = sys.argv[1:]
     if not isinstance(args, (list, tuple)):
-        return False  # a dict or Namespace of settings: this project's data
+        return []  # a dict or Namespace of settings: this project's data
     named = []
     for index, token in enumerate(args):
         flag, _, value = str(token).partition("=")
@@ -45,7 +51,35 @@ def names_other_data(args: Any) -> bool:
             named.append(_data_class(value, whole_config=False))
         elif flag in ("--config", "-c"):
             named.append(_data_class(value, whole_config=True))
-    return any(class_path and not is_default_data(class_path) for class_path in named)
+    return [class_path for class_path in named if class_path]
+
+
+def check_data_class_imports(class_path: str) -> None:
+    """A data class that cannot be imported, said with the reason (jsonargparse only says
+    that the value is not a ``LightningDataModule``).
+
+    A module or package missing is the user's to fix (one line); anything else its
+    module raises while imported is a bug in it and keeps its traceback.
+    """
+    module_name, _, name = class_path.rpartition(".")
+    if not module_name:
+        return  # a bare name: jsonargparse looks it up among the classes it knows
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and f"{module_name}.".startswith(f"{error.name}."):
+            raise ValueError(
+                f"--data {class_path}: no module {module_name!r} here; run from the folder "
+                "that holds it, or install its package"
+            ) from None
+        raise ValueError(
+            f"--data {class_path}: {module_name} imports {error.name!r}, which is not "
+            f"installed (pip install the package that provides it)"
+        ) from None
+    except Exception as error:
+        raise BugInYourCode(f"importing {module_name} failed: {error!r}") from error
+    if not hasattr(module, name):
+        raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
 
 
 def _data_class(value: str, whole_config: bool) -> str | None:

@@ -83,16 +83,14 @@ def evaluate_best_and_summarize(
     calibrated = [callback for callback in trainer.callbacks if isinstance(callback, Calibrate)]
     calibration = calibrated[0].fitted if calibrated else None
     results = {}  # each test loader's figures, the data set's and any further set's
-    if trainer.limit_test_batches != 0:  # 0: Lightning's way to say "do not test"
-        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
-        for loader_results in tested:
-            results.update(loader_results)
+    for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
+        results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
         best_val_acc=None if best_score is None else float(best_score),
-        test_acc=results.get("test/acc"),
+        test_acc=results.get("test/acc"),  # none with limit_test_batches=0: not tested
         checkpoint=best_path or None,
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
