@@ -607,8 +607,8 @@ MUTANTS = [
     Mutant(
         "the benchmark finds a bad fit argument only when its first run fails",
         "digits/bench/__main__.py",
-        "            check_fit_args(fit_args)\n",
-        "            pass\n",
+        "                check_fit_args(fit_args)\n",
+        "                pass\n",
         ("tests/test_bench.py", "-k", "before_anything"),
     ),
     Mutant(

@@ -25,9 +25,7 @@ from digits.bench.serve import as_json, bench_serve, checkpoint_for_load, serve_
 from digits.bench.sweep import bench_sweep
 from digits.bench.training import devices, run_lightning, run_tutorial, table
 from digits.errors import exit_on_user_error
-from digits.fit import build
 from digits.reading.trained import load_trained
-from digits.training.output import quiet_lightning
 
 
 def parser() -> ArgumentParser:
@@ -86,8 +84,9 @@ def parse_options(args: list[str] | None = None) -> Namespace:
             raise ValueError("--serve_clients must be positive numbers")
         if options.serve_requests < 10 or options.serve_seconds <= 0:
             raise ValueError("--serve_requests must be at least 10 and --serve_seconds positive")
-        for fit_args in (options.fit_args, options.versus or []):
-            check_fit_args(fit_args)
+        for fit_args in (options.fit_args, options.versus):
+            if fit_args:
+                check_fit_args(fit_args)
         if options.ckpt_path is not None:
             load_trained(options.ckpt_path)  # one line if it is not a usable checkpoint
     return options
@@ -95,7 +94,14 @@ def parse_options(args: list[str] | None = None) -> Namespace:
 
 def check_fit_args(fit_args: list[str]) -> None:
     """Arguments for ``digits.fit`` are read and built as it would, so that a mistake in
-    them is one line now rather than a failed run in the middle of the benchmark."""
+    them is one line now rather than a failed run in the middle of the benchmark.
+
+    Imported here: the benchmark itself trains nothing (its runs are processes of their
+    own), so it loads Lightning only to read arguments given for them.
+    """
+    from digits.fit import build
+    from digits.training.output import quiet_lightning
+
     quiet_lightning()
     build(["--trainer.max_epochs", "2", *fit_args])
 
