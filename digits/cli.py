@@ -253,7 +253,10 @@ class DigitsCLI(CheckpointReadOnce):
             callbacks.append(ScheduleLengthKept(self.checkpoint, self.stage_config.ckpt_path))
         keeps_checkpoints = self.fitting and trainer_config.get("enable_checkpointing") is not False
         if keeps_checkpoints:
-            check_monitor_is_logged(init["checkpoint"].monitor, self.model)
+            logged = self.model.validation_metric_names()
+            if self.calibrates:
+                logged += init["calibrate"].validation_metric_names(self.model)
+            check_monitor_is_logged(init["checkpoint"].monitor, logged)
             callbacks += [init["checkpoint"], init["last_checkpoint"]]
         elif not self.fitting:
             # validate/test/predict only read a checkpoint: Lightning would otherwise add
@@ -321,16 +324,16 @@ def check_schedule_has_an_end(lr_schedule: str, trainer: Namespace) -> None:
         )
 
 
-def check_monitor_is_logged(monitor: str | None, model: DigitsClassifier) -> None:
+def check_monitor_is_logged(monitor: str | None, logged: list[str]) -> None:
     """The checkpoint's metric must be one validation logs.
 
     Lightning would find out at the end of the first epoch, after the run's folder is
     written, and end in a traceback.
     """
-    logged = model.validation_metric_names()
     if monitor is not None and monitor not in logged:
         raise ValueError(
-            f"checkpoint.monitor={monitor} is not logged; validation logs {', '.join(logged)}"
+            f"checkpoint.monitor={monitor} is not logged; validation logs "
+            + ", ".join(sorted(logged))
         )
 
 

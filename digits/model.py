@@ -124,13 +124,15 @@ class DigitsClassifier(L.LightningModule):
         return f"{stage}/{name}"
 
     def validation_metric_names(self) -> list[str]:
-        """What validation logs every epoch: the names a checkpoint can monitor."""
-        names = [
+        """What the model's validation logs every epoch: the names a checkpoint can monitor.
+
+        ``val/acc_best`` is left out: it never falls, so it would keep the last epoch.
+        """
+        return [
             name
             for index in range(1 + len(self.hparams.eval_sets))
             for name in self.metrics[self._key("val", index)].keys()  # noqa: SIM118 (prefixed)
         ]
-        return sorted([*names, "val/acc_best"])
 
     @staticmethod
     def _key(stage: str, dataloader_idx: int) -> str:

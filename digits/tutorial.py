@@ -89,6 +89,10 @@ def main(args: list[str] | None = None) -> dict[str, object]:
         parser.error(f"--device {options.device} is not a torch device (cpu, cuda, cuda:1...)")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {options.device} asks for a GPU, but torch finds none here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        parser.error(f"--device {options.device}: torch finds {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {options.device}: this loop runs on cpu or cuda")
     result = run(options.epochs, options.seed, options.device)
     print(json.dumps(result), flush=True)
     return result

@@ -32,6 +32,8 @@ class WineDataModule(L.LightningDataModule):
 
     num_features = 13  # what the model's first layer takes
     num_classes = 3  # what its last layer gives
+    # The settings a checkpoint holds a run to (the split); batch_size may differ.
+    checkpoint_settings = ("split_seed",)
 
     def __init__(self, batch_size: int = 16, split_seed: int = 0) -> None:
         super().__init__()

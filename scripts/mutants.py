@@ -579,8 +579,8 @@ MUTANTS = [
     Mutant(
         "a scheduled run resumed for longer fails mid-run or warms up again",
         "digits/training/resume.py",
-        "if steps != self.laid_out:",
-        "if False:",
+        "if steps == self.laid_out:",
+        "if True:",
         ("tests/test_trust.py", "-k", "scheduled_run_for_longer"),
     ),
     Mutant(

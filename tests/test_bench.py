@@ -91,6 +91,7 @@ def test_fit_arguments_are_checked_before_anything_runs(args, expected, capsys):
         (["--epochs", "0"], "error: --epochs must be at least 1, got 0"),
         (["--device", "gpu0"], "error: --device gpu0 is not a torch device (cpu, cuda, cuda:1...)"),
         (["--epochs", "many"], "error: argument --epochs: invalid int value: 'many'"),
+        (["--device", "meta"], "error: --device meta: this loop runs on cpu or cuda"),
     ],
 )
 def test_the_tutorial_says_a_bad_option_in_one_line(args, expected):

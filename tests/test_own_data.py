@@ -109,6 +109,11 @@ def test_its_checkpoint_is_tested_on_the_split_it_was_trained_on(examples: Path)
         f"error: {last} does not match the config: data.split_seed=2 but the checkpoint has 1"
     ]
     assert not (examples / "lightning_logs/digits/version_2").exists()
+    # batch_size is not among the class's checkpoint_settings: it may differ.
+    other_batches = run(
+        "digits", "test", *QUIET, "--data", DATA, "--data.batch_size", "4", "--ckpt_path", last
+    )
+    assert other_batches.returncode == 0, other_batches.stderr
 
 
 def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: Path) -> None:
@@ -208,6 +213,7 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_pat
             "that holds it, or install its package",
         ),
         ("empty.MyData", "error: --data empty.MyData: empty has no 'MyData'"),
+        ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):
         refused = run("digits.fit", "--data", data)
         assert refused.returncode == 2

@@ -133,6 +133,14 @@ class Calibrate(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.errors = {}  # nothing left over from an epoch cut short
 
+    @staticmethod
+    def validation_metric_names(pl_module: L.LightningModule) -> list[str]:
+        """What this callback logs every validation epoch: ``val/ece`` for each set."""
+        return [
+            f"{pl_module.prefix('val', index)}ece"
+            for index in range(1 + len(pl_module.hparams.eval_sets))
+        ]
+
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.errors = {}
 

@@ -52,6 +52,13 @@ class LatestBestCheckpoint(TiesToTheLaterEpoch):
         mode: Literal["min", "max"] | None = None,
         **kwargs: Any,
     ) -> None:
+        """
+        Args:
+            monitor: The metric that chooses the kept epoch, one that validation logs.
+            mode: ``max`` or ``min``; null follows the metric: ``max`` for an accuracy,
+                ``min`` for a loss or a calibration error.
+            kwargs: The rest of ``ModelCheckpoint``'s arguments.
+        """
         super().__init__(monitor=monitor, mode=mode or better_direction(monitor), **kwargs)
 
 

@@ -91,8 +91,10 @@ def _data_class(value: str, whole_config: bool) -> str | None:
             return None  # the parser itself says what is wrong with the file
     elif not whole_config and value.lstrip().startswith("{"):
         text = value  # --data '{class_path: ...}'
+    elif whole_config or value.endswith((".yaml", ".yml", ".json")) or "/" in value:
+        return None  # a file that is not there: the parser says so
     else:
-        return None if whole_config else value  # --data CLASS
+        return value  # --data CLASS
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError:

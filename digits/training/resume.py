@@ -24,7 +24,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
 from digits.dataset import SPLIT_SETTINGS
-from digits.errors import UsageError
+from digits.errors import USAGE_ERROR, UsageError
 from digits.extras import class_at
 from digits.reading.checkpoint import read_checkpoint
 from digits.training.folders import resumed_in_place
@@ -116,19 +116,21 @@ def _data_settings(
     """The data's settings, their defaults, and which of the checkpoint's to adopt (None: all).
 
     This project's data module adopts the settings that choose its images. A data module
-    of your own (``--data CLASS``, whose settings are ``init_args``) adopts every setting
-    its ``save_hyperparameters`` recorded: the project cannot tell which of them choose
-    its split, and testing on another split would score images the model trained on.
+    of your own (``--data CLASS``, whose settings are ``init_args``) adopts those it names
+    as ``checkpoint_settings``, else every setting its ``save_hyperparameters`` recorded:
+    only it can tell which of them choose its split, and testing on another split would
+    score images the model trained on.
     """
     if "class_path" not in config.data:
         return config.data, defaults.data, ADOPTED_DATA_SETTINGS
-    parameters = inspect.signature(class_at(config.data.class_path)).parameters.values()
+    data_class = class_at(config.data.class_path)
     own_defaults = {
         parameter.name: parameter.default
-        for parameter in parameters
+        for parameter in inspect.signature(data_class).parameters.values()
         if parameter.default is not inspect.Parameter.empty
     }
-    return config.data.get("init_args") or Namespace(), own_defaults, None
+    adopted = getattr(data_class, "checkpoint_settings", None)
+    return config.data.get("init_args") or Namespace(), own_defaults, adopted
 
 
 def _as_namespace(value: Any) -> Any:
@@ -218,12 +220,14 @@ class ScheduleLengthKept(L.Callback):
         if self.laid_out is None or stage != "fit":
             return
         steps = trainer.estimated_stepping_batches
-        if steps != self.laid_out:
-            raise UsageError(
-                f"model.lr_schedule={self.schedule} of {self.ckpt_path} is laid out over its "
-                f"run's {self.laid_out} steps, and this run would take {steps}: resume it "
-                "with the length it was started with (trainer.max_epochs, trainer.max_steps)"
-            )
+        if steps == self.laid_out:
+            return
+        if not trainer.is_global_zero:
+            raise SystemExit(USAGE_ERROR)  # every process finds it; the first one says it
+        raise UsageError(
+            f"model.lr_schedule={self.schedule} of {self.ckpt_path} spans {self.laid_out} "
+            f"steps, and this run {steps}: resume with the length the run started with"
+        )
 
 
 def scheduled_steps(checkpoint: dict[str, Any]) -> int | None:
