@@ -560,7 +560,7 @@ MUTANTS = [
         "digits/training/resume.py",
         'if "class_path" not in config.data:',
         "if True:",
-        ("tests/test_own_data.py", "-k", "split_it_was"),
+        ("tests/test_own_data.py", "--runslow", "-k", "split_it_was"),
     ),
     Mutant(
         "a loss as the checkpoint monitor keeps its worst epoch",
@@ -616,7 +616,7 @@ MUTANTS = [
         "digits/cli.py",
         "                check_data_class_imports(class_path)\n",
         "                pass\n",
-        ("tests/test_own_data.py", "-k", "cannot_be_imported"),
+        ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
     Mutant(
         "a negative split seed is blamed on the split sizes",

@@ -88,6 +88,7 @@ def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples:
     assert not (examples / "model.onnx").exists()
 
 
+@pytest.mark.slow
 def test_its_checkpoint_is_tested_on_the_split_it_was_trained_on(examples: Path) -> None:
     """Your data module's saved settings are adopted and checked, as the project's are."""
     trained = run(
@@ -196,6 +197,7 @@ def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> Non
     assert not (in_tmp_path / "lightning_logs").exists()
 
 
+@pytest.mark.slow
 def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_path: Path) -> None:
     (in_tmp_path / "needs_a_package.py").write_text("import not_installed_here\n")
     (in_tmp_path / "raises.py").write_text("1 / 0\n")
