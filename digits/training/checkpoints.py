@@ -65,8 +65,9 @@ class LatestBestCheckpoint(TiesToTheLaterEpoch):
 def better_direction(monitor: str | None) -> Literal["min", "max"]:
     """Which way a metric this project logs improves: ``max`` for accuracies, else ``min``.
 
-    Validation logs only accuracies and losses (the CLI refuses a monitor it does not
-    log); ``min`` is also Lightning's default, and unused where nothing is monitored.
+    Validation logs accuracies, losses and calibration errors (the CLI refuses a monitor
+    it does not log); ``min`` is also Lightning's default, and unused where nothing is
+    monitored.
     """
     name = (monitor or "").rsplit("/", 1)[-1]
     return "max" if name.endswith(("acc", "acc_best")) else "min"
