@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,13 +50,44 @@ def one_line(message: str) -> str:
         return "invalid arguments"
     text = lines[0]
     details = dict(line.partition(": ")[::2] for line in lines[1:])
-    if "Given value" in details and "Subtypes" in details:
+    reason = _specific_reason(message)
+    if reason and "Subtypes" in details:
+        return one_line(reason)  # a class's own error, raised building the value given
+    elif "Given value" in details and "Subtypes" in details:
         text += f" expected one of {details['Subtypes']}, got {details['Given value']!r}"
     elif len(lines) > 1:
         text += " " + lines[1]
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
     text = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1", text)
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
+
+
+# How jsonargparse words a value that is not of a type, as opposed to a class's own error.
+GENERIC_REASONS = ("Not a valid", "Expected a", "Does not validate")
+
+
+def _specific_reason(message: str) -> str | None:
+    """The first of jsonargparse's "Errors:" items that is about the value itself (a
+    class's own ``share must be 0 to 1``, or its missing arguments), with the lines it
+    continues on, rather than one saying the value is not of some other type."""
+    lines = message.splitlines()
+    heads = [n for n, line in enumerate(lines) if line.strip() == "Errors:"]
+    if not heads:
+        return None
+    indent = len(lines[heads[0]]) - len(lines[heads[0]].lstrip()) + 2
+    items: list[list[str]] = []
+    for line in lines[heads[0] + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        if depth < indent:
+            break
+        if depth == indent and line.lstrip().startswith("- "):
+            items.append([" " * (indent + 2) + line.strip()[2:]])
+        elif items:
+            items[-1].append(line)
+    for item in items:
+        if not item[0].strip().startswith(GENERIC_REASONS):
+            return textwrap.dedent("\n".join(item))
+    return None
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> SystemExit:

@@ -38,13 +38,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from digits.dataset import DigitsSplits
 from digits.extras import settings_of
 from digits.people.drawn import drawn_splits_of, non_digit_rows
 from digits.people.non_digits import MEASURING_SEED, families_trained_on, non_digit_pixels
 from digits.people.pen_digits import PenDigits
+from digits.reading.familiar import features_and_logits as network_features_and_logits
+from digits.reading.familiar import neighbour_distances
 from digits.reading.trained import TrainedNetwork, load_trained
 
 NEIGHBOUR = 10  # the k of the k-th nearest training digit
@@ -53,29 +54,16 @@ BANKS = ("drawn", "trained")  # the pen digits among the neighbours: once, or as
 CHOOSING_SEED = 3  # non-digits for choosing on validation: neither training's nor measuring's
 
 
-def features_block(network: nn.Module) -> nn.Module:
-    """The block whose output the neighbours are found in: ``features``, or the last layer."""
-    if isinstance(getattr(network, "features", None), nn.Module):
-        return network.features
-    return [module for module in network.modules() if isinstance(module, nn.Linear)][-1]
-
-
 def features_and_logits(
     trained: TrainedNetwork, pixels: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 64) pixels in 0..16 -> features scaled to length 1, and the calibrated logits."""
-    block, seen = features_block(trained.network), {}
-    is_last_layer = isinstance(block, nn.Linear)
-
-    def keep(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        seen["features"] = (inputs[0] if is_last_layer else output).flatten(1)
-
-    hook = block.register_forward_hook(keep)
-    try:
-        logits = trained.calibrated_logits(pixels)
-    finally:
-        hook.remove()
-    return nn.functional.normalize(seen["features"], dim=1), logits
+    with torch.no_grad():
+        return network_features_and_logits(
+            trained.network,
+            torch.from_numpy(trained.scaling(pixels)),
+            lambda inputs: trained.network(inputs) / trained.temperature,
+        )
 
 
 def log_sum_exp_score(trained: TrainedNetwork) -> Score:
@@ -107,8 +95,7 @@ def neighbours_score(trained: TrainedNetwork, bank: str = "drawn") -> Score:
 
     def score(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features, logits = features_and_logits(trained, pixels)
-        nearest = torch.cdist(features, training_features).topk(NEIGHBOUR, largest=False)
-        distance = nearest.values[:, -1]
+        distance = neighbour_distances(features, training_features, NEIGHBOUR)
         return logits.softmax(dim=-1).numpy(), (-distance).numpy()
 
     return score
@@ -146,7 +133,11 @@ def measure_checkpoint(
             for family, rows in non_digit_rows(trained, split).items()
         }
         for share in [0.0, *shares]:
-            floor = min(float(np.quantile(s, share)) for _, s in validation) if share else -np.inf
+            floor = (
+                min(float(np.quantile(s, share, method="lower")) for _, s in validation)
+                if share
+                else -np.inf
+            )
 
             def sure(probabilities: np.ndarray, score: np.ndarray, floor=floor) -> np.ndarray:
                 return (probabilities.max(axis=1) >= trained.threshold) & (score >= floor)
@@ -156,7 +147,7 @@ def measure_checkpoint(
             }
             never = [value for family, value in not_sure.items() if family not in trained_on]
             label = f"{name} ({bank})" if name == "neighbours" else name
-            words = [f"{label} share {share:.2f}"]
+            words = [f"{label} share {share:.3f}"]
             for set_name, (labels, probabilities, score) in tested.items():
                 chosen = sure(probabilities, score)
                 right = probabilities.argmax(axis=1) == labels

@@ -58,6 +58,20 @@ def test_a_mistake_while_building_is_still_one_line(command: str, capsys):
     assert capsys.readouterr().err.strip() == "error: data.batch_size must be at least 1, got 0"
 
 
+def test_a_callbacks_own_complaint_is_the_line_not_the_union_it_was_tried_against(capsys):
+    # jsonargparse tries --trainer.callbacks against a list, a Callback and None, and lists
+    # why each failed: the one line is the class's own reason, not the types it tried.
+    with pytest.raises(SystemExit) as stopped:
+        fit_main([*QUIET, "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping"])
+    assert stopped.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        "error: Problem with given class_path 'lightning.pytorch.callbacks.EarlyStopping': "
+        "the following arguments are required: monitor"
+    )
+    assert not Path("lightning_logs").exists()
+
+
 def test_a_bug_while_predicting_keeps_its_traceback(
     trained: Path, tmp_path: Path, monkeypatch, capsys
 ):

@@ -157,8 +157,8 @@ def score(
 
     limit = trained.threshold if threshold is None else threshold
     pixels = drawings.pixels()
-    probabilities = trained.probabilities(pixels)
-    read, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    probabilities, confidence = trained.probabilities_and_sureness(pixels)
+    read = probabilities.argmax(axis=1)
     labels = drawings.labels
     matrix = confusion_matrix(labels, read, labels=list(range(10)))
     per_digit = [float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(10)]
@@ -166,7 +166,7 @@ def score(
     sure = confidence >= limit
     rows_by_family = non_digit_rows(trained)
     families = non_digit_probabilities(trained, rows_by_family)
-    tops = {family: probabilities.max(axis=1) for family, probabilities in families.items()}
+    tops = {family: sureness for family, (_, sureness) in families.items()}
     by_family = {family: float((top < limit).mean()) for family, top in tops.items()}
     trained_on = families_trained_on(trained.data_settings)
     never = [share for family, share in by_family.items() if family not in trained_on]
@@ -198,13 +198,14 @@ def score(
 
 def non_digit_probabilities(
     trained: TrainedNetwork, rows_by_family: dict[str, list[int] | None]
-) -> dict[str, np.ndarray]:
-    """Each family's generated non-digits (another seed than training's), read: (N, 10).
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each family's generated non-digits (another seed than training's), read: (N, 10)
+    probabilities and (N,) what the threshold is compared with.
 
     The families made of pen digits take the rows ``non_digit_rows`` gives them.
     """
     return {
-        family: trained.probabilities(
+        family: trained.probabilities_and_sureness(
             non_digit_pixels(NON_DIGITS_PER_FAMILY, MEASURING_SEED, (family,), rows)
         )
         for family, rows in rows_by_family.items()
@@ -220,15 +221,16 @@ def non_digit_rows(trained: TrainedNetwork, split: Split = "test") -> dict[str, 
 
 def write_sure_non_digits(
     rows_by_family: dict[str, list[int] | None],
-    families: dict[str, np.ndarray],
+    families: dict[str, tuple[np.ndarray, np.ndarray]],
     limit: float,
     output: Path,
 ) -> Path:
     """The generated non-digits read as sure digits, as drawn, each with what it was read as."""
     canvases, seen, titles = [], [], []
     for family, rows in rows_by_family.items():
-        top = families[family].max(axis=1)
-        sure = np.flatnonzero(top >= limit)
+        probabilities, sureness = families[family]
+        top = probabilities.max(axis=1)
+        sure = np.flatnonzero(sureness >= limit)
         if not len(sure):
             continue
         pen_rows = pen_rows_at(rows)
@@ -238,7 +240,7 @@ def write_sure_non_digits(
         for index in sure[: MAX_MISREAD_SHOWN // len(FAMILIES)]:
             canvases.append(draw(shapes[index], every_hand[index]))
             seen.append(pixels[index])
-            reading = int(families[family][index].argmax())
+            reading = int(probabilities[index].argmax())
             titles.append(f"{family}: {reading} {top[index]:.2f}")
     path = output / "non_digits_sure.png"
     shown = np.stack(seen) if seen else np.zeros((0, 64), dtype=np.float32)

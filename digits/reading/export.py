@@ -4,7 +4,9 @@ The exported graph includes the checkpoint's input scaling and its calibration, 
 takes what ``load_digits`` gives, float32 pixels in 0..16, shape (N, 64), any N, and
 returns the ten probabilities per image, the checkpoint's own (softmax of the logits over
 the fitted temperature; argmax is the digit). The ONNX file's metadata holds the
-"sure" threshold and the temperature (``sure_threshold``, ``temperature``).
+"sure" threshold and the temperature (``sure_threshold``, ``temperature``). A checkpoint
+that declines images unlike its training digits (``digits.training.familiar``) keeps
+those digits' features for it, which the export leaves out: it says so.
 
 Usage::
 
@@ -117,6 +119,12 @@ def main(args: list[str] | None = None) -> Path:
         f"wrote {written} ({config.format}): float32 pixels 0..16, shape (N, 64) -> "
         "probabilities (N, 10)"
     )
+    if trained.familiarity is not None:
+        print(
+            f"note: {config.ckpt_path} also declines images unlike its "
+            f"{len(trained.familiarity.bank)} training digits; the export does not carry "
+            "them, so there a reading is sure on its probability alone"
+        )
     return written
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from digits.dataset import NUM_PIXELS, DigitsSplits, Scaling
 from digits.networks import as_factory
 from digits.reading.checkpoint import calibration_of, read_checkpoint
+from digits.reading.familiar import Familiarity, familiarity_state_of, features_and_logits
 
 # How a checkpoint of this project's own data module names it.
 DIGITS_DATA_CLASSES = ("digits.DigitsDataModule", "digits.data.DigitsDataModule")
@@ -50,6 +51,8 @@ class TrainedNetwork:
     data_settings: dict[str, Any] = field(default_factory=dict)  # the data module's, as trained
     temperature: float = 1.0  # probabilities are softmax(logits / temperature)
     threshold: float = 0.0  # a reading is sure from this probability on
+    # Where the run kept one, images unlike its training digits are never sure.
+    familiarity: Familiarity | None = None
 
     def calibrated_logits(self, pixels: np.ndarray) -> torch.Tensor:
         """(N, 64) pixels in load_digits' 0..16 -> (N, 10) logits over the temperature."""
@@ -61,6 +64,20 @@ class TrainedNetwork:
         """(N, 64) pixels in load_digits' 0..16 -> (N, 10) calibrated class probabilities."""
         return self.calibrated_logits(pixels).softmax(dim=-1).numpy()
 
+    def probabilities_and_sureness(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated probabilities, and what the threshold is compared with: each
+        image's top probability, or 0 where it is unlike every training digit (so that it
+        is sure only at threshold 0, as every reading is)."""
+        inputs = torch.from_numpy(self.scaling(pixels))
+        with torch.no_grad():
+            if self.familiarity is None:
+                logits, familiar = self.network(inputs), torch.ones(len(inputs), dtype=torch.bool)
+            else:
+                features, logits = features_and_logits(self.network, inputs, self.network)
+                familiar = self.familiarity.familiar(features)
+        probabilities = (logits / self.temperature).softmax(dim=-1).numpy()
+        return probabilities, np.where(familiar.numpy(), probabilities.max(axis=1), 0.0)
+
     def readings(
         self,
         pixels: np.ndarray,
@@ -71,13 +88,13 @@ class TrainedNetwork:
 
         A drawing ``too_small`` to be a digit yet (one flag, or one per row) is never sure.
         """
-        probabilities = self.probabilities(pixels)
+        probabilities, sureness = self.probabilities_and_sureness(pixels)
         limit = self.threshold if threshold is None else threshold
         small = np.broadcast_to(np.asarray(too_small, dtype=bool), len(probabilities))
         readings = []
-        for row, is_small in zip(probabilities, small, strict=True):
+        for row, how_sure, is_small in zip(probabilities, sureness, small, strict=True):
             first, second = (int(digit) for digit in np.argsort(-row, kind="stable")[:2])
-            sure = bool(row[first] >= limit) and not is_small
+            sure = bool(how_sure >= limit) and not is_small
             readings.append(Reading(first, float(row[first]), sure, (first, second)))
         return probabilities, readings
 
@@ -109,7 +126,11 @@ def load_trained(ckpt_path: str | os.PathLike) -> TrainedNetwork:
     check_trained_on_digits(ckpt_path, data_settings, model["num_features"])
     splits = DigitsSplits.from_settings(data_settings)
     calibration = calibration_of(checkpoint)
-    return TrainedNetwork(network.eval(), splits.scaling, data_settings, **calibration)
+    state = familiarity_state_of(checkpoint)
+    familiarity = Familiarity.from_state(state, network.eval()) if state else None
+    return TrainedNetwork(
+        network.eval(), splits.scaling, data_settings, **calibration, familiarity=familiarity
+    )
 
 
 def check_trained_on_digits(

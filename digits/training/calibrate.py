@@ -302,7 +302,9 @@ class Calibrate(L.Callback):
             return
         probability, _ = self.probabilities(outputs["logits"]).max(dim=-1)
         outputs["probability"] = probability
-        outputs["sure"] = probability >= self.threshold
+        # A callback listed before this one may have found some images unlike the training
+        # digits (digits.training.familiar): those are not sure either.
+        outputs["sure"] = (probability >= self.threshold) & outputs.get("familiar", True)
         self.predicted += torch.tensor([len(probability), int(outputs["sure"].sum())])
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

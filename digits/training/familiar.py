@@ -1,0 +1,202 @@
+"""Not sure of what is unlike every training digit: ``DeclineUnfamiliar``, a callback.
+
+Outlier exposure (``digits.people.non_digits``) teaches the network to doubt the kinds
+of non-digit it was shown; a kind it never saw may still get one digit's whole
+probability. This callback adds a second test that needs no example of what to decline
+(``digits.reading.familiar``): a reading is sure only if the image also lies as near its
+``neighbour``-th nearest training digit as all but ``share`` of each validation set's
+digits do. What the run trained on decides what is familiar, so it is fitted once
+training ends, for each checkpoint the run keeps on that checkpoint's own weights, and
+kept in them beside the temperature and threshold: the training digits (as the network's
+inputs, each once) and the cut-off distance. Every reader of a checkpoint applies it
+(``digits.predict``, the page, ``digits.drawn``, and ``predict`` here, through the
+``familiar`` entry of the readings that ``Calibrate`` honours). The model knows nothing
+of it; a config lists it under ``trainer.callbacks`` (``configs/best.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import move_data_to_device
+
+from digits.model import NO_CLASS, class_labels
+from digits.reading.checkpoint import read_checkpoint, write_atomically
+from digits.reading.familiar import (
+    FAMILIARITY_STATE,
+    Familiarity,
+    features_and_logits,
+    features_block,
+    neighbour_distances,
+)
+from digits.training.calibrate import (
+    every_batch,
+    last_checkpoints,
+    loader_list,
+    logits_for,
+    written_by,
+)
+from digits.training.tensorboard import rank_zero_tensorboard
+
+
+class DeclineUnfamiliar(L.Callback):
+    """Answers "not sure" for images farther from the training digits than validation's.
+
+    Args:
+        share: Each validation set may lose at most this share of its digits to the test;
+            the cut-off is the distance that keeps the rest of every set (chosen on
+            validation: docs/sure.md).
+        neighbour: Which nearest training digit the distance is measured to (the k of
+            k nearest neighbours): the 10th, not the 1st, so that one stray training image
+            does not make its surroundings familiar.
+    """
+
+    def __init__(self, share: float = 0.02, neighbour: int = 10) -> None:
+        if not 0 <= share < 1:
+            raise ValueError(f"DeclineUnfamiliar.share must be 0 to 1, got {share}")
+        if neighbour < 1:
+            raise ValueError(f"DeclineUnfamiliar.neighbour must be at least 1, got {neighbour}")
+        self.share = share
+        self.neighbour = neighbour
+        self.bank_inputs: torch.Tensor | None = None  # the training digits, each once
+        self.cutoff = float("inf")
+        self.familiarity: Familiarity | None = None  # for predicting, built from the above
+        self.seen: dict[str, torch.Tensor] = {}
+        self.hook: Any = None
+
+    @property
+    def state_key(self) -> str:
+        return FAMILIARITY_STATE  # the tools look for it under this name
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "share": self.share,
+            "neighbour": self.neighbour,
+            "cutoff": self.cutoff,
+            "bank_inputs": self.bank_inputs,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.cutoff = float(state_dict["cutoff"])
+        self.bank_inputs = state_dict["bank_inputs"]
+        self.familiarity = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Training changes the weights and so every distance: fitted again at the end.
+        self.bank_inputs, self.cutoff, self.familiarity = None, float("inf"), None
+
+    # Fitting, once training ends.
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Each checkpoint the run kept gets the cut-off of its own weights, best last."""
+        validation = loader_list(trainer.val_dataloaders)
+        training = loader_list(trainer.train_dataloader)
+        if trainer.fast_dev_run or not validation or not training:
+            return
+        bank_inputs = training_digits(training[0], pl_module.device).half()
+        checkpoint = trainer.checkpoint_callback
+        best_path = checkpoint.best_model_path if checkpoint is not None else ""
+        if checkpoint is not None and not written_by(checkpoint, best_path):
+            best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
+        others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
+        familiar_share = 1.0
+        for path in [*others, best_path]:
+            if path:
+                pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
+            bank = self.features(trainer, pl_module, bank_inputs.float())
+            distances = [
+                neighbour_distances(self.features(trainer, pl_module, inputs), bank, self.neighbour)
+                for inputs in validation_digits(validation, pl_module.device)
+            ]
+            every = torch.cat(distances)
+            # The higher of the two values around the quantile: no set loses more than share.
+            self.cutoff = max(
+                float(torch.quantile(d, 1 - self.share, interpolation="higher")) for d in distances
+            )
+            self.bank_inputs = bank_inputs.cpu()
+            familiar_share = float((every <= self.cutoff).float().mean())
+            if path and trainer.is_global_zero:
+                self.keep_in(Path(path))
+        logger = rank_zero_tensorboard(trainer)
+        if logger is not None:
+            scalars = {"familiar/cutoff": self.cutoff, "familiar/val_share": familiar_share}
+            logger.log_metrics(scalars, trainer.global_step)
+        trainer.strategy.barrier()  # the test reads the best checkpoint next
+
+    @staticmethod
+    def features(
+        trainer: L.Trainer, pl_module: L.LightningModule, inputs: torch.Tensor
+    ) -> torch.Tensor:
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            return logits_for(trainer, pl_module, batch)
+
+        return features_and_logits(pl_module, inputs, forward)[0]
+
+    def keep_in(self, path: Path) -> None:
+        """Writes the fitted state into a checkpoint this run saved before it existed."""
+        checkpoint = read_checkpoint(path)
+        checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+        write_atomically(checkpoint, path)
+
+    # Predicting: the network's features of each batch, and whether each image is familiar.
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.bank_inputs is None:
+            return  # a checkpoint without it: nothing is declined
+        network = pl_module
+        with torch.no_grad():
+            inputs = self.bank_inputs.float().to(pl_module.device)
+            bank = features_and_logits(network, inputs, network)[0]
+        self.familiarity = Familiarity(bank, self.cutoff, self.neighbour)
+        block = features_block(pl_module)
+        is_last_layer = isinstance(block, torch.nn.Linear)
+
+        def keep(module: torch.nn.Module, arguments: tuple, output: torch.Tensor) -> None:
+            seen = (arguments[0] if is_last_layer else output).flatten(1)
+            self.seen["features"] = torch.nn.functional.normalize(seen.float(), dim=1)
+
+        self.hook = block.register_forward_hook(keep)
+
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Adds ``familiar`` to the readings: ``Calibrate``, listed after, makes the
+        unfamiliar ones not sure."""
+        if self.familiarity is None or not isinstance(outputs, dict):
+            return
+        outputs["familiar"] = self.familiarity.familiar(self.seen.pop("features"))
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+
+def training_digits(loader: Any, device: torch.device) -> torch.Tensor:
+    """The training split's digits as the network's inputs, each once: no repeats, no
+    augmentation (a transform changes batches on their way to the device, not the data
+    set)."""
+    return torch.unique(digits_of(loader, device), dim=0)
+
+
+def validation_digits(loaders: list[Any], device: torch.device) -> list[torch.Tensor]:
+    """Each validation set's digits as the network's inputs."""
+    return [digits_of(loader, device) for loader in loaders]
+
+
+def digits_of(loader: Any, device: torch.device) -> torch.Tensor:
+    """The loader's images that have a class (not a non-digit's spread target), in order."""
+    kept = []
+    for batch in every_batch(loader):
+        inputs, targets = move_data_to_device(batch, device)
+        kept.append(inputs[class_labels(targets) != NO_CLASS])
+    return torch.cat(kept)

@@ -1,0 +1,103 @@
+"""The neighbour test: images unlike every training digit are not sure, however probable."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import QUIET, fit_in, scalars
+
+from digits.dataset import DigitsSplits
+from digits.reading.checkpoint import read_checkpoint
+from digits.reading.familiar import FAMILIARITY_STATE, features_and_logits, neighbour_distances
+from digits.reading.trained import load_trained
+from digits.training.calibrate import Calibrate
+from digits.training.familiar import DeclineUnfamiliar
+
+GATED = "--trainer.callbacks+=digits.training.familiar.DeclineUnfamiliar"
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of a short run of the tutorial's network with the test."""
+    folder = tmp_path_factory.mktemp("gated")
+    return folder / fit_in(folder, GATED, "--trainer.max_epochs", "12").checkpoint
+
+
+def test_a_run_keeps_its_training_digits_once_and_a_cutoff_fitted_on_validation(gated: Path):
+    state = read_checkpoint(gated)["callbacks"][FAMILIARITY_STATE]
+    splits = DigitsSplits()
+    training, _ = splits.arrays("train")
+    # Each training digit once, as the network's inputs (float16), whatever the repeats.
+    assert len(state["bank_inputs"]) == len(np.unique(training, axis=0))
+    kept = {tuple(row) for row in state["bank_inputs"].float().numpy().round(2)}
+    assert kept == {
+        tuple(row) for row in torch.from_numpy(training).half().float().numpy().round(2)
+    }
+    # The cut-off keeps all but 2% of the validation digits, measured anew here.
+    trained = load_trained(gated)
+    images, _ = splits.arrays("val", scaled=False)
+    with torch.no_grad():
+        inputs = torch.from_numpy(splits.scaling(images))
+        features, _ = features_and_logits(trained.network, inputs, trained.network)
+    distances = neighbour_distances(features, trained.familiarity.bank, 10)
+    # The cut-off is a validation digit's own distance: the nearest that leaves no more
+    # than 2% of them beyond it.
+    ordered = distances.sort().values.tolist()
+    allowed = int(0.02 * len(ordered))
+    assert state["cutoff"] == pytest.approx(ordered[len(ordered) - 1 - allowed])
+    assert (distances > state["cutoff"]).sum() == allowed > 0
+    # last.ckpt keeps its own, on its own weights, and the best's is logged.
+    last = read_checkpoint(gated.parent / "last.ckpt")["callbacks"][FAMILIARITY_STATE]
+    assert len(last["bank_inputs"]) == len(state["bank_inputs"])
+    ((_, logged),) = scalars(gated.parent.parent, "familiar/cutoff")
+    assert logged == pytest.approx(state["cutoff"])
+
+
+def test_an_image_unlike_every_training_digit_is_not_sure_however_probable(gated: Path):
+    trained = load_trained(gated)
+    noise = np.random.default_rng(0).uniform(0, 16, (2000, 64)).astype(np.float32)
+    probabilities, sureness = trained.probabilities_and_sureness(noise)
+    probable = probabilities.max(axis=1) >= trained.threshold
+    unfamiliar = probable & (sureness == 0)
+    assert unfamiliar.sum() >= 5  # noise the softmax is sure of, which the neighbours decline
+    images = noise[unfamiliar]
+    _, readings = trained.readings(images)
+    assert not any(reading.sure for reading in readings)
+    _, at_zero = trained.readings(images, threshold=0.0)
+    assert all(reading.sure for reading in at_zero)  # 0 still makes every reading sure
+    ungated = dataclasses.replace(trained, familiarity=None)
+    assert all(reading.sure for reading in ungated.readings(images)[1])
+
+
+def test_lightning_predict_leaves_unfamiliar_readings_not_sure():
+    calibrate = Calibrate()
+    outputs = {
+        "logits": torch.tensor([[9.0, 0.0], [9.0, 0.0]]),
+        "familiar": torch.tensor([False, True]),
+    }
+    calibrate.on_predict_batch_end(None, None, outputs, None, 0)
+    assert outputs["sure"].tolist() == [False, True]
+
+
+def test_a_share_or_neighbour_out_of_range_is_one_line_before_anything_is_written(capsys):
+    from digits.fit import main
+
+    for flag, value in (("share", "1.5"), ("neighbour", "0")):
+        with pytest.raises(SystemExit) as stop:
+            main([*QUIET, GATED, f"--trainer.callbacks.{flag}", value])
+        assert stop.value.code == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"DeclineUnfamiliar.{flag}" in line
+    assert not Path("lightning_logs").exists()
+
+
+def test_the_export_says_it_leaves_the_neighbours_out(gated: Path, capsys):
+    from digits.reading.export import main
+
+    main(["--ckpt_path", str(gated), "--format", "torchscript", "--output", "digits.pt"])
+    assert "the export does not carry them" in capsys.readouterr().out
+    assert DeclineUnfamiliar().state_dict()["bank_inputs"] is None
