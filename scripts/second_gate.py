@@ -1,4 +1,8 @@
-"""What a second "sure" gate, on a score that needs no outlier family, would change (not built).
+"""Second "sure" gates on scores that need no outlier family, measured at several shares.
+
+The ``neighbours`` score at a share chosen here on validation is what
+``digits.training.familiar.DeclineUnfamiliar`` builds into a run (``configs/best.yaml``);
+this script measures any score and share on checkpoints without retraining them.
 
 Two scores, each high for an image like the training digits and low for one unlike
 them, even where one digit wins the softmax:
@@ -16,7 +20,7 @@ The gate declines, on top of the probability threshold, every image whose score 
 that of the lowest ``share`` of each validation set's digits (the lowest of the sets'
 own cut-offs), so it is fitted on validation alone.
 
-For each checkpoint, score and share (0 is the probability threshold alone, as built),
+For each checkpoint, score and share (0 is the probability threshold alone),
 prints the share of each family of generated non-digits answered "not sure" (the
 measuring seed, as ``python -m digits.drawn``; a family marked ``*`` is one the
 checkpoint never trained on), the drawn test digits answered as sure and how many of

@@ -114,10 +114,13 @@ def measure(configs: list[str], split_seed: int) -> dict[str, float]:
     trained = load_trained(summary.checkpoint)
     _, held = style_split()
     pixels, labels = drawn_rows(tuple(held.tolist()))
-    probabilities = trained.probabilities(pixels)
-    read, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    # What the threshold is compared with: the probability, or 0 for an image the run's
+    # DeclineUnfamiliar callback (where it has one) finds unlike every training digit.
+    probabilities, confidence = trained.probabilities_and_sureness(pixels)
+    read = probabilities.argmax(axis=1)
     right = read == labels
     sure = confidence >= trained.threshold
+    probable = probabilities.max(axis=1) >= trained.threshold  # the probability alone
     return {
         "split_seed": split_seed,
         "held_out_rows": len(labels),
@@ -126,6 +129,8 @@ def measure(configs: list[str], split_seed: int) -> dict[str, float]:
         "coverage": float(sure.mean()),
         "sure_accuracy": float(right[sure].mean()) if sure.any() else 1.0,
         "coverage_at_0.5%_error": coverage_at(confidence, right, 0.005),
+        "coverage_probability_alone": float(probable.mean()),
+        "sure_accuracy_probability_alone": float(right[probable].mean()) if probable.any() else 1.0,
         "checkpoint": summary.checkpoint,
     }
 

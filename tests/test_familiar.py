@@ -15,16 +15,41 @@ from digits.reading.checkpoint import read_checkpoint
 from digits.reading.familiar import FAMILIARITY_STATE, features_and_logits, neighbour_distances
 from digits.reading.trained import load_trained
 from digits.training.calibrate import Calibrate
-from digits.training.familiar import DeclineUnfamiliar
+from digits.training.familiar import DeclineUnfamiliar, ordinal
+from digits.training.summary import FitSummary
 
 GATED = "--trainer.callbacks+=digits.training.familiar.DeclineUnfamiliar"
 
 
 @pytest.fixture(scope="module")
-def gated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The best checkpoint of a short run of the tutorial's network with the test."""
+def gated_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FitSummary]:
+    """The folder and summary of a short run of the tutorial's network with the test."""
     folder = tmp_path_factory.mktemp("gated")
-    return folder / fit_in(folder, GATED, "--trainer.max_epochs", "12").checkpoint
+    return folder, fit_in(folder, GATED, "--trainer.max_epochs", "12")
+
+
+@pytest.fixture(scope="module")
+def gated(gated_run: tuple[Path, FitSummary]) -> Path:
+    """That run's best checkpoint."""
+    folder, summary = gated_run
+    return folder / summary.checkpoint
+
+
+def test_the_summary_says_how_many_validation_digits_are_unfamiliar(gated_run, gated: Path):
+    state = read_checkpoint(gated)["callbacks"][FAMILIARITY_STATE]
+    (line,) = [line for line in gated_run[1].lines() if line.startswith("unfamiliar")]
+    assert line == (
+        f"unfamiliar    farther than {state['cutoff']:.4f} from the 10th nearest of "
+        f"{len(state['bank_inputs'])} training digits: 1.5% of the validation digits, never sure"
+    )  # 2 of 135: no more than the share of 2% allows
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [(1, "1st"), (2, "2nd"), (3, "3rd"), (10, "10th"), (12, "12th"), (22, "22nd")],
+)
+def test_ordinals_read_as_english(number: int, words: str):
+    assert ordinal(number) == words
 
 
 def test_a_run_keeps_its_training_digits_once_and_a_cutoff_fitted_on_validation(gated: Path):
@@ -101,3 +126,45 @@ def test_the_export_says_it_leaves_the_neighbours_out(gated: Path, capsys):
     main(["--ckpt_path", str(gated), "--format", "torchscript", "--output", "digits.pt"])
     assert "the export does not carry them" in capsys.readouterr().out
     assert DeclineUnfamiliar().state_dict()["bank_inputs"] is None
+
+
+def test_digits_drawn_counts_an_unfamiliar_drawing_as_not_sure(gated: Path, tmp_path: Path):
+    from digits.people.drawn import choose_drawings, score
+
+    trained = load_trained(gated)
+    drawings = choose_drawings(trained, "test", None)
+    gated_score = score(trained, drawings, tmp_path / "gated")
+    ungated = dataclasses.replace(trained, familiarity=None)
+    plain_score = score(ungated, drawings, tmp_path / "plain")
+    # Declining more non-digits, and no drawing sure that the probability alone declines.
+    assert gated_score.non_digits_not_sure > plain_score.non_digits_not_sure
+    assert gated_score.coverage < plain_score.coverage
+    assert gated_score.accuracy == plain_score.accuracy  # the reading itself never changes
+    assert "and like a training digit" in "\n".join(gated_score.lines())
+    assert "and like a training digit" not in "\n".join(plain_score.lines())
+
+
+def test_lightning_predict_and_the_tools_agree_on_what_is_sure(gated: Path):
+    from lightning import Trainer
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from digits import DigitsClassifier
+    from digits.reading.checkpoint import CALIBRATION_STATE
+
+    trained = load_trained(gated)
+    noise = np.random.default_rng(1).uniform(0, 16, (600, 64)).astype(np.float32)
+    kept = read_checkpoint(gated)["callbacks"]
+    decline, calibrate = DeclineUnfamiliar(), Calibrate()
+    decline.load_state_dict(kept[FAMILIARITY_STATE])
+    calibrate.load_state_dict(kept[CALIBRATION_STATE])
+    model = DigitsClassifier.load_from_checkpoint(gated, map_location="cpu")
+    trainer = Trainer(callbacks=[decline, calibrate], logger=False, enable_progress_bar=False)
+    inputs = torch.from_numpy(trained.scaling(noise))
+    batches = trainer.predict(model, DataLoader(TensorDataset(inputs), batch_size=256))
+    sure = torch.cat([batch["sure"] for batch in batches]).tolist()
+    assert sure == [reading.sure for reading in trained.readings(noise)[1]]
+    probable = [
+        reading.sure
+        for reading in dataclasses.replace(trained, familiarity=None).readings(noise)[1]
+    ]
+    assert sum(sure) < sum(probable)  # the neighbours declined some the probability would not

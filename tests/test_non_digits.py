@@ -16,6 +16,9 @@ from digits.people.non_digits import (
     looks_like_a_one,
     non_digits,
     overlap,
+    spiral,
+    tick,
+    wave,
 )
 from digits.people.pen_digits import COORDINATE_MAX
 
@@ -76,3 +79,35 @@ def test_dots_are_three_to_six_short_marks():
         strokes = dots(generator, numbered_rows([0]))
         assert 3 <= len(strokes) <= 6
         assert max(np.linalg.norm(stroke[1] - stroke[0]) for stroke in strokes) < 12
+
+
+def test_a_wave_runs_across_the_box_with_two_to_four_crests():
+    generator = np.random.default_rng(0)
+    for _ in range(100):
+        (path,) = wave(generator, numbered_rows([0]))
+        up = path[:, 1] - path[:, 1].mean()
+        crossings = np.count_nonzero(np.diff(np.sign(up)) != 0)
+        # Two to four crests cross the middle 4 to 8 times; the hand's jitter may add some.
+        assert 3 <= crossings <= 12
+        assert np.ptp(path[:, 0]) > 60  # across the box, however the hand narrowed it
+
+
+def test_a_spiral_winds_outwards_two_to_three_times():
+    generator = np.random.default_rng(0)
+    for _ in range(100):
+        (path,) = spiral(generator, numbered_rows([0]))
+        offsets = path - path[0]
+        distances = np.linalg.norm(offsets, axis=1)
+        assert distances[-1] > 30  # from the middle outwards
+        # Past its first sixth, where the hand's jitter is small against the radius.
+        angles = np.unwrap(np.arctan2(offsets[12:, 1], offsets[12:, 0]))
+        assert abs(angles[-1] - angles[0]) > 0.7 * 2 * 2 * np.pi  # at least 2 turns, nearly
+
+
+def test_a_tick_goes_down_a_little_then_up_far_to_the_right():
+    generator = np.random.default_rng(0)
+    for _ in range(100):
+        (path,) = tick(generator, numbered_rows([0]))
+        start, bottom, end = path
+        assert bottom[1] < start[1] < end[1] and start[0] < bottom[0] < end[0]
+        assert np.linalg.norm(end - bottom) > 1.5 * np.linalg.norm(start - bottom)

@@ -85,6 +85,8 @@ class DrawnScore:
     trained_on: list[str]  # the families the checkpoint was trained on
     not_sure_never_trained_on: float | None  # the share over the other families
     pictures: dict[str, str]
+    # Whether images unlike every training digit are never sure (DeclineUnfamiliar).
+    declines_unfamiliar: bool = False
 
     def lines(self) -> list[str]:
         digits = "  ".join(f"{digit:>5}" for digit in range(10))
@@ -100,8 +102,10 @@ class DrawnScore:
             f"digit         {digits}",
             f"read right    {shares}",
             f"calibration   ece {self.ece:.4f} (temperature {self.temperature:.3f})",
-            f"sure          probability >= {self.threshold:.4f}: {self.coverage:.1%} of the drawn "
-            f"digits answered, {self.sure_accuracy:.2%} of those right",
+            f"sure          probability >= {self.threshold:.4f}"
+            + (" and like a training digit" if self.declines_unfamiliar else "")
+            + f": {self.coverage:.1%} of the drawn digits answered, {self.sure_accuracy:.2%} "
+            "of those right",
             f"non-digits    {self.non_digits} generated: {self.non_digits_not_sure:.1%} not sure "
             f"({families}"
             + (f"; * never trained on: {never:.1%} not sure)" if never is not None else ")"),
@@ -193,6 +197,7 @@ def score(
         trained_on=trained_on,
         not_sure_never_trained_on=float(np.mean(never)) if never else None,
         pictures=pictures,
+        declines_unfamiliar=trained.familiarity is not None,
     )
 
 

@@ -190,6 +190,33 @@ def dots(generator: np.random.Generator, rows: PenRows) -> Shape:
     return [np.stack([centre, centre + generator.normal(0, 2, 2)]) for centre in centres]
 
 
+def wave(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """A wavy line of two to four crests across the box: a long tilde, or a sea."""
+    crests = generator.uniform(2, 4)
+    across = np.linspace(0, COORDINATE_MAX, 48)
+    height = generator.uniform(10, 25)
+    phase = generator.uniform(0, 2 * np.pi)
+    up = 50 + height * np.sin(2 * np.pi * crests * across / COORDINATE_MAX + phase)
+    return jittered([np.column_stack((across, up))], generator)
+
+
+def spiral(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """A spiral of two to three turns, from the middle outwards, either way: a snail's shell."""
+    turns = generator.uniform(2, 3)
+    angles = np.linspace(0, 2 * np.pi * turns, 72) * generator.choice([-1, 1])
+    radius = 50 * np.abs(angles) / np.abs(angles[-1])
+    path = 50 + radius[:, None] * np.column_stack((np.cos(angles), np.sin(angles)))
+    return jittered([path], generator)
+
+
+def tick(generator: np.random.Generator, rows: PenRows) -> Shape:
+    """A tick, as a box is ticked: a short stroke down, then a long one up to the right."""
+    bottom = np.array([35.0, 0.0])
+    start = bottom + np.array([-generator.uniform(20, 35), generator.uniform(25, 45)])
+    end = bottom + np.array([generator.uniform(50, 65), generator.uniform(70, 100)])
+    return jittered([np.stack([start, bottom, end])], generator)
+
+
 MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
     "scribble": scribble,
     "dash": dash,
@@ -203,6 +230,9 @@ MAKERS: dict[str, Callable[[np.random.Generator, PenRows], Shape]] = {
     "overlap": overlap,
     "hatch": hatch,
     "dots": dots,
+    "wave": wave,
+    "spiral": spiral,
+    "tick": tick,
 }
 FAMILIES = tuple(MAKERS)
 MADE_OF_PEN_DIGITS = ("partial", "pair", "overlap")

@@ -65,6 +65,7 @@ class DeclineUnfamiliar(L.Callback):
         self.cutoff = float("inf")
         self.familiarity: Familiarity | None = None  # for predicting, built from the above
         self.seen: dict[str, torch.Tensor] = {}
+        self.fitted_share: float | None = None  # of the validation digits found familiar
         self.hook: Any = None
 
     @property
@@ -103,6 +104,7 @@ class DeclineUnfamiliar(L.Callback):
             best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
         others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
         familiar_share = 1.0
+        self.fitted_share = None
         for path in [*others, best_path]:
             if path:
                 pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
@@ -120,11 +122,22 @@ class DeclineUnfamiliar(L.Callback):
             familiar_share = float((every <= self.cutoff).float().mean())
             if path and trainer.is_global_zero:
                 self.keep_in(Path(path))
+        self.fitted_share = familiar_share
         logger = rank_zero_tensorboard(trainer)
         if logger is not None:
             scalars = {"familiar/cutoff": self.cutoff, "familiar/val_share": familiar_share}
             logger.log_metrics(scalars, trainer.global_step)
         trainer.strategy.barrier()  # the test reads the best checkpoint next
+
+    def summary_lines(self) -> list[str]:
+        """For the run's summary: what the fitted cut-off declines on validation."""
+        if self.fitted_share is None or self.bank_inputs is None:
+            return []
+        nearest = f"{ordinal(self.neighbour)} nearest of {len(self.bank_inputs)} training digits"
+        return [
+            f"unfamiliar    farther than {self.cutoff:.4f} from the {nearest}: "
+            f"{1 - self.fitted_share:.1%} of the validation digits, never sure"
+        ]
 
     @staticmethod
     def features(
@@ -179,6 +192,13 @@ class DeclineUnfamiliar(L.Callback):
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    if number % 100 in (11, 12, 13):
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
 
 
 def training_digits(loader: Any, device: torch.device) -> torch.Tensor:

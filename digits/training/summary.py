@@ -1,4 +1,8 @@
-"""How a training run ends: the test of its best checkpoint, and where everything is."""
+"""How a training run ends: the test of its best checkpoint, and where everything is.
+
+A callback with something to add (``digits.training.familiar.DeclineUnfamiliar``) gives
+its lines from a ``summary_lines()`` method, printed after the calibration's.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class FitSummary:
     calibration: Calibration | None = None  # fitted on validation after training
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
     test_drawn_ece: tuple[float, float] | None = None
+    more: tuple[str, ...] = ()  # lines of the run's callbacks that have something to say
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
@@ -47,6 +52,7 @@ class FitSummary:
                 else []
             ),
             *self.calibration_lines(),
+            *self.more,
             f"checkpoint    {self.checkpoint or 'none saved'}",
             f"logs          {self.log_dir or 'none written'}",
         ]
@@ -99,6 +105,11 @@ def evaluate_best_and_summarize(
         calibration=calibration,
         test_ece=_before_after(results, "test/"),
         test_drawn_ece=_before_after(results, "test/drawn_"),
+        more=tuple(
+            line
+            for callback in trainer.callbacks
+            for line in getattr(callback, "summary_lines", list)()
+        ),
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
