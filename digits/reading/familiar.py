@@ -55,6 +55,15 @@ def features_and_logits(
     return nn.functional.normalize(seen["features"].float(), dim=1), logits
 
 
+def features_in_chunks(
+    network: nn.Module, inputs: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """The features of many images (the training digits), ``QUERY_CHUNK`` at a time: at
+    once, a ConvNet's activations for 16,000 images would take hundreds of MB."""
+    chunks = [features_and_logits(network, part, forward)[0] for part in inputs.split(QUERY_CHUNK)]
+    return torch.cat(chunks)
+
+
 def neighbour_distances(features: torch.Tensor, bank: torch.Tensor, neighbour: int) -> torch.Tensor:
     """Each row's distance to its ``neighbour``-th nearest row of ``bank`` (both unit length)."""
     bank = bank.to(features.device)
@@ -83,7 +92,7 @@ class Familiarity:
         (small), and read by this network into features here."""
         inputs = state["bank_inputs"].float()
         with torch.no_grad():
-            bank, _ = features_and_logits(network, inputs, network)
+            bank = features_in_chunks(network, inputs, network)
         return cls(bank, float(state["cutoff"]), int(state["neighbour"]))
 
 

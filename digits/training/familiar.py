@@ -28,8 +28,8 @@ from digits.reading.checkpoint import read_checkpoint, write_atomically
 from digits.reading.familiar import (
     FAMILIARITY_STATE,
     Familiarity,
-    features_and_logits,
     features_block,
+    features_in_chunks,
     neighbour_distances,
 )
 from digits.training.calibrate import (
@@ -146,7 +146,7 @@ class DeclineUnfamiliar(L.Callback):
         def forward(batch: torch.Tensor) -> torch.Tensor:
             return logits_for(trainer, pl_module, batch)
 
-        return features_and_logits(pl_module, inputs, forward)[0]
+        return features_in_chunks(pl_module, inputs, forward)
 
     def keep_in(self, path: Path) -> None:
         """Writes the fitted state into a checkpoint this run saved before it existed."""
@@ -162,7 +162,7 @@ class DeclineUnfamiliar(L.Callback):
         network = pl_module
         with torch.no_grad():
             inputs = self.bank_inputs.float().to(pl_module.device)
-            bank = features_and_logits(network, inputs, network)[0]
+            bank = features_in_chunks(network, inputs, network)
         self.familiarity = Familiarity(bank, self.cutoff, self.neighbour)
         block = features_block(pl_module)
         is_last_layer = isinstance(block, torch.nn.Linear)
