@@ -27,10 +27,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from digits.data import DigitsDataModule
 from digits.errors import as_usage_error
 from digits.model import DigitsClassifier
+from digits.reading.familiar import familiarity_state_of
 from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
 from digits.training.divergence import StopOnDivergence
+from digits.training.familiar import DeclineUnfamiliar
 from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
@@ -247,6 +249,11 @@ class DigitsCLI(CheckpointReadOnce):
             for callback in _as_list(trainer_config.get("callbacks"))
             if self.fitting or not isinstance(callback, ModelCheckpoint)
         ]
+        # Reading a checkpoint applies what it holds: its test of how like the training
+        # digits an image is needs the callback, whichever config is given.
+        declines = any(isinstance(callback, DeclineUnfamiliar) for callback in callbacks)
+        if not self.fitting and holds_familiarity(self.checkpoint) and not declines:
+            callbacks.append(DeclineUnfamiliar())
         if self.calibrates:
             callbacks.append(init["calibrate"])
         if self.fitting and self.checkpoint is not None:
@@ -272,6 +279,11 @@ class DigitsCLI(CheckpointReadOnce):
 
     def after_fit(self) -> None:
         self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
+
+
+def holds_familiarity(checkpoint: dict[str, Any] | None) -> bool:
+    """Whether a checkpoint was fitted by ``DeclineUnfamiliar`` (whose state it holds)."""
+    return checkpoint is not None and familiarity_state_of(checkpoint) is not None
 
 
 def check_checkpoint_given(ckpt_path: str | None, subcommand: str) -> None:

@@ -52,7 +52,11 @@ def one_line(message: str) -> str:
     details = dict(line.partition(": ")[::2] for line in lines[1:])
     reason = _specific_reason(message)
     if reason and "Subtypes" in details:
-        return one_line(reason)  # a class's own error, raised building the value given
+        # A class's own error, raised building the value given: whole, unless it is a
+        # type mismatch of its own, which the same rules shorten.
+        if "Subtypes:" in reason:
+            return one_line(reason)
+        return one_line(" ".join(line.strip() for line in reason.splitlines()))
     elif "Given value" in details and "Subtypes" in details:
         text += f" expected one of {details['Subtypes']}, got {details['Given value']!r}"
     elif len(lines) > 1:

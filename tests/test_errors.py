@@ -69,6 +69,21 @@ def test_a_callbacks_own_complaint_is_the_line_not_the_union_it_was_tried_agains
         "error: Problem with given class_path 'lightning.pytorch.callbacks.EarlyStopping': "
         "the following arguments are required: monitor"
     )
+    # A bad value for one of a callback's own settings: the setting and the value.
+    with pytest.raises(SystemExit):
+        fit_main(
+            [
+                *QUIET,
+                "--trainer.callbacks+=digits.training.familiar.DeclineUnfamiliar",
+                "--trainer.callbacks.share",
+                "x",
+            ]
+        )
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith('Parser key "share": Expected a float. Got value: x')
+    )
     assert not Path("lightning_logs").exists()
 
 

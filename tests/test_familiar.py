@@ -85,11 +85,24 @@ def test_a_run_keeps_its_training_digits_once_and_a_cutoff_fitted_on_validation(
     allowed = int(0.02 * len(ordered))
     assert state["cutoff"] == pytest.approx(ordered[len(ordered) - 1 - allowed])
     assert (distances > state["cutoff"]).sum() == allowed > 0
-    # last.ckpt keeps its own, on its own weights, and the best's is logged.
-    last = read_checkpoint(gated.parent / "last.ckpt")["callbacks"][FAMILIARITY_STATE]
-    assert len(last["bank_inputs"]) == len(state["bank_inputs"])
+    # last.ckpt keeps its own, fitted on its own weights, and the best's is logged.
+    last_path = gated.parent / "last.ckpt"
+    last = read_checkpoint(last_path)["callbacks"][FAMILIARITY_STATE]
+    assert torch.equal(last["bank_inputs"], state["bank_inputs"])
+    assert last["cutoff"] == pytest.approx(refitted_cutoff(last_path, splits), rel=1e-5)
     ((_, logged),) = scalars(gated.parent.parent, "familiar/cutoff")
     assert logged == pytest.approx(state["cutoff"])
+
+
+def refitted_cutoff(path: Path, splits: DigitsSplits) -> float:
+    """The cut-off found anew from a checkpoint's weights and kept training digits."""
+    trained = load_trained(path)
+    images, _ = splits.arrays("val", scaled=False)
+    with torch.no_grad():
+        inputs = torch.from_numpy(splits.scaling(images))
+        features, _ = features_and_logits(trained.network, inputs, trained.network)
+    distances = neighbour_distances(features, trained.familiarity.bank, 10).sort().values
+    return float(distances[len(distances) - 1 - int(0.02 * len(distances))])
 
 
 def test_an_image_unlike_every_training_digit_is_not_sure_however_probable(gated: Path):
@@ -135,7 +148,6 @@ def test_the_export_says_it_leaves_the_neighbours_out(gated: Path, capsys):
 
     main(["--ckpt_path", str(gated), "--format", "torchscript", "--output", "digits.pt"])
     assert "the export does not carry them" in capsys.readouterr().out
-    assert DeclineUnfamiliar().state_dict()["bank_inputs"] is None
 
 
 def test_digits_drawn_counts_an_unfamiliar_drawing_as_not_sure(gated: Path, tmp_path: Path):
@@ -154,7 +166,8 @@ def test_digits_drawn_counts_an_unfamiliar_drawing_as_not_sure(gated: Path, tmp_
     assert "and like a training digit" not in "\n".join(plain_score.lines())
 
 
-def test_lightning_predict_and_the_tools_agree_on_what_is_sure(gated: Path):
+@pytest.mark.parametrize("calibrate_first", [False, True])
+def test_lightning_predict_and_the_tools_agree_on_what_is_sure(gated: Path, calibrate_first: bool):
     from lightning import Trainer
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -162,19 +175,42 @@ def test_lightning_predict_and_the_tools_agree_on_what_is_sure(gated: Path):
     from digits.reading.checkpoint import CALIBRATION_STATE
 
     trained = load_trained(gated)
+    # The validation digits, two of them beyond the cut-off, and noise, most of it beyond.
+    digits, _ = DigitsSplits().arrays("val", scaled=False)
     noise = np.random.default_rng(1).uniform(0, 16, (600, 64)).astype(np.float32)
+    noise = np.concatenate([digits, noise])
     kept = read_checkpoint(gated)["callbacks"]
-    decline, calibrate = DeclineUnfamiliar(), Calibrate()
+    # Given another neighbour for its next fit: reading, it takes the checkpoint's (10).
+    decline, calibrate = DeclineUnfamiliar(neighbour=3), Calibrate()
     decline.load_state_dict(kept[FAMILIARITY_STATE])
     calibrate.load_state_dict(kept[CALIBRATION_STATE])
     model = DigitsClassifier.load_from_checkpoint(gated, map_location="cpu")
-    trainer = Trainer(callbacks=[decline, calibrate], logger=False, enable_progress_bar=False)
+    callbacks = [calibrate, decline] if calibrate_first else [decline, calibrate]
+    trainer = Trainer(callbacks=callbacks, logger=False, enable_progress_bar=False)
     inputs = torch.from_numpy(trained.scaling(noise))
     batches = trainer.predict(model, DataLoader(TensorDataset(inputs), batch_size=256))
     sure = torch.cat([batch["sure"] for batch in batches]).tolist()
     assert sure == [reading.sure for reading in trained.readings(noise)[1]]
-    probable = [
-        reading.sure
-        for reading in dataclasses.replace(trained, familiarity=None).readings(noise)[1]
-    ]
+    familiar = torch.cat([batch["familiar"] for batch in batches])
+    _, sureness = trained.probabilities_and_sureness(noise)
+    assert familiar.tolist() == (sureness > 0).tolist()
+    assert not familiar[: len(digits)].all()
+    ungated = dataclasses.replace(trained, familiarity=None)
+    probable = [reading.sure for reading in ungated.readings(noise)[1]]
     assert sum(sure) < sum(probable)  # the neighbours declined some the probability would not
+    with torch.no_grad():
+        model(inputs[:4])
+    assert not decline.seen  # predicting over, the model no longer hands it its features
+
+
+def test_digits_predict_applies_a_checkpoints_test_without_its_config(gated: Path, capsys):
+    from digits.__main__ import main as digits_main
+
+    cli = digits_main(["predict", "--ckpt_path", str(gated), *QUIET])
+    (decline,) = [c for c in cli.trainer.callbacks if isinstance(c, DeclineUnfamiliar)]
+    kept = read_checkpoint(gated)["callbacks"][FAMILIARITY_STATE]
+    assert decline.state_dict()["cutoff"] == kept["cutoff"]
+    trained = load_trained(gated)
+    images, _ = DigitsSplits().arrays("test", scaled=False)
+    sure = sum(reading.sure for reading in trained.readings(images)[1])
+    assert f"predict: read {len(images)} images, {sure} of them sure" in capsys.readouterr().out

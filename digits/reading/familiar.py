@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 # Where a checkpoint keeps it: the state of the callback that fits it.
 FAMILIARITY_STATE = "DeclineUnfamiliar"
@@ -37,22 +38,30 @@ def features_block(network: nn.Module) -> nn.Module:
     return [module for module in network.modules() if isinstance(module, nn.Linear)][-1]
 
 
+def catch_features(network: nn.Module, seen: dict[str, torch.Tensor]) -> RemovableHandle:
+    """From now on, every forward pass of ``network`` leaves its features, unit length and
+    in float32, in ``seen["features"]``; remove the returned handle to stop."""
+    block = features_block(network)
+    is_last_layer = isinstance(block, nn.Linear)
+
+    def keep(module: nn.Module, arguments: tuple, output: torch.Tensor) -> None:
+        features = (arguments[0] if is_last_layer else output).flatten(1)
+        seen["features"] = nn.functional.normalize(features.detach().float(), dim=1)
+
+    return block.register_forward_hook(keep)
+
+
 def features_and_logits(
     network: nn.Module, inputs: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``forward(inputs)``'s logits, and ``network``'s features of the same pass, unit length."""
-    block, seen = features_block(network), {}
-    is_last_layer = isinstance(block, nn.Linear)
-
-    def keep(module: nn.Module, arguments: tuple, output: torch.Tensor) -> None:
-        seen["features"] = (arguments[0] if is_last_layer else output).flatten(1)
-
-    hook = block.register_forward_hook(keep)
+    seen: dict[str, torch.Tensor] = {}
+    hook = catch_features(network, seen)
     try:
         logits = forward(inputs)
     finally:
         hook.remove()
-    return nn.functional.normalize(seen["features"].float(), dim=1), logits
+    return seen["features"], logits
 
 
 def features_in_chunks(

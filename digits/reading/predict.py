@@ -6,10 +6,11 @@ already in that format may hold one digit, shape (64,) or (8, 8), or several, sh
 (N, 64). The checkpoint's own input scaling is applied after that.
 
 Each reading is *sure* when its calibrated probability reaches the checkpoint's
-threshold (``--threshold`` sets another), and otherwise says so, with the two likeliest
-digits: ``7 (probability 0.612; not sure: 7 or 1?)``. A drawing too small to be a digit
-yet is never sure. A file that cannot be read gets an error line; the others are still
-predicted, and the exit code is 1 if any failed.
+threshold (``--threshold`` sets another) and, for a checkpoint that keeps the test, the
+image is like its training digits (``digits.reading.familiar``); otherwise it says so,
+with the two likeliest digits: ``7 (probability 0.612; not sure: 7 or 1?)``. A drawing
+too small to be a digit yet is never sure. A file that cannot be read gets an error
+line; the others are still predicted, and the exit code is 1 if any failed.
 
 Usage::
 

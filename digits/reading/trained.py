@@ -32,7 +32,7 @@ class Reading:
 
     digit: int  # the likeliest
     probability: float  # its calibrated probability
-    sure: bool  # the probability reaches the threshold
+    sure: bool  # the probability reaches the threshold (and the image is familiar)
     likeliest: tuple[int, int]  # the two likeliest digits, likeliest first
 
     def words(self) -> str:

@@ -224,19 +224,14 @@ class Calibrate(L.Callback):
         loaders = loader_list(trainer.val_dataloaders)
         if trainer.fast_dev_run or not loaders:
             return
-        checkpoint = trainer.checkpoint_callback
-        best_path = checkpoint.best_model_path if checkpoint is not None else ""
-        if checkpoint is not None and not written_by(checkpoint, best_path):
-            best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
-        others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
-        for path in [*others, best_path]:
+        for path in checkpoints_to_fit(trainer):
             if path:
                 pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
             logits, labels, sets = self.logits_and_labels(trainer, pl_module, loaders)
             self.fitted = fit_calibration(logits, labels, self.target_error, sets, self.rule)
             self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
             if path and trainer.is_global_zero:
-                self.keep_in(Path(path))
+                keep_state_in(Path(path), self.state_key, self.state_dict())
         logger = rank_zero_tensorboard(trainer)
         if logger is not None:
             logger.log_metrics(calibration_scalars(self.fitted), trainer.global_step)
@@ -260,12 +255,6 @@ class Calibrate(L.Callback):
         logits, labels, sets = torch.cat(logits), torch.cat(labels), torch.cat(sets)
         scored = labels != NO_CLASS  # an image whose target spreads has no right answer
         return logits[scored], labels[scored], sets[scored]
-
-    def keep_in(self, path: Path) -> None:
-        """Writes the fitted numbers into a checkpoint this run saved before they existed."""
-        checkpoint = read_checkpoint(path)
-        checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
-        write_atomically(checkpoint, path)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A reliability diagram of every test set in the Images tab (rank zero)."""
@@ -318,6 +307,25 @@ class Calibrate(L.Callback):
         )
         if read and trainer.is_global_zero:
             print(f"predict: read {read} images, {sure} of them sure ({sure / read:.1%})")
+
+
+def checkpoints_to_fit(trainer: L.Trainer) -> list[str]:
+    """The checkpoints a callback that fits something after training fits it for, each on
+    its own weights: ``last.ckpt`` (and the like), then the best, which is tested next and
+    so is fitted last; ``""`` for the weights in memory when no best was saved."""
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    if checkpoint is not None and not written_by(checkpoint, best_path):
+        best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
+    others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
+    return [*others, best_path]
+
+
+def keep_state_in(path: Path, key: str, state: dict[str, Any]) -> None:
+    """Writes a callback's fitted state into a checkpoint this run saved before it existed."""
+    checkpoint = read_checkpoint(path)
+    checkpoint.setdefault("callbacks", {})[key] = state
+    write_atomically(checkpoint, path)
 
 
 def last_checkpoints(trainer: L.Trainer) -> list[str]:

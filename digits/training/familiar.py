@@ -21,23 +21,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import move_data_to_device
+from lightning.pytorch.utilities import move_data_to_device, rank_zero_warn
+from torch.utils.hooks import RemovableHandle
 
 from digits.model import NO_CLASS, class_labels
-from digits.reading.checkpoint import read_checkpoint, write_atomically
+from digits.reading.checkpoint import read_checkpoint
 from digits.reading.familiar import (
     FAMILIARITY_STATE,
     Familiarity,
-    features_block,
+    catch_features,
     features_in_chunks,
     neighbour_distances,
 )
 from digits.training.calibrate import (
+    checkpoints_to_fit,
     every_batch,
-    last_checkpoints,
+    keep_state_in,
     loader_list,
     logits_for,
-    written_by,
 )
 from digits.training.tensorboard import rank_zero_tensorboard
 
@@ -59,35 +60,38 @@ class DeclineUnfamiliar(L.Callback):
             raise ValueError(f"DeclineUnfamiliar.share must be 0 to 1, got {share}")
         if neighbour < 1:
             raise ValueError(f"DeclineUnfamiliar.neighbour must be at least 1, got {neighbour}")
-        self.share = share
+        self.share = share  # for the next fit; what a checkpoint holds was fitted with its own
         self.neighbour = neighbour
-        self.bank_inputs: torch.Tensor | None = None  # the training digits, each once
-        self.cutoff = float("inf")
-        self.familiarity: Familiarity | None = None  # for predicting, built from the above
+        self.fitted: dict[str, Any] | None = None  # the state kept: share, neighbour, cutoff, bank
+        self.familiarity: Familiarity | None = None  # for predicting, built from it
         self.seen: dict[str, torch.Tensor] = {}
+        self.hook: RemovableHandle | None = None
         self.fitted_share: float | None = None  # of the validation digits found familiar
-        self.hook: Any = None
 
     @property
     def state_key(self) -> str:
         return FAMILIARITY_STATE  # the tools look for it under this name
 
     def state_dict(self) -> dict[str, Any]:
+        if self.fitted is not None:
+            return dict(self.fitted)
         return {
             "share": self.share,
             "neighbour": self.neighbour,
-            "cutoff": self.cutoff,
-            "bank_inputs": self.bank_inputs,
+            "cutoff": None,
+            "bank_inputs": None,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.cutoff = float(state_dict["cutoff"])
-        self.bank_inputs = state_dict["bank_inputs"]
+        """A checkpoint's fit, with the share and neighbour it was fitted with (which the
+        reading uses, whatever this callback was given for its next fit)."""
+        fitted = state_dict.get("bank_inputs") is not None
+        self.fitted = dict(state_dict) if fitted else None
         self.familiarity = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Training changes the weights and so every distance: fitted again at the end.
-        self.bank_inputs, self.cutoff, self.familiarity = None, float("inf"), None
+        self.fitted, self.familiarity, self.fitted_share = None, None, None
 
     # Fitting, once training ends.
 
@@ -98,44 +102,48 @@ class DeclineUnfamiliar(L.Callback):
         if trainer.fast_dev_run or not validation or not training:
             return
         bank_inputs = training_digits(training[0], pl_module.device).half()
-        checkpoint = trainer.checkpoint_callback
-        best_path = checkpoint.best_model_path if checkpoint is not None else ""
-        if checkpoint is not None and not written_by(checkpoint, best_path):
-            best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
-        others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
-        familiar_share = 1.0
-        self.fitted_share = None
-        for path in [*others, best_path]:
+        sets = [inputs for inputs in validation_digits(validation, pl_module.device) if len(inputs)]
+        if len(bank_inputs) < self.neighbour or not sets:
+            rank_zero_warn(
+                f"DeclineUnfamiliar declines nothing: it needs {self.neighbour} training digits "
+                f"and a validation set of digits, and has {len(bank_inputs)} and {len(sets)}"
+            )
+            return
+        for path in checkpoints_to_fit(trainer):
             if path:
                 pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
             bank = self.features(trainer, pl_module, bank_inputs.float())
             distances = [
                 neighbour_distances(self.features(trainer, pl_module, inputs), bank, self.neighbour)
-                for inputs in validation_digits(validation, pl_module.device)
+                for inputs in sets
             ]
-            every = torch.cat(distances)
             # The higher of the two values around the quantile: no set loses more than share.
-            self.cutoff = max(
+            cutoff = max(
                 float(torch.quantile(d, 1 - self.share, interpolation="higher")) for d in distances
             )
-            self.bank_inputs = bank_inputs.cpu()
-            familiar_share = float((every <= self.cutoff).float().mean())
+            self.fitted = {
+                "share": self.share,
+                "neighbour": self.neighbour,
+                "cutoff": cutoff,
+                "bank_inputs": bank_inputs.cpu(),
+            }
+            self.fitted_share = float((torch.cat(distances) <= cutoff).float().mean())
             if path and trainer.is_global_zero:
-                self.keep_in(Path(path))
-        self.fitted_share = familiar_share
+                keep_state_in(Path(path), self.state_key, self.state_dict())
         logger = rank_zero_tensorboard(trainer)
         if logger is not None:
-            scalars = {"familiar/cutoff": self.cutoff, "familiar/val_share": familiar_share}
+            scalars = {"familiar/cutoff": cutoff, "familiar/val_share": self.fitted_share}
             logger.log_metrics(scalars, trainer.global_step)
         trainer.strategy.barrier()  # the test reads the best checkpoint next
 
     def summary_lines(self) -> list[str]:
         """For the run's summary: what the fitted cut-off declines on validation."""
-        if self.fitted_share is None or self.bank_inputs is None:
+        if self.fitted is None or self.fitted_share is None:
             return []
-        nearest = f"{ordinal(self.neighbour)} nearest of {len(self.bank_inputs)} training digits"
+        count, neighbour = len(self.fitted["bank_inputs"]), self.fitted["neighbour"]
         return [
-            f"unfamiliar    farther than {self.cutoff:.4f} from the {nearest}: "
+            f"unfamiliar    farther than {self.fitted['cutoff']:.4f} from the "
+            f"{ordinal(neighbour)} nearest of {count} training digits: "
             f"{1 - self.fitted_share:.1%} of the validation digits, never sure"
         ]
 
@@ -143,35 +151,23 @@ class DeclineUnfamiliar(L.Callback):
     def features(
         trainer: L.Trainer, pl_module: L.LightningModule, inputs: torch.Tensor
     ) -> torch.Tensor:
+        """Unit-length features in the trainer's precision, as the model reads in it."""
+
         def forward(batch: torch.Tensor) -> torch.Tensor:
             return logits_for(trainer, pl_module, batch)
 
         return features_in_chunks(pl_module, inputs, forward)
 
-    def keep_in(self, path: Path) -> None:
-        """Writes the fitted state into a checkpoint this run saved before it existed."""
-        checkpoint = read_checkpoint(path)
-        checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
-        write_atomically(checkpoint, path)
-
     # Predicting: the network's features of each batch, and whether each image is familiar.
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.bank_inputs is None:
+        self.remove_hook()
+        if self.fitted is None:
             return  # a checkpoint without it: nothing is declined
-        network = pl_module
-        with torch.no_grad():
-            inputs = self.bank_inputs.float().to(pl_module.device)
-            bank = features_in_chunks(network, inputs, network)
-        self.familiarity = Familiarity(bank, self.cutoff, self.neighbour)
-        block = features_block(pl_module)
-        is_last_layer = isinstance(block, torch.nn.Linear)
-
-        def keep(module: torch.nn.Module, arguments: tuple, output: torch.Tensor) -> None:
-            seen = (arguments[0] if is_last_layer else output).flatten(1)
-            self.seen["features"] = torch.nn.functional.normalize(seen.float(), dim=1)
-
-        self.hook = block.register_forward_hook(keep)
+        inputs = self.fitted["bank_inputs"].float()
+        bank = self.features(trainer, pl_module, inputs)
+        self.familiarity = Familiarity(bank, self.fitted["cutoff"], self.fitted["neighbour"])
+        self.hook = catch_features(pl_module, self.seen)
 
     def on_predict_batch_end(
         self,
@@ -182,16 +178,28 @@ class DeclineUnfamiliar(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Adds ``familiar`` to the readings: ``Calibrate``, listed after, makes the
-        unfamiliar ones not sure."""
+        """Adds ``familiar`` to the readings, and takes it out of ``sure`` if ``Calibrate``
+        set that already; listed after this callback, ``Calibrate`` does so itself."""
         if self.familiarity is None or not isinstance(outputs, dict):
             return
-        outputs["familiar"] = self.familiarity.familiar(self.seen.pop("features"))
+        familiar = self.familiarity.familiar(self.seen.pop("features"))
+        outputs["familiar"] = familiar
+        if "sure" in outputs:
+            outputs["sure"] = outputs["sure"] & familiar
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.remove_hook()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.remove_hook()  # predict stopped by an error: the model must not keep the hook
+
+    def remove_hook(self) -> None:
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
+        self.seen.clear()
 
 
 def ordinal(number: int) -> str:

@@ -8,7 +8,8 @@ Usage::
 Endpoints: ``GET /`` the page; ``POST /predict`` with ``{"pixels": [64 numbers in
 0..16]}`` or ``{"image": "data:image/png;base64,..."}``, answering ``digit``,
 ``probability``, ``sure`` (the probability reaches the checkpoint's threshold, or
-``--threshold``), ``likeliest`` (the two likeliest digits), ``probabilities`` and
+``--threshold``, and the drawing is like the training digits where the checkpoint keeps
+that test), ``likeliest`` (the two likeliest digits), ``probabilities`` and
 ``pixels`` (the 8x8 image the model saw);
 ``GET /health`` 200 once the model is loaded. A bad request gets a 4xx and
 ``{"error": "..."}``.
