@@ -689,6 +689,20 @@ MUTANTS = [
         ("tests/test_familiar.py", "-k", "agree"),
     ),
     Mutant(
+        "the page shows an unfamiliar drawing as any other not-sure one",
+        "digits/reading/serve/page.html",
+        'const why = answer.unfamiliar ? "\\nunlike the digits it learned" : "";',
+        'const why = "";',
+        ("tests/test_familiar.py", "--runslow", "-k", "page"),
+    ),
+    Mutant(
+        "digits.predict does not say why an unfamiliar image is not sure",
+        "digits/reading/trained.py",
+        "unfamiliar = bool(how_sure == 0)",
+        "unfamiliar = False",
+        ("tests/test_familiar.py", "-k", "predict_says_why"),
+    ),
+    Mutant(
         "a negative split seed is blamed on the split sizes",
         "digits/dataset.py",
         "if not 0 <= split_seed < 2**32:",

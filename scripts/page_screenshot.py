@@ -7,11 +7,13 @@ saves the page::
     python scripts/page_screenshot.py --ckpt_path CKPT --output docs/serve.png
     python scripts/page_screenshot.py --ckpt_path CKPT --shape scribble \
         --output docs/serve_not_sure.png
+    python scripts/page_screenshot.py --ckpt_path CKPT --shape spiral --output spiral.png
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,13 @@ SHAPES = {
     # A scribble, which the page should decline to read.
     "scribble": [
         [(0.3, 0.5), (0.45, 0.3), (0.5, 0.7), (0.62, 0.35), (0.7, 0.62), (0.4, 0.55), (0.66, 0.45)]
+    ],
+    # A spiral of two and a half turns: a family no training or choice has seen.
+    "spiral": [
+        [
+            (0.5 + 0.3 * t / 15.7 * math.cos(t), 0.5 + 0.3 * t / 15.7 * math.sin(t))
+            for t in (0.6 * step for step in range(27))
+        ]
     ],
 }
 

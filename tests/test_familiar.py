@@ -214,3 +214,44 @@ def test_digits_predict_applies_a_checkpoints_test_without_its_config(gated: Pat
     images, _ = DigitsSplits().arrays("test", scaled=False)
     sure = sum(reading.sure for reading in trained.readings(images)[1])
     assert f"predict: read {len(images)} images, {sure} of them sure" in capsys.readouterr().out
+
+
+def probable_but_unfamiliar(gated: Path) -> np.ndarray:
+    """Noise that the softmax reads as a digit at the threshold, and the test declines."""
+    trained = load_trained(gated)
+    noise = np.random.default_rng(2).uniform(0, 16, (2000, 64)).astype(np.float32)
+    probabilities, sureness = trained.probabilities_and_sureness(noise)
+    return noise[(probabilities.max(axis=1) >= trained.threshold) & (sureness == 0)]
+
+
+def test_digits_predict_says_why_an_unfamiliar_image_is_not_sure(gated: Path, capsys):
+    from digits.reading.predict import main as predict_main
+
+    np.save("noise.npy", probable_but_unfamiliar(gated)[:3])
+    predict_main(["--ckpt_path", str(gated), "noise.npy"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    assert all("; not sure, unlike the digits it learned: " in line for line in lines)
+
+
+@pytest.mark.slow  # a server process and Chromium: CI and the mutants run it
+def test_the_server_and_the_page_say_why_an_unfamiliar_drawing_is_not_sure(gated: Path, browser):
+    from selenium.webdriver.common.by import By
+
+    from tests.test_serve import Server
+
+    pixels = probable_but_unfamiliar(gated)[0]
+    server = Server(gated)
+    try:
+        status, answer = server.predict({"pixels": pixels.tolist()})
+        assert status == 200 and answer["unfamiliar"] is True and answer["sure"] is False
+        status, familiar = server.predict({"pixels": DigitsSplits().arrays("val")[0][0].tolist()})
+        assert status == 200 and familiar["unfamiliar"] is False
+        # The page shows the server's own answer as it shows every answer.
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        browser.execute_script("render(arguments[0])", answer)
+        shown = browser.find_element(By.ID, "probability").text
+        probability = f"{answer['probability']:.2f}"
+        assert shown == f"not sure (probability {probability})\nunlike the digits it learned"
+    finally:
+        server.stop()

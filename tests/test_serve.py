@@ -117,7 +117,7 @@ def test_health_page_and_a_reading(server: Server, trained_standard: Path):
     assert "://" not in text.replace("http://www.w3.org", "")  # nothing from elsewhere
     images, _ = split_for_testing(trained_standard)
     status, answer = server.predict({"pixels": images[0].tolist()})
-    keys = {"digit", "probability", "sure", "likeliest", "probabilities", "pixels"}
+    keys = {"digit", "probability", "sure", "likeliest", "unfamiliar", "probabilities", "pixels"}
     assert status == 200 and set(answer) == keys
     assert answer["digit"] == int(np.argmax(answer["probabilities"]))
     assert answer["probability"] == max(answer["probabilities"])
@@ -128,6 +128,7 @@ def test_health_page_and_a_reading(server: Server, trained_standard: Path):
     _, (reading,) = trained.readings(images[:1])
     assert answer["probability"] == pytest.approx(reading.probability, abs=1e-6)
     assert answer["sure"] == reading.sure and answer["likeliest"] == list(reading.likeliest)
+    assert answer["unfamiliar"] is False  # a checkpoint without the neighbour test
 
 
 BAD_REQUESTS = [

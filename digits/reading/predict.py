@@ -65,13 +65,16 @@ class Prediction:
     probability: float | None = None
     sure: bool | None = None
     likeliest: tuple[int, int] | None = None  # the two likeliest digits
+    unfamiliar: bool | None = None  # unlike every digit the checkpoint trained on
     error: str | None = None
 
     def line(self) -> str:
         name = self.file if self.index is None else f"{self.file}[{self.index}]"
         if self.error is not None:
             return f"{name}: error: {self.error}"
-        reading = Reading(self.digit, self.probability, self.sure, self.likeliest)
+        reading = Reading(
+            self.digit, self.probability, self.sure, self.likeliest, bool(self.unfamiliar)
+        )
         return f"{name}: {reading.words()}"
 
 
@@ -97,6 +100,7 @@ def read_files(
                     reading.probability,
                     reading.sure,
                     reading.likeliest,
+                    reading.unfamiliar,
                 )
             )
     return predictions

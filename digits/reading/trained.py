@@ -34,12 +34,15 @@ class Reading:
     probability: float  # its calibrated probability
     sure: bool  # the probability reaches the threshold (and the image is familiar)
     likeliest: tuple[int, int]  # the two likeliest digits, likeliest first
+    # Unlike every digit the checkpoint trained on: not sure, however probable the digit.
+    unfamiliar: bool = False
 
     def words(self) -> str:
         if self.sure:
             return f"{self.digit} (probability {self.probability:.3f})"
         first, second = self.likeliest
-        return f"{self.digit} (probability {self.probability:.3f}; not sure: {first} or {second}?)"
+        why = "not sure, unlike the digits it learned" if self.unfamiliar else "not sure"
+        return f"{self.digit} (probability {self.probability:.3f}; {why}: {first} or {second}?)"
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class TrainedNetwork:
         for row, how_sure, is_small in zip(probabilities, sureness, small, strict=True):
             first, second = (int(digit) for digit in np.argsort(-row, kind="stable")[:2])
             sure = bool(how_sure >= limit) and not is_small
-            readings.append(Reading(first, float(row[first]), sure, (first, second)))
+            unfamiliar = bool(how_sure == 0)  # a probability is never 0: the test declined it
+            readings.append(Reading(first, float(row[first]), sure, (first, second), unfamiliar))
         return probabilities, readings
 
 

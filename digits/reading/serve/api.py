@@ -123,6 +123,7 @@ def answer(pixels: np.ndarray, probabilities: np.ndarray, reading: Reading) -> d
         "probability": reading.probability,
         "sure": reading.sure,
         "likeliest": list(reading.likeliest),  # the two likeliest digits
+        "unfamiliar": reading.unfamiliar,  # unlike every digit it trained on: never sure
         "probabilities": [float(p) for p in probabilities],
         "pixels": pixels.reshape(8, 8).round(3).tolist(),  # the 8x8 image the model saw
     }
