@@ -651,7 +651,7 @@ MUTANTS = [
         "digits/people/drawn.py",
         "tops = {family: sureness for family, (_, sureness) in families.items()}",
         "tops = {family: p.max(axis=1) for family, (p, _) in families.items()}",
-        ("tests/test_familiar.py", "-k", "drawn_counts"),
+        ("tests/test_familiar.py", "--runslow", "-k", "drawn_counts"),
     ),
     Mutant(
         "a callback's own complaint is lost among the types jsonargparse tried",

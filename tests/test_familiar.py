@@ -150,6 +150,7 @@ def test_the_export_says_it_leaves_the_neighbours_out(gated: Path, capsys):
     assert "the export does not carry them" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # reads every drawn test digit and 1,500 non-digits twice
 def test_digits_drawn_counts_an_unfamiliar_drawing_as_not_sure(gated: Path, tmp_path: Path):
     from digits.people.drawn import choose_drawings, score
 
