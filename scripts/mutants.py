@@ -670,8 +670,8 @@ MUTANTS = [
     Mutant(
         "Lightning's predict reads with the config's neighbour, not the checkpoint's",
         "digits/training/familiar.py",
-        'Familiarity(bank, self.fitted["cutoff"], self.fitted["neighbour"])',
-        'Familiarity(bank, self.fitted["cutoff"], self.neighbour)',
+        "            self.fitted, pl_module, lambda batch",
+        '            {**self.fitted, "neighbour": self.neighbour}, pl_module, lambda batch',
         ("tests/test_familiar.py", "-k", "agree"),
     ),
     Mutant(

@@ -96,12 +96,18 @@ class Familiarity:
         return neighbour_distances(features, self.bank, self.neighbour) <= self.cutoff
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], network: nn.Module) -> Familiarity:
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        network: nn.Module,
+        forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Familiarity:
         """From a checkpoint's state: the training digits are kept as the network's inputs
-        (small), and read by this network into features here."""
+        (small), and read into features here by ``forward`` (the network itself unless a
+        trainer reads them its own way, in its precision and on its device)."""
         inputs = state["bank_inputs"].float()
         with torch.no_grad():
-            bank = features_in_chunks(network, inputs, network)
+            bank = features_in_chunks(network, inputs, forward or network)
         return cls(bank, float(state["cutoff"]), int(state["neighbour"]))
 
 

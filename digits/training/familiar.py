@@ -152,11 +152,7 @@ class DeclineUnfamiliar(L.Callback):
         trainer: L.Trainer, pl_module: L.LightningModule, inputs: torch.Tensor
     ) -> torch.Tensor:
         """Unit-length features in the trainer's precision, as the model reads in it."""
-
-        def forward(batch: torch.Tensor) -> torch.Tensor:
-            return logits_for(trainer, pl_module, batch)
-
-        return features_in_chunks(pl_module, inputs, forward)
+        return features_in_chunks(pl_module, inputs, lambda x: logits_for(trainer, pl_module, x))
 
     # Predicting: the network's features of each batch, and whether each image is familiar.
 
@@ -164,9 +160,9 @@ class DeclineUnfamiliar(L.Callback):
         self.remove_hook()
         if self.fitted is None:
             return  # a checkpoint without it: nothing is declined
-        inputs = self.fitted["bank_inputs"].float()
-        bank = self.features(trainer, pl_module, inputs)
-        self.familiarity = Familiarity(bank, self.fitted["cutoff"], self.fitted["neighbour"])
+        self.familiarity = Familiarity.from_state(
+            self.fitted, pl_module, lambda batch: logits_for(trainer, pl_module, batch)
+        )
         self.hook = catch_features(pl_module, self.seen)
 
     def on_predict_batch_end(
