@@ -97,6 +97,7 @@ class DigitsDataModule(L.LightningDataModule):
         self.splits = DigitsSplits(test_size, val_size, split_seed, scale, folds, fold)
         self.splits.indices  # noqa: B018  # milliseconds: find an impossible split now, not mid-run
         self.datasets: dict[str, BatchTensorDataset] = {}
+        self._scaling_on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
 
     @property
     def num_features(self) -> int:
@@ -212,12 +213,26 @@ class DigitsDataModule(L.LightningDataModule):
 
     def _unscaled(self, features: torch.Tensor) -> torch.Tensor:
         """The network's inputs back in load_digits' 0..16, where ink means something."""
-        scaling = self.splits.scaling
-        return features * _on(scaling.std, features) + _on(scaling.mean, features)
+        mean, std = self._scaling_like(features)
+        return features * std + mean
 
     def _scaled(self, pixels: torch.Tensor) -> torch.Tensor:
-        scaling = self.splits.scaling
-        return (pixels - _on(scaling.mean, pixels)) / _on(scaling.std, pixels)
+        mean, std = self._scaling_like(pixels)
+        return (pixels - mean) / std
+
+    def _scaling_like(self, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The scaling's mean and std on ``tensor``'s device, copied there once.
+
+        A copy from the host's memory at every step would make the host wait for the GPU.
+        """
+        key = (tensor.device, tensor.dtype)
+        if key not in self._scaling_on:
+            scaling = self.splits.scaling
+            self._scaling_on[key] = tuple(
+                torch.as_tensor(values, dtype=tensor.dtype, device=tensor.device)
+                for values in (scaling.mean, scaling.std)
+            )
+        return self._scaling_on[key]
 
     def _dataset(self, split: str) -> BatchTensorDataset:
         if split not in self.datasets:
@@ -263,7 +278,3 @@ def _tensors(features: np.ndarray, labels: np.ndarray, device: torch.device) -> 
         torch.from_numpy(np.ascontiguousarray(features)).to(device),
         torch.from_numpy(np.ascontiguousarray(labels)).to(device),
     )
-
-
-def _on(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(values, dtype=like.dtype, device=like.device)

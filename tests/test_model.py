@@ -5,8 +5,10 @@ import functools
 import pytest
 import torch
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
 from digits import DigitsClassifier
+from digits.model import NO_CLASS, ClassAccuracy
 from digits.networks import MLP, ConvNet
 
 
@@ -107,6 +109,21 @@ def test_a_target_may_be_a_distribution_and_accuracy_counts_only_one_class_targe
     assert scores["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
     right = (logits[[0, 2]].argmax(dim=1) == torch.tensor([1, 0])).float().mean()
     assert scores["val/acc"] == pytest.approx(right.item())
+
+
+def test_class_accuracy_is_torchmetrics_micro_accuracy_leaving_out_images_of_no_class():
+    torch.manual_seed(0)
+    ours = ClassAccuracy()
+    theirs = MulticlassAccuracy(10, average="micro", ignore_index=NO_CLASS)
+    for size in (37, 128, 5):  # batches of different sizes, a third of them of no class
+        logits = torch.randn(size, 10)
+        targets = torch.randint(0, 10, (size,))
+        targets[torch.rand(size) < 1 / 3] = NO_CLASS
+        targets[:3] = logits[:3].argmax(dim=1)  # some right
+        ours.update(logits, targets)
+        theirs.update(logits, targets)
+    assert ours.compute().item() == pytest.approx(theirs.compute().item(), abs=1e-7)
+    assert 0 < ours.compute().item() < 1
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer
