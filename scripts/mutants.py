@@ -39,6 +39,21 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "processes that open a new SQLite study at once do not take turns",
+        "digits/tools/sweep/study.py",
+        '    if url.startswith("sqlite") and database and database != ":memory:":\n'
+        '        return held(Path(f"{database}.lock"))\n',
+        "",
+        ("tests/test_sweep.py", "-k", "at_once"),
+    ),
+    Mutant(
+        "the accuracy counts the images that have no one class",
+        "digits/model.py",
+        "self.counted += has_class.sum()",
+        "self.counted += target.numel()",
+        ("tests/test_model.py", "-k", "accuracy"),
+    ),
+    Mutant(
         "digits predict under DDP counts one process's share of the images",
         "digits/training/calibrate.py",
         'trainer.strategy.reduce(device_counts, reduce_op="sum")',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from digits.tools.sweep.__main__ import main
 from digits.tools.sweep.report import write_best_config
 from digits.tools.sweep.space import load_space
 from digits.tools.sweep.study import held_in_database
+from digits.tools.sweep.study import storage as sweep_storage
 from digits.tools.sweep.worker import worker_sampler
 from tests.conftest import cmdline, read_events
 
@@ -295,6 +297,56 @@ def test_the_shipped_spaces_are_accepted():
 
 # Many workers: real processes, a real PostgreSQL ---------------------------------------
 
+# Opens the study of round N when the file goN appears, as soon as it does, and prints
+# "ok" or the one-line error: processes that do this together open a new study together.
+OPEN_ON_CUE = """
+import json, pathlib, sys
+from digits.tools.sweep.study import Sweep, open_study
+folder, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+for number in range(rounds):
+    cue = folder / f"go{number}"
+    while not cue.exists():
+        pass
+    sweep = Sweep(**json.loads((folder / f"sweep{number}.json").read_text()))
+    try:
+        open_study(sweep)
+        print("ok", flush=True)
+    except ValueError as error:
+        print(error, flush=True)
+"""
+
+
+def test_processes_that_open_a_new_sqlite_study_at_once_all_open_it(tmp_path: Path):
+    """Two sweep commands started together on one machine (or a worker and a viewer).
+
+    Each would create Optuna's tables in the new file; without taking turns, all but one
+    failed with "table studies already exists" in 9 of 10 tries with four processes.
+    """
+    space, rounds, processes = space_file(tmp_path), 4, 4
+    for number in range(rounds):
+        study = f"at_once{number}"
+        settings = {
+            **{"space_file": str(space), "study": study, "folder": f"sweeps/{study}"},
+            **{"storage": f"sqlite:///sweeps/{study}/study.db", "trials": 3, "folds": 2},
+            **{"n_jobs": 1, "seed": 0, "heartbeat": 10},
+        }
+        (tmp_path / f"sweep{number}.json").write_text(json.dumps(settings))
+    command = [sys.executable, "-c", OPEN_ON_CUE, str(tmp_path), str(rounds)]
+    children = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    try:
+        for number in range(rounds):
+            (tmp_path / f"go{number}").touch()  # every process has imported by the last round
+            answers = [child.stdout.readline().strip() for child in children]
+            assert answers == ["ok"] * processes, f"round {number}: {answers}"
+            assert load(f"at_once{number}").direction.name == "MAXIMIZE"
+    finally:
+        for child in children:
+            child.kill()
+            child.communicate()
+
 
 TRUST = ["--auth=trust", "--no-sync"]  # a throwaway cluster, on 127.0.0.1 only
 
@@ -445,7 +497,7 @@ params:
 """
     command = [*SWEEP, "--space", str(space_file(tmp_path, space, "kill")), *FAST, "--n_jobs", "2"]
     sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    storage = "sqlite:///sweeps/kill/study.db"
+    url = "sqlite:///sweeps/kill/study.db"
     deadline = time.monotonic() + 120
     running: list = []
     while not running:  # wait until a worker is training a trial (all its values drawn)
@@ -454,7 +506,11 @@ params:
         assert time.monotonic() < deadline, "no trial ever ran"
         time.sleep(0.1)
         with contextlib.suppress(Exception):
-            trials = optuna.load_study(study_name="kill", storage=storage).get_trials()
+            # Through the sweep's own storage(), which takes turns with the sweep at
+            # creating the new file's tables.
+            trials = optuna.load_study(
+                study_name="kill", storage=sweep_storage(url, 10)
+            ).get_trials()
             running = [
                 t
                 for t in trials

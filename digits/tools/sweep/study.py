@@ -103,8 +103,9 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
 def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
     """An Optuna storage with heartbeats; a one-line ``ValueError`` if it cannot be reached.
 
-    On PostgreSQL, machines that open a new database at the same moment take turns:
-    each would otherwise create Optuna's tables, and all but one would fail.
+    Processes that open a new storage at the same moment take turns: each would
+    otherwise create Optuna's tables, and all but one would fail. On PostgreSQL they
+    take turns at an advisory lock of the database, on SQLite at a file lock beside it.
     """
     try:
         with _one_at_a_time(url, "storage"):
@@ -117,6 +118,9 @@ def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
 def _one_at_a_time(url: str, name: str) -> contextlib.AbstractContextManager:
     if is_postgresql(url):
         return held_in_database(url, name)
+    database = sqlalchemy.engine.make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        return held(Path(f"{database}.lock"))
     return contextlib.nullcontext()
 
 
