@@ -181,3 +181,12 @@ def test_barebones_is_refused_in_one_line(capsys):
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: trainer.barebones=true is not supported")
+
+
+def test_without_validation_the_summary_names_the_last_epochs_checkpoint():
+    summary = main([*QUIET, "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0"])
+    last = Path(summary.log_dir) / "checkpoints" / "last.ckpt"
+    assert summary.checkpoint is None and last.is_file()
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    line = f"checkpoint    {last}  (the last epoch; none chosen by validation)"
+    assert line in summary.lines()

@@ -30,6 +30,7 @@ class FitSummary:
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
     test_drawn_ece: tuple[float, float] | None = None
     more: tuple[str, ...] = ()  # lines of the run's callbacks that have something to say
+    last_checkpoint: str | None = None  # the last epoch's (last.ckpt), when none was chosen
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
@@ -53,12 +54,19 @@ class FitSummary:
             ),
             *self.calibration_lines(),
             *self.more,
-            f"checkpoint    {self.checkpoint or 'none saved'}",
+            f"checkpoint    {self.checkpoint_line()}",
             f"logs          {self.log_dir or 'none written'}",
         ]
         if self.tensorboard_logdir:
             lines.append(f"to look:      tensorboard --logdir {self.tensorboard_logdir}")
         return lines
+
+    def checkpoint_line(self) -> str:
+        if self.checkpoint:
+            return self.checkpoint
+        if self.last_checkpoint:  # e.g. --trainer.limit_val_batches 0: nothing to choose by
+            return f"{self.last_checkpoint}  (the last epoch; none chosen by validation)"
+        return "none saved"
 
     def calibration_lines(self) -> list[str]:
         if self.calibration is None:
@@ -92,6 +100,13 @@ def evaluate_best_and_summarize(
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
+    # The other checkpoint callbacks' files (last.ckpt), which hold the weights tested
+    # when no checkpoint was chosen.
+    others = [
+        other.best_model_path
+        for other in trainer.checkpoint_callbacks
+        if other is not checkpoint and getattr(other, "best_model_path", "")
+    ]
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
@@ -110,6 +125,7 @@ def evaluate_best_and_summarize(
             for callback in trainer.callbacks
             for line in getattr(callback, "summary_lines", list)()
         ),
+        last_checkpoint=None if best_path or not others else others[0],
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
