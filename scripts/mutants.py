@@ -173,7 +173,7 @@ MUTANTS = [
     Mutant(
         "a checkpoint's settings are never adopted",
         "digits/training/resume.py",
-        "if _same(value, defaults[group][key]):",
+        "if key in group_defaults and _same(value, group_defaults[key]):",
         "if False:",
         ("tests/test_trust.py", "-k", "takes_the_network"),
     ),
@@ -223,8 +223,8 @@ MUTANTS = [
     Mutant(
         "last.ckpt is not calibrated on its own weights",
         "digits/training/calibrate.py",
-        "for path in [*others, best_path]:",
-        "for path in [best_path]:",
+        "return [*others, best_path]",
+        "return [best_path]",
         ("tests/test_calibration.py",),
     ),
     Mutant(
@@ -377,8 +377,8 @@ MUTANTS = [
     Mutant(
         "a dot can be a sure digit",
         "digits/reading/trained.py",
-        "sure = bool(row[first] >= limit) and not is_small",
-        "sure = bool(row[first] >= limit)",
+        "sure = bool(how_sure >= limit) and not is_small",
+        "sure = bool(how_sure >= limit)",
         ("tests/test_predict.py",),
     ),
     Mutant(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import lightning as L
 
 from digits.reading.sure import Calibration
-from digits.training.calibrate import Calibrate
+from digits.training.calibrate import Calibrate, last_checkpoints
 from digits.training.tensorboard import tensorboard_logdir
 
 
@@ -100,13 +100,8 @@ def evaluate_best_and_summarize(
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
-    # The other checkpoint callbacks' files (last.ckpt), which hold the weights tested
-    # when no checkpoint was chosen.
-    others = [
-        other.best_model_path
-        for other in trainer.checkpoint_callbacks
-        if other is not checkpoint and getattr(other, "best_model_path", "")
-    ]
+    # last.ckpt holds the weights tested when no checkpoint was chosen.
+    last = last_checkpoints(trainer)
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
@@ -125,7 +120,7 @@ def evaluate_best_and_summarize(
             for callback in trainer.callbacks
             for line in getattr(callback, "summary_lines", list)()
         ),
-        last_checkpoint=None if best_path or not others else others[0],
+        last_checkpoint=None if best_path or not last else last[0],
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
