@@ -33,18 +33,20 @@ class ClassAccuracy(Metric):
     """The share of images read as their class, leaving out those with no one class.
 
     The number torchmetrics' ``MulticlassAccuracy(average="micro",
-    ignore_index=NO_CLASS)`` gives, counted as torchmetrics' own guide to writing a
-    metric counts it. That one leaves images out by boolean indexing, which makes the
-    host wait for the GPU at every step; counting them as neither right nor read does
-    not. (A ``MeanMetric`` weighted by "has a class" would too, but torchmetrics 1.9
-    drops its weights when ``nan_strategy="disable"`` skips its own waiting check.)
+    ignore_index=NO_CLASS)`` gives (0 when no image has a class), counted as
+    torchmetrics' own guide to writing a metric counts it. That one leaves images out by
+    boolean indexing, which makes the host wait for the GPU at every step; counting them
+    as neither right nor read does not. (A ``MeanMetric`` weighted by "has a class"
+    would too, but torchmetrics 1.9 drops its weights when ``nan_strategy="disable"``
+    skips its own waiting check.)
     """
 
-    full_state_update = False
+    is_differentiable = False
     higher_is_better = True
+    full_state_update = False
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.add_state("right", torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("counted", torch.tensor(0), dist_reduce_fx="sum")
 
@@ -55,7 +57,7 @@ class ClassAccuracy(Metric):
         self.counted += has_class.sum()
 
     def compute(self) -> torch.Tensor:
-        return self.right / self.counted
+        return self.right / self.counted.clamp(min=1)  # 0 of 0: 0, as torchmetrics says
 
 
 def stage_metrics(prefix: str) -> MetricCollection:

@@ -41,8 +41,8 @@ MUTANTS = [
     Mutant(
         "processes that open a new SQLite study at once do not take turns",
         "digits/tools/sweep/study.py",
-        '    if url.startswith("sqlite") and database and database != ":memory:":\n'
-        '        return held(Path(f"{database}.lock"))\n',
+        "    if database is not None and os.access(database.parent, os.W_OK):\n"
+        '        return held(database.with_name(f"{database.name}.lock"))\n',
         "",
         ("tests/test_sweep.py", "-k", "at_once"),
     ),

@@ -124,6 +124,11 @@ def test_class_accuracy_is_torchmetrics_micro_accuracy_leaving_out_images_of_no_
         theirs.update(logits, targets)
     assert ours.compute().item() == pytest.approx(theirs.compute().item(), abs=1e-7)
     assert 0 < ours.compute().item() < 1
+    nothing_counted = torch.full((4,), NO_CLASS)
+    ours, theirs = ClassAccuracy(), MulticlassAccuracy(10, average="micro", ignore_index=NO_CLASS)
+    ours.update(torch.randn(4, 10), nothing_counted)
+    theirs.update(torch.randn(4, 10), nothing_counted)
+    assert ours.compute().item() == theirs.compute().item() == 0
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")  # no Trainer

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -336,16 +337,21 @@ def test_processes_that_open_a_new_sqlite_study_at_once_all_open_it(tmp_path: Pa
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(processes)
     ]
+    reading = ThreadPoolExecutor(processes)  # a line each, with a deadline: never a hang
     try:
         for number in range(rounds):
-            (tmp_path / f"go{number}").touch()  # every process has imported by the last round
-            answers = [child.stdout.readline().strip() for child in children]
+            # The first round may find some processes still importing; from the second
+            # on, all of them wait at the cue and open the new study together.
+            (tmp_path / f"go{number}").touch()
+            lines = [reading.submit(child.stdout.readline) for child in children]
+            answers = [line.result(timeout=120).strip() for line in lines]
             assert answers == ["ok"] * processes, f"round {number}: {answers}"
             assert load(f"at_once{number}").direction.name == "MAXIMIZE"
     finally:
         for child in children:
             child.kill()
             child.communicate()
+        reading.shutdown()
 
 
 TRUST = ["--auth=trust", "--no-sync"]  # a throwaway cluster, on 127.0.0.1 only

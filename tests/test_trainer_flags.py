@@ -190,3 +190,12 @@ def test_without_validation_the_summary_names_the_last_epochs_checkpoint():
     assert torch.load(last, weights_only=True)["epoch"] == 1
     line = f"checkpoint    {last}  (the last epoch; none chosen by validation)"
     assert line in summary.lines()
+
+
+def test_without_validation_a_last_ckpt_of_an_earlier_epoch_says_its_epoch():
+    every_other = ("--last_checkpoint.every_n_epochs", "2", "--trainer.limit_val_batches", "0")
+    summary = main([*QUIET, "--trainer.max_epochs", "3", *every_other])
+    last = Path(summary.log_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # the final weights are epoch 2's
+    line = f"checkpoint    {last}  (epoch 1, the last saved; none chosen by validation)"
+    assert line in summary.lines()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import lightning as L
 
+from digits.reading.checkpoint import read_checkpoint
 from digits.reading.sure import Calibration
 from digits.training.calibrate import Calibrate, last_checkpoints
 from digits.training.tensorboard import tensorboard_logdir
@@ -30,7 +31,8 @@ class FitSummary:
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
     test_drawn_ece: tuple[float, float] | None = None
     more: tuple[str, ...] = ()  # lines of the run's callbacks that have something to say
-    last_checkpoint: str | None = None  # the last epoch's (last.ckpt), when none was chosen
+    last_checkpoint: str | None = None  # last.ckpt, when no checkpoint was chosen
+    last_checkpoint_epoch: int | None = None  # its epoch, when not the weights tested
 
     def lines(self) -> list[str]:
         best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
@@ -65,7 +67,12 @@ class FitSummary:
         if self.checkpoint:
             return self.checkpoint
         if self.last_checkpoint:  # e.g. --trainer.limit_val_batches 0: nothing to choose by
-            return f"{self.last_checkpoint}  (the last epoch; none chosen by validation)"
+            if self.last_checkpoint_epoch is None:
+                return f"{self.last_checkpoint}  (the last epoch; none chosen by validation)"
+            return (
+                f"{self.last_checkpoint}  (epoch {self.last_checkpoint_epoch}, the last saved; "
+                "none chosen by validation)"
+            )
         return "none saved"
 
     def calibration_lines(self) -> list[str]:
@@ -100,8 +107,7 @@ def evaluate_best_and_summarize(
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
     best_score = checkpoint.best_model_score if checkpoint is not None else None
-    # last.ckpt holds the weights tested when no checkpoint was chosen.
-    last = last_checkpoints(trainer)
+    last, last_epoch = _last_saved(trainer) if not best_path else (None, None)
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
@@ -120,11 +126,25 @@ def evaluate_best_and_summarize(
             for callback in trainer.callbacks
             for line in getattr(callback, "summary_lines", list)()
         ),
-        last_checkpoint=None if best_path or not last else last[0],
+        last_checkpoint=last,
+        last_checkpoint_epoch=last_epoch,
     )
     if trainer.is_global_zero:
         print("\n".join(summary.lines()))
     return summary
+
+
+def _last_saved(trainer: L.Trainer) -> tuple[str | None, int | None]:
+    """``last.ckpt`` (or the like) and, when it holds an earlier step than the weights
+    tested (``--last_checkpoint.every_n_epochs 2``), the epoch it holds."""
+    paths = last_checkpoints(trainer)
+    if not paths:
+        return None, None
+    saved = {path: read_checkpoint(path) for path in paths}
+    for path, checkpoint in saved.items():
+        if checkpoint["global_step"] == trainer.global_step:
+            return path, None
+    return paths[0], int(saved[paths[0]]["epoch"])
 
 
 def _before_after(results: dict[str, float], prefix: str) -> tuple[float, float] | None:

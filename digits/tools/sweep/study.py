@@ -22,6 +22,7 @@ import fcntl
 import functools
 import hashlib
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -72,8 +73,9 @@ def quiet_sweep() -> None:
 
 def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
     """The sweep's study, created on first use; a one-line ``ValueError`` if it cannot be."""
-    if sweep.storage.startswith("sqlite:///"):  # the file's folder, before SQLite opens it
-        Path(sweep.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(sweep.storage)
+    if database is not None:  # the file's folder, before SQLite opens it
+        database.parent.mkdir(parents=True, exist_ok=True)
     space = sweep.space
     options = {
         "study_name": sweep.study,
@@ -118,10 +120,22 @@ def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
 def _one_at_a_time(url: str, name: str) -> contextlib.AbstractContextManager:
     if is_postgresql(url):
         return held_in_database(url, name)
-    database = sqlalchemy.engine.make_url(url).database
-    if url.startswith("sqlite") and database and database != ":memory:":
-        return held(Path(f"{database}.lock"))
+    database = sqlite_file(url)
+    # A folder the user may not write in holds a study to read, which creates nothing.
+    if database is not None and os.access(database.parent, os.W_OK):
+        return held(database.with_name(f"{database.name}.lock"))
     return contextlib.nullcontext()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite storage URL; ``None`` for another database, or SQLite in
+    memory or given as a URI (``?uri=true``), whose file the URL does not plainly name."""
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
 
 def is_postgresql(url: str) -> bool:
