@@ -38,7 +38,7 @@ class ClassAccuracy(Metric):
     boolean indexing, which makes the host wait for the GPU at every step; counting them
     as neither right nor read does not. (A ``MeanMetric`` weighted by "has a class"
     would too, but torchmetrics 1.9 drops its weights when ``nan_strategy="disable"``
-    skips its own waiting check.)
+    skips its own waiting check: Lightning-AI/torchmetrics issue 3434.)
     """
 
     is_differentiable = False
