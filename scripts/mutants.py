@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "the calibration error scores the images that have no one class",
+        "digits/training/calibrate.py",
+        "                ignore_index=NO_CLASS,\n",
+        "",
+        ("tests/test_calibration.py", "-k", "no_class"),
+    ),
+    Mutant(
         "processes that open a new SQLite study at once do not take turns",
         "digits/tools/sweep/study.py",
         "    if database is not None and os.access(database.parent, os.W_OK):\n"

@@ -8,10 +8,12 @@ scalars and pictures, the summary's lines.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 from digits import DigitsClassifier
 from digits.__main__ import main as digits_main
@@ -26,7 +28,7 @@ from digits.reading.sure import (
     fit_temperature,
 )
 from digits.reading.trained import load_trained
-from digits.training.calibrate import Calibrate
+from digits.training.calibrate import CALIBRATION_BINS, Calibrate
 from tests.conftest import QUIET, read_events, scalars
 
 
@@ -262,3 +264,25 @@ def test_each_checkpoint_is_calibrated_on_its_own_weights():
     assert stored(best_path) == pytest.approx(refitted(best_path), rel=1e-4)
     assert stored(last_path) == pytest.approx(refitted(last_path), rel=1e-4)
     assert stored(best_path)[0] != pytest.approx(stored(last_path)[0], rel=1e-3)
+
+
+def test_the_calibration_error_leaves_out_images_of_no_class():
+    """A non-digit's target spreads over the classes: it has no right answer to score."""
+    torch.manual_seed(0)
+    logits = torch.randn(30, 10) * 3
+    targets = F.one_hot(torch.randint(0, 10, (30,)), 10).float()
+    targets[::3] = 0.1  # every third image: the uniform distribution
+    calibrate = Calibrate()
+    calibrate.temperature = 1.5
+    batches = SimpleNamespace(num_test_batches=[2])  # the first of two: nothing logged yet
+    calibrate.on_test_batch_end(batches, DigitsClassifier(), logits, (None, targets), 0)
+    has_class = targets.max(dim=1).values == 1
+    expected = multiclass_calibration_error(
+        (logits[has_class] / 1.5).softmax(dim=1),
+        targets[has_class].argmax(dim=1),
+        num_classes=10,
+        n_bins=CALIBRATION_BINS,
+    )
+    assert calibrate.errors["test/ece"].compute().item() == pytest.approx(expected.item())
+    unscaled = calibrate.errors["test/ece_unscaled"].compute().item()
+    assert unscaled != pytest.approx(expected.item())

@@ -186,13 +186,15 @@ class Calibrate(L.Callback):
     ) -> None:
         name = f"{prefix}ece" if scaled else f"{prefix}ece_unscaled"
         if name not in self.errors:
+            # An image whose target spreads over the classes has no right answer: left out.
             self.errors[name] = MulticlassCalibrationError(
-                num_classes=logits.shape[1], n_bins=CALIBRATION_BINS, validate_args=False
+                num_classes=logits.shape[1],
+                n_bins=CALIBRATION_BINS,
+                ignore_index=NO_CLASS,
+                validate_args=False,
             ).to(logits.device)
         temperature = self.temperature if scaled else 1.0
-        labels = class_labels(targets)
-        scored = labels != NO_CLASS  # an image whose target spreads has no right answer
-        self.errors[name].update((logits[scored] / temperature).softmax(dim=-1), labels[scored])
+        self.errors[name].update((logits / temperature).softmax(dim=-1), class_labels(targets))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(pl_module, list(self.errors))  # a loader without a length: no last batch
