@@ -166,8 +166,8 @@ MUTANTS = [
     Mutant(
         "predict leaves the checkpoint's scaling out",
         "digits/reading/trained.py",
-        "features = torch.from_numpy(self.scaling(pixels))",
-        "features = torch.from_numpy(np.asarray(pixels, dtype=np.float32))",
+        "return torch.from_numpy(self.scaling(pixels))",
+        "return torch.from_numpy(np.asarray(pixels, dtype=np.float32))",
         ("tests/test_predict.py",),
     ),
     Mutant(
@@ -377,8 +377,8 @@ MUTANTS = [
     Mutant(
         "predict shows the uncalibrated probabilities",
         "digits/reading/trained.py",
-        "return self.network(features) / self.temperature",
-        "return self.network(features)",
+        "probabilities = (logits / self.temperature).softmax(dim=-1).numpy()",
+        "probabilities = logits.softmax(dim=-1).numpy()",
         ("tests/test_predict.py",),
     ),
     Mutant(

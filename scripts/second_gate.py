@@ -65,7 +65,7 @@ def features_and_logits(
     with torch.no_grad():
         return network_features_and_logits(
             trained.network,
-            torch.from_numpy(trained.scaling(pixels)),
+            trained.inputs(pixels),
             lambda inputs: trained.network(inputs) / trained.temperature,
         )
 

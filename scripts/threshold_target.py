@@ -45,7 +45,7 @@ def validation_sets(trained: TrainedNetwork) -> Sets:
     sets = {}
     for name, (pixels, labels) in arrays.items():
         with torch.no_grad():
-            logits = trained.network(torch.from_numpy(trained.scaling(pixels)))
+            logits = trained.network(trained.inputs(pixels))
         sets[name] = (logits, torch.from_numpy(labels))
     return sets
 

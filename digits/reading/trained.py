@@ -57,11 +57,14 @@ class TrainedNetwork:
     # Where the run kept one, images unlike its training digits are never sure.
     familiarity: Familiarity | None = None
 
+    def inputs(self, pixels: np.ndarray) -> torch.Tensor:
+        """(N, 64) pixels in load_digits' 0..16 -> the network's inputs, scaled as in training."""
+        return torch.from_numpy(self.scaling(pixels))
+
     def calibrated_logits(self, pixels: np.ndarray) -> torch.Tensor:
         """(N, 64) pixels in load_digits' 0..16 -> (N, 10) logits over the temperature."""
-        features = torch.from_numpy(self.scaling(pixels))
         with torch.no_grad():
-            return self.network(features) / self.temperature
+            return self.network(self.inputs(pixels)) / self.temperature
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 64) pixels in load_digits' 0..16 -> (N, 10) calibrated class probabilities."""
@@ -71,7 +74,7 @@ class TrainedNetwork:
         """The calibrated probabilities, and what the threshold is compared with: each
         image's top probability, or 0 where it is unlike every training digit (so that it
         is sure only at threshold 0, as every reading is)."""
-        inputs = torch.from_numpy(self.scaling(pixels))
+        inputs = self.inputs(pixels)
         with torch.no_grad():
             if self.familiarity is None:
                 logits, familiar = self.network(inputs), torch.ones(len(inputs), dtype=torch.bool)
