@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,18 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from digits.dataset import DigitsSplits
 from digits.fit import FitSummary
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def script(name: str):
+    """``scripts/<name>.py`` as a module, for the tests of the scripts the docs rely on."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
+
 
 # Keep the runs quick and quiet: no progress bar or model table in the test log.
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -6,24 +6,15 @@ code changed since a mutant was written would otherwise leave it silently stale.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from tests.conftest import script
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "mutants.py"
-
-
-def mutants_module():
-    spec = importlib.util.spec_from_file_location("mutants", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mutants"] = module  # dataclasses look their module up while defining
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_mutant_changes_code_that_is_there_once():
-    mutants = mutants_module().MUTANTS
+    mutants = script("mutants").MUTANTS
     stale = [
         f"{mutant.name}: {file}"
         for mutant in mutants

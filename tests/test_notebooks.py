@@ -9,12 +9,13 @@ the code cell just above it prints, in the committed outputs and in a fresh run.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.conftest import script
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = ROOT / "notebooks" / "three_steps.ipynb"
@@ -28,15 +29,6 @@ FENCED_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # What the committed outputs must show: the plain Lightning run's loss curve, the digit
 # grid, the curves, the confusion matrix and the drawn PNG beside what the model saw.
 PICTURES = 5
-
-
-def run_notebooks_script():
-    """``scripts/run_notebooks.py``, which the tests run the notebooks with too."""
-    script = ROOT / "scripts" / "run_notebooks.py"
-    spec = importlib.util.spec_from_file_location("run_notebooks", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -98,9 +90,9 @@ def errors(notebook: nbformat.NotebookNode) -> list[str]:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, nbformat.NotebookNode]:
     """Both notebooks run top to bottom in fresh kernels, each in an empty folder."""
-    script = run_notebooks_script()
+    runner = script("run_notebooks")
     return {
-        path: script.execute(path, tmp_path_factory.mktemp(path.stem.replace(".", "_")))
+        path: runner.execute(path, tmp_path_factory.mktemp(path.stem.replace(".", "_")))
         for path in NOTEBOOKS
     }
 

@@ -7,23 +7,14 @@ or the gate's figures in docs/sure.md would describe a bank the run never saw.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from digits.people.pen_digits import PenDigits
+from tests.conftest import script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "second_gate.py"
 PEN_DIGITS = f"{PenDigits.__module__}.{PenDigits.__qualname__}"
-
-
-def second_gate():
-    spec = importlib.util.spec_from_file_location("second_gate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -38,7 +29,7 @@ def test_the_trained_bank_rebuilds_the_runs_own_pen_digits_source():
         {"class_path": "digits.people.non_digits.NonDigits", "init_args": {"count": 10}},
         {"class_path": PEN_DIGITS, "init_args": {"variants": 3, "rotation": 5.0}},
     ]
-    pen_digits = second_gate().pen_digits_trained_on(Trained({"sources": sources}))
+    pen_digits = script("second_gate").pen_digits_trained_on(Trained({"sources": sources}))
     assert isinstance(pen_digits, PenDigits)
     assert (pen_digits.variants, pen_digits.rotation, pen_digits.slant) == (3, 5.0, 0.3)
 
@@ -46,4 +37,4 @@ def test_the_trained_bank_rebuilds_the_runs_own_pen_digits_source():
 def test_the_trained_bank_refuses_a_run_that_trained_on_no_pen_digits():
     other = {"class_path": "unseen_styles.HeldOutStyles", "init_args": {"variants": 3}}
     with pytest.raises(SystemExit, match=r"needs a run trained on a .*PenDigits source"):
-        second_gate().pen_digits_trained_on(Trained({"sources": [other]}))
+        script("second_gate").pen_digits_trained_on(Trained({"sources": [other]}))

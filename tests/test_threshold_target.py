@@ -6,7 +6,6 @@ it must read the half it did not fit on, with the threshold the rule gives there
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +14,18 @@ import torch
 from digits.dataset import DigitsSplits
 from digits.reading.sure import fit_calibration
 from digits.reading.trained import load_trained
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "threshold_target.py"
-
-
-def threshold_target():
-    spec = importlib.util.spec_from_file_location("threshold_target", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import script
 
 
 def test_each_rule_is_read_on_the_half_it_was_not_fitted_on(trained: Path):
-    script = threshold_target()
-    sets = script.validation_sets(load_trained(trained))
+    target = script("threshold_target")
+    sets = target.validation_sets(load_trained(trained))
     assert list(sets) == ["load_digits"]  # the default config has no drawn digits
     logits, labels = sets["load_digits"]
     assert torch.equal(labels, torch.from_numpy(DigitsSplits().arrays("val")[1]))
     rules = [("expected", 0.01), ("counted", 0.005)]
-    found = script.held_out_readings(sets, rules, np.random.default_rng(0))
-    halves = 2 * script.HALVINGS
+    found = target.held_out_readings(sets, rules, np.random.default_rng(0))
+    halves = 2 * target.HALVINGS
     for key in [("expected 1.00%", "load_digits"), ("counted 0.50%", "load_digits")]:
         assert len(found[key]) == halves
         assert {read for read, _, _ in found[key]} == {
