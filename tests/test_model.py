@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from digits import DigitsClassifier
-from digits.model import NO_CLASS, ClassAccuracy
+from digits.metrics import NO_CLASS, ClassAccuracy
 from digits.networks import MLP, ConvNet
 
 

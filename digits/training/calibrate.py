@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassCalibrationError
 
-from digits.model import NO_CLASS, class_labels
+from digits.metrics import NO_CLASS, class_labels
 from digits.reading.checkpoint import (
     CALIBRATION_STATE,
     NO_CALIBRATION,

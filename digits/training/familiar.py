@@ -16,6 +16,7 @@ of it; a config lists it under ``trainer.callbacks`` (``configs/best.yaml``).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_warn
 from torch.utils.hooks import RemovableHandle
 
-from digits.model import NO_CLASS, class_labels
+from digits.metrics import NO_CLASS, class_labels
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.familiar import (
     FAMILIARITY_STATE,
@@ -152,7 +153,7 @@ class DeclineUnfamiliar(L.Callback):
         trainer: L.Trainer, pl_module: L.LightningModule, inputs: torch.Tensor
     ) -> torch.Tensor:
         """Unit-length features in the trainer's precision, as the model reads in it."""
-        return features_in_chunks(pl_module, inputs, lambda x: logits_for(trainer, pl_module, x))
+        return features_in_chunks(pl_module, inputs, partial(logits_for, trainer, pl_module))
 
     # Predicting: the network's features of each batch, and whether each image is familiar.
 
@@ -161,7 +162,7 @@ class DeclineUnfamiliar(L.Callback):
         if self.fitted is None:
             return  # a checkpoint without it: nothing is declined
         self.familiarity = Familiarity.from_state(
-            self.fitted, pl_module, lambda batch: logits_for(trainer, pl_module, batch)
+            self.fitted, pl_module, partial(logits_for, trainer, pl_module)
         )
         self.hook = catch_features(pl_module, self.seen)
 
