@@ -692,8 +692,8 @@ MUTANTS = [
     Mutant(
         "Lightning's predict reads with the config's neighbour, not the checkpoint's",
         "digits/training/familiar.py",
-        "            self.fitted, pl_module, lambda batch",
-        '            {**self.fitted, "neighbour": self.neighbour}, pl_module, lambda batch',
+        "            self.fitted, pl_module, partial(",
+        '            {**self.fitted, "neighbour": self.neighbour}, pl_module, partial(',
         ("tests/test_familiar.py", "-k", "agree"),
     ),
     Mutant(
