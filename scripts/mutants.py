@@ -199,6 +199,13 @@ MUTANTS = [
         ("tests/test_fit.py",),
     ),
     Mutant(
+        "with save_top_k above 1, the first of tied epochs is named the best",
+        "digits/training/checkpoints.py",
+        "        return tied[-1]\n",
+        "        return tied[0]\n",
+        ("tests/test_fit.py", "-k", "latest_best"),
+    ),
+    Mutant(
         "the final weights are tested instead of the best",
         "digits/training/summary.py",
         "ckpt_path=best_path or None)",

@@ -140,9 +140,14 @@ def test_the_default_run_reaches_the_tutorials_accuracy():
     assert summary.test_acc >= 0.95
 
 
-def test_the_latest_best_epoch_is_tested_and_last_ckpt_is_the_last_epoch(tmp_path: Path):
+@pytest.mark.parametrize("top_k", ["1", "2", "-1"])
+def test_the_latest_best_epoch_is_tested_and_last_ckpt_is_the_last_epoch(
+    tmp_path: Path, top_k: str
+):
     # At this learning rate val/acc ties at its best in epochs 3 and 4, and falls in 5.
-    summary = main([*QUIET, "--model.lr", "0.03", "--trainer.max_epochs", "6"])
+    # Kept with others (save_top_k 2, or every epoch), the later tie is still the best.
+    flags = ["--model.lr", "0.03", "--trainer.max_epochs", "6", "--checkpoint.save_top_k", top_k]
+    summary = main([*QUIET, *flags])
     val_acc = [value for _, value in scalars(Path(summary.log_dir), "val/acc")]
     best = max(val_acc)
     tied = [epoch for epoch, value in enumerate(val_acc) if value == best]
