@@ -199,6 +199,13 @@ MUTANTS = [
         ("tests/test_fit.py",),
     ),
     Mutant(
+        "a run trained on in a new folder tests the earlier run's best file",
+        "digits/training/summary.py",
+        "    best_path = this_runs_best(trainer)\n",
+        '    best_path = checkpoint.best_model_path if checkpoint is not None else ""\n',
+        ("tests/test_trust.py", "-k", "new_folder_without_validation"),
+    ),
+    Mutant(
         "with save_top_k above 1, the first of tied epochs is named the best",
         "digits/training/checkpoints.py",
         "        return tied[-1]\n",

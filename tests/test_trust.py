@@ -23,6 +23,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from digits.__main__ import main as digits_main
 from digits.bench.serve import free_port
 from digits.cli import DigitsCLI
+from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
@@ -337,6 +338,31 @@ def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_w
     # still hold the earlier run's best path: calibration must not write into that file.
     main([*QUIET, *resume, "--trainer.max_epochs", "1"])
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+def test_a_run_trained_on_in_a_new_folder_without_validation_tests_its_own_weights(
+    tmp_path: Path,
+):
+    """Its checkpoint callback reloads the earlier run's best path; without validation it
+    saves no best of its own, and that earlier file must not be tested or named."""
+    worst_loss = ["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"]
+    first = main([*QUIET, *worst_loss, "--trainer.max_epochs", "3"])
+    resume = [
+        "--config",
+        str(run_dir(tmp_path, 0) / "config.yaml"),
+        "--ckpt_path",
+        first.checkpoint,
+    ]
+    no_validation = ["--trainer.limit_val_batches", "0", "--trainer.max_epochs", "5"]
+    resumed = main([*QUIET, *resume, *no_validation])
+    last = run_dir(tmp_path, 1) / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last)["epoch"] == 4
+    assert resumed.checkpoint is None
+    assert Path(resumed.last_checkpoint).resolve() == last.resolve()
+    assert first.checkpoint not in "\n".join(resumed.lines())
+    images, labels = DigitsSplits().arrays("test", scaled=False)
+    readings = load_trained(last).probabilities(images).argmax(1)
+    assert resumed.test_acc == pytest.approx(float((readings == labels).mean()), abs=1e-6)
 
 
 def test_a_loss_as_the_checkpoint_monitor_keeps_its_lowest_epoch(tmp_path: Path):

@@ -18,7 +18,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassCalibrationError
@@ -38,6 +37,7 @@ from digits.reading.sure import (
     ThresholdRule,
     fit_calibration,
 )
+from digits.training.checkpoints import last_checkpoints, this_runs_best
 from digits.training.tensorboard import rank_zero_tensorboard
 
 ONE_BATCH_UP_TO = 16_384  # images: a validation set up to this size is one forward pass
@@ -315,10 +315,7 @@ def checkpoints_to_fit(trainer: L.Trainer) -> list[str]:
     """The checkpoints a callback that fits something after training fits it for, each on
     its own weights: ``last.ckpt`` (and the like), then the best, which is tested next and
     so is fitted last; ``""`` for the weights in memory when no best was saved."""
-    checkpoint = trainer.checkpoint_callback
-    best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    if checkpoint is not None and not written_by(checkpoint, best_path):
-        best_path = ""  # an earlier run's, reloaded by a run trained on in a new folder
+    best_path = this_runs_best(trainer)
     others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
     return [*others, best_path]
 
@@ -328,22 +325,6 @@ def keep_state_in(path: Path, key: str, state: dict[str, Any]) -> None:
     checkpoint = read_checkpoint(path)
     checkpoint.setdefault("callbacks", {})[key] = state
     write_atomically(checkpoint, path)
-
-
-def last_checkpoints(trainer: L.Trainer) -> list[str]:
-    """``last.ckpt`` and any other checkpoint the run's callbacks kept last, in their folder."""
-    kept = [
-        (callback, callback.last_model_path or callback.best_model_path)
-        for callback in trainer.callbacks
-        if isinstance(callback, ModelCheckpoint) and callback.monitor is None
-    ]
-    return [path for callback, path in kept if written_by(callback, path)]
-
-
-def written_by(callback: ModelCheckpoint, path: str) -> bool:
-    """Whether ``path`` is in the callback's own folder: a run trained on from an earlier
-    run's checkpoint in a new folder reloads that run's best path, which it must not touch."""
-    return bool(path) and Path(path).resolve().parent == Path(callback.dirpath).resolve()
 
 
 def calibration_scalars(calibration: Calibration) -> dict[str, float]:

@@ -5,13 +5,18 @@
   the previous file) and reads with ``weights_only=True`` (a file cannot run code).
 - ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties; which
   way is better follows the monitored metric unless ``mode`` says it.
+- ``this_runs_best`` and ``last_checkpoints``: the files this run kept, for what tests or
+  fits on them once training ends.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from digits.reading.checkpoint import read_checkpoint, write_atomically
@@ -88,3 +93,31 @@ def better_direction(monitor: str | None) -> Literal["min", "max"]:
     """
     name = (monitor or "").rsplit("/", 1)[-1]
     return "max" if name.endswith(("acc", "acc_best")) else "min"
+
+
+def this_runs_best(trainer: L.Trainer) -> str:
+    """The best checkpoint this run saved, or ``""`` for none.
+
+    A run trained on from an earlier run's checkpoint in a new folder reloads that run's
+    best path into its callback; until it saves a best of its own (never, without
+    validation), that path is the other run's file, which it must not test or touch.
+    """
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or not written_by(checkpoint, checkpoint.best_model_path):
+        return ""
+    return checkpoint.best_model_path
+
+
+def last_checkpoints(trainer: L.Trainer) -> list[str]:
+    """``last.ckpt`` and any other checkpoint the run's callbacks kept last, in their folder."""
+    kept = [
+        (callback, callback.last_model_path or callback.best_model_path)
+        for callback in trainer.checkpoint_callbacks
+        if callback.monitor is None
+    ]
+    return [path for callback, path in kept if written_by(callback, path)]
+
+
+def written_by(callback: ModelCheckpoint, path: str) -> bool:
+    """Whether ``path`` is in the callback's own folder (and so was saved by this run)."""
+    return bool(path) and Path(path).resolve().parent == Path(callback.dirpath).resolve()

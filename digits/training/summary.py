@@ -12,7 +12,8 @@ import lightning as L
 
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.sure import Calibration
-from digits.training.calibrate import Calibrate, last_checkpoints
+from digits.training.calibrate import Calibrate
+from digits.training.checkpoints import last_checkpoints, this_runs_best
 from digits.training.tensorboard import tensorboard_logdir
 
 
@@ -100,13 +101,13 @@ def evaluate_best_and_summarize(
     the temperature and the "sure" threshold) was made on validation.
     """
     checkpoint = trainer.checkpoint_callback
-    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    best_path = this_runs_best(trainer)
     calibrated = [callback for callback in trainer.callbacks if isinstance(callback, Calibrate)]
     calibration = calibrated[0].fitted if calibrated else None
     results = {}  # each test loader's figures, the data set's and any further set's
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
-    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    best_score = checkpoint.best_model_score if best_path else None
     last, last_epoch = _last_saved(trainer) if not best_path else (None, None)
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
