@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 from jsonargparse import Namespace, lazy_instance
+from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser
@@ -199,6 +200,7 @@ class DigitsCLI(CheckpointReadOnce):
             for class_path in named_data_classes(args):
                 check_data_class_imports(class_path)
             super().parse_arguments(parser, args)
+            check_seed(self.stage_config.get("seed_everything"))  # seeded before building
             defaults = self.defaults_parser.get_defaults()
             self.checkpoint = read_and_adopt(self.stage_config, defaults)
 
@@ -284,6 +286,17 @@ class DigitsCLI(CheckpointReadOnce):
 def holds_familiarity(checkpoint: dict[str, Any] | None) -> bool:
     """Whether a checkpoint was fitted by ``DeclineUnfamiliar`` (whose state it holds)."""
     return checkpoint is not None and familiarity_state_of(checkpoint) is not None
+
+
+def check_seed(seed: bool | int | None) -> None:
+    """LightningCLI seeds between reading the command line and building the objects, so
+    a seed numpy cannot take is refused here, while it is still the user's mistake."""
+    if seed is None or isinstance(seed, bool) or min_seed_value <= seed <= max_seed_value:
+        return
+    raise ValueError(
+        "seed_everything must be true, false or a whole number "
+        f"{min_seed_value} to {max_seed_value}, got {seed}"
+    )
 
 
 def check_checkpoint_given(ckpt_path: str | None, subcommand: str) -> None:

@@ -58,6 +58,19 @@ def test_a_mistake_while_building_is_still_one_line(command: str, capsys):
     assert capsys.readouterr().err.strip() == "error: data.batch_size must be at least 1, got 0"
 
 
+@pytest.mark.parametrize("command", ["digits fit", "digits.fit"])
+def test_a_seed_numpy_cannot_take_is_one_line_before_anything_is_written(command: str, capsys):
+    # LightningCLI seeds between reading the command line and building the objects.
+    main = (lambda args: digits_main(["fit", *args])) if command == "digits fit" else fit_main
+    with pytest.raises(SystemExit) as stopped:
+        main([*QUIET, "--seed_everything", "-1"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: seed_everything must be true, false or a whole number 0 to 4294967295, got -1"
+    )
+    assert not Path("lightning_logs").exists()
+
+
 def test_a_callbacks_own_complaint_is_the_line_not_the_union_it_was_tried_against(capsys):
     # jsonargparse tries --trainer.callbacks against a list, a Callback and None, and lists
     # why each failed: the one line is the class's own reason, not the types it tried.
