@@ -206,6 +206,13 @@ MUTANTS = [
         ("tests/test_trust.py", "-k", "new_folder_without_validation"),
     ),
     Mutant(
+        "a second Ctrl-C cuts the save of interrupted.ckpt",
+        "digits/training/interrupt.py",
+        "            self._previous.pop(signal.SIGINT, None)\n",
+        "            pass\n",
+        ("tests/test_trust.py", "-k", "second_ctrl_c"),
+    ),
+    Mutant(
         "with save_top_k above 1, the first of tied epochs is named the best",
         "digits/training/checkpoints.py",
         "        return tied[-1]\n",

@@ -272,6 +272,36 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
     assert len(steps) == epochs and steps == sorted(set(steps))
 
 
+class CtrlCTwice(L.Callback):
+    """Ctrl-C in epoch 1, then Ctrl-C again while interrupted.ckpt is being written."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if trainer.interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_while_the_interrupted_state_is_saved_does_not_stop_the_save(capfd):
+    """Lightning ignores Ctrl-C while it shuts down; the callback must leave it so."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        main([*QUIET, "--trainer.callbacks+=tests.test_trust.CtrlCTwice"])
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C broke off the save with a traceback")
+    except SystemExit as stopped:
+        assert stopped.code == 130
+    else:
+        pytest.fail("the run was not stopped")
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    checkpoints = run_dir(Path.cwd(), 0) / "checkpoints"
+    assert read_checkpoint(checkpoints / "interrupted.ckpt")["epoch"] == 1
+    assert "Stopped by Ctrl-C in epoch 1;" in capfd.readouterr().err
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 

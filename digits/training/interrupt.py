@@ -35,8 +35,9 @@ class InterruptCheckpoint(L.Callback):
     is the one to resume from for the same result as an uninterrupted run. This one
     keeps the part of an epoch that was done. A signal during an epoch's last batch or
     its validation stops the run after the next epoch's first batch, so that no epoch is
-    left with its training done and its validation missing. A second Ctrl-C stops at
-    once. Other exceptions save nothing, so a diverged model is not kept as a result.
+    left with its training done and its validation missing. A second Ctrl-C before then
+    stops at once; while the state is saved, Ctrl-C stays ignored, as Lightning sets it.
+    Other exceptions save nothing, so a diverged model is not kept as a result.
     """
 
     def __init__(self) -> None:
@@ -90,6 +91,10 @@ class InterruptCheckpoint(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            # Lightning ignores Ctrl-C while it shuts down, from just before this hook:
+            # a second one must not stop the save below halfway.
+            self._previous.pop(signal.SIGINT, None)
         self._restore()
         checkpoint = trainer.checkpoint_callback
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not checkpoint:
