@@ -213,6 +213,22 @@ MUTANTS = [
         ("tests/test_trust.py", "-k", "second_ctrl_c"),
     ),
     Mutant(
+        "fitting the kept checkpoints leaves last.ckpt's weights in the model",
+        "digits/training/calibrate.py",
+        '            pl_module.load_state_dict(read_checkpoint(path)["state_dict"] if path else '
+        "final)\n",
+        "            if path:\n"
+        '                pl_module.load_state_dict(read_checkpoint(path)["state_dict"])\n',
+        ("tests/test_trainer_flags.py", "-k", "no_epoch_validated"),
+        also=(
+            (
+                "digits/training/calibrate.py",
+                "        pl_module.load_state_dict(final)\n",
+                "        pass\n",
+            ),
+        ),
+    ),
+    Mutant(
         "with save_top_k above 1, the first of tied epochs is named the best",
         "digits/training/checkpoints.py",
         "        return tied[-1]\n",

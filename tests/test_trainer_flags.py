@@ -199,3 +199,23 @@ def test_without_validation_a_last_ckpt_of_an_earlier_epoch_says_its_epoch():
     assert torch.load(last, weights_only=True)["epoch"] == 1  # the final weights are epoch 2's
     line = f"checkpoint    {last}  (epoch 1, the last saved; none chosen by validation)"
     assert line in summary.lines()
+
+
+def test_with_no_epoch_validated_the_final_weights_are_tested_not_last_ckpts():
+    """The sanity check gives Calibrate validation loaders, but no epoch is validated, so no
+    best is saved: last.ckpt (epoch 1) and the final weights (epoch 2) are each fitted on
+    their own, and the final weights, not last.ckpt's, are what the test reads."""
+    final_run = main([*QUIET, "--trainer.max_epochs", "3"])  # the same run, every epoch kept
+    final = Path(final_run.log_dir) / "checkpoints" / "last.ckpt"
+    rarely = ("--trainer.check_val_every_n_epoch", "100", "--last_checkpoint.every_n_epochs", "2")
+    summary = main([*QUIET, "--trainer.max_epochs", "3", *rarely])
+    last = Path(summary.log_dir) / "checkpoints" / "last.ckpt"
+    assert summary.checkpoint is None
+    assert (read_checkpoint(final)["epoch"], read_checkpoint(last)["epoch"]) == (2, 1)
+    images, labels = DigitsSplits().arrays("test", scaled=False)
+
+    def accuracy(checkpoint: Path) -> float:
+        return float((load_trained(checkpoint).probabilities(images).argmax(1) == labels).mean())
+
+    assert accuracy(final) != pytest.approx(accuracy(last))
+    assert summary.test_acc == pytest.approx(accuracy(final), abs=1e-6)

@@ -13,6 +13,7 @@ model is: ``val/ece`` every epoch, and ``test/ece`` with the temperature beside
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -226,9 +227,7 @@ class Calibrate(L.Callback):
         loaders = loader_list(trainer.val_dataloaders)
         if trainer.fast_dev_run or not loaders:
             return
-        for path in checkpoints_to_fit(trainer):
-            if path:
-                pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
+        for path in each_kept_checkpoint(trainer, pl_module):
             logits, labels, sets = self.logits_and_labels(trainer, pl_module, loaders)
             self.fitted = fit_calibration(logits, labels, self.target_error, sets, self.rule)
             self.temperature, self.threshold = self.fitted.temperature, self.fitted.threshold
@@ -318,6 +317,19 @@ def checkpoints_to_fit(trainer: L.Trainer) -> list[str]:
     best_path = this_runs_best(trainer)
     others = [path for path in dict.fromkeys(last_checkpoints(trainer)) if path != best_path]
     return [*others, best_path]
+
+
+def each_kept_checkpoint(trainer: L.Trainer, pl_module: L.LightningModule) -> Iterator[str]:
+    """Puts the weights of each checkpoint to fit (``checkpoints_to_fit``) into the module in
+    turn, and yields its path; the final weights are back in the module afterwards, as
+    ``fit`` leaves them, so that ``""`` and the test after it read those."""
+    final = {name: value.detach().clone() for name, value in pl_module.state_dict().items()}
+    try:
+        for path in checkpoints_to_fit(trainer):
+            pl_module.load_state_dict(read_checkpoint(path)["state_dict"] if path else final)
+            yield path
+    finally:
+        pl_module.load_state_dict(final)
 
 
 def keep_state_in(path: Path, key: str, state: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ from lightning.pytorch.utilities import move_data_to_device, rank_zero_warn
 from torch.utils.hooks import RemovableHandle
 
 from digits.metrics import NO_CLASS, class_labels
-from digits.reading.checkpoint import read_checkpoint
 from digits.reading.familiar import (
     FAMILIARITY_STATE,
     Familiarity,
@@ -35,7 +34,7 @@ from digits.reading.familiar import (
     neighbour_distances,
 )
 from digits.training.calibrate import (
-    checkpoints_to_fit,
+    each_kept_checkpoint,
     every_batch,
     keep_state_in,
     loader_list,
@@ -110,9 +109,7 @@ class DeclineUnfamiliar(L.Callback):
                 f"and a validation set of digits, and has {len(bank_inputs)} and {len(sets)}"
             )
             return
-        for path in checkpoints_to_fit(trainer):
-            if path:
-                pl_module.load_state_dict(read_checkpoint(path)["state_dict"])
+        for path in each_kept_checkpoint(trainer, pl_module):
             bank = self.features(trainer, pl_module, bank_inputs.float())
             distances = [
                 neighbour_distances(self.features(trainer, pl_module, inputs), bank, self.neighbour)
