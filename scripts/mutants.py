@@ -241,14 +241,6 @@ MUTANTS = [
         "ckpt_path=best_path or None)",
         "ckpt_path=None)",
         ("tests/test_fit.py",),
-        # Calibration loads the best weights into the model too: both places, or none.
-        also=(
-            (
-                "digits/training/calibrate.py",
-                'pl_module.load_state_dict(read_checkpoint(path)["state_dict"])',
-                "pass",
-            ),
-        ),
     ),
     Mutant(
         "calibration sees validation images through the training transforms",
@@ -260,8 +252,8 @@ MUTANTS = [
     Mutant(
         "the temperature is fitted to the final weights, not each checkpoint's own",
         "digits/training/calibrate.py",
-        'pl_module.load_state_dict(read_checkpoint(path)["state_dict"])',
-        "pass",
+        'read_checkpoint(path)["state_dict"] if path else final',
+        "final",
         ("tests/test_calibration.py",),
     ),
     Mutant(
