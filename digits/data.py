@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 from digits.batching import BatchTensorDataset, EpochShuffleSampler, keep_batch
 from digits.dataset import DigitsSplits, Scale, Split, load, num_classes
 from digits.extras import BatchTransform, DataSource, described
-from digits.training.lightning_internals import evaluation_sampler
+from digits.training.lightning_internals import evaluation_sampler, training_batches_before
 
 # Which splits each of Lightning's stages reads.
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
@@ -196,18 +196,19 @@ class DigitsDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Each transform changes the training batch, on the device, in 0..16 pixels.
 
-        Seeded by the run's seed, the step, the process (under DDP each process changes
-        its own share of the batch its own way) and the transform's place, so that a
-        resumed run sees the same images as the original at every step.
+        Seeded by the run's seed, the batch's number in the run, the process (under DDP
+        each process changes its own share of the batch its own way) and the transform's
+        place, so that a resumed run sees the same images as the original at every step,
+        and the batches of one optimizer step (gradient accumulation) differ.
         """
         if not self.transforms or self.trainer is None or not self.trainer.training:
             return batch
         features, targets = batch
-        step_seed = torch.initial_seed() * 1_000_003 + self.trainer.global_step
-        step_seed += self.trainer.global_rank * RANK_STREAM
+        batch_seed = torch.initial_seed() * 1_000_003 + training_batches_before(self.trainer)
+        batch_seed += self.trainer.global_rank * RANK_STREAM
         pixels = self._unscaled(features)
         for place, transform in enumerate(self.transforms):
-            seed = (step_seed + place * TRANSFORM_STREAM) % 2**63
+            seed = (batch_seed + place * TRANSFORM_STREAM) % 2**63
             pixels = transform.to(pixels.device)(pixels, seed)
         return self._scaled(pixels), targets
 

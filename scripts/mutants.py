@@ -516,9 +516,16 @@ MUTANTS = [
         ("tests/test_trust.py", "-k", "past_the_best"),
     ),
     Mutant(
+        "the batches of one accumulated step are changed alike",
+        "digits/data.py",
+        "+ training_batches_before(self.trainer)",
+        "+ self.trainer.global_step",
+        ("tests/test_drawn_data.py", "-k", "accumulation"),
+    ),
+    Mutant(
         "every DDP process deforms its images alike",
         "digits/data.py",
-        "step_seed += self.trainer.global_rank * RANK_STREAM",
+        "batch_seed += self.trainer.global_rank * RANK_STREAM",
         "pass",
         ("tests/test_drawn_data.py", "-k", "ddp"),
     ),

@@ -8,6 +8,8 @@ itself from the seed.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightning as L
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import torch
 
 from digits import DigitsClassifier, DigitsDataModule
 from digits.dataset import DigitsSplits, load
+from digits.extras import BatchTransform
 from digits.people.augment import Handwriting, Shift
 from digits.people.non_digits import NonDigits
 from digits.people.pen_digits import DrawnSplits, PenDigits, read_pen_digits
@@ -169,11 +172,43 @@ def test_bad_values_are_refused_with_their_name(make, message):
         make()
 
 
-class TrainerAt:
-    """What the data module reads of a trainer, in process ``global_rank`` of a DDP run."""
+class SeedsSeen(BatchTransform):
+    """Changes nothing; notes the seed it is given for each training batch."""
 
-    def __init__(self, global_rank: int, global_step: int = 5) -> None:
-        self.global_rank, self.global_step, self.training = global_rank, global_step, True
+    def __init__(self) -> None:
+        super().__init__()
+        self.seeds: list[int] = []
+
+    def forward(self, pixels: torch.Tensor, seed: int) -> torch.Tensor:
+        self.seeds.append(seed)
+        return pixels
+
+
+def test_every_batch_of_a_step_is_changed_its_own_way_under_gradient_accumulation():
+    """Two batches summed into one optimizer step must not get the same random changes."""
+    seeds_seen = SeedsSeen()
+    L.seed_everything(0, verbose=False)
+    trainer = L.Trainer(
+        max_steps=3,
+        accumulate_grad_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(DigitsClassifier(), datamodule=DigitsDataModule(transforms=[seeds_seen]))
+    assert trainer.global_step == 3
+    assert len(seeds_seen.seeds) == 6 and len(set(seeds_seen.seeds)) == 6
+
+
+class TrainerAt:
+    """What the data module reads of a trainer, in process ``global_rank`` of a DDP run,
+    at its sixth training batch."""
+
+    def __init__(self, global_rank: int) -> None:
+        self.global_rank, self.training = global_rank, True
+        self.fit_loop = SimpleNamespace(total_batch_idx=4)
 
 
 @pytest.mark.parametrize("data", [{"transforms": [Handwriting(1.0)]}, {"transforms": [Shift(1)]}])

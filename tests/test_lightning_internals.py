@@ -24,6 +24,7 @@ from digits.training.lightning_internals import (
     epoch_ended,
     evaluation_sampler,
     scalar_events,
+    training_batches_before,
     write_summaries,
 )
 from tests.conftest import read_events
@@ -105,6 +106,45 @@ def test_an_epoch_end_checkpoint_is_told_from_a_mid_epoch_one_and_lightning_owns
     # Lightning installs its own SIGTERM handler before on_train_start: the interrupt
     # callback replaces it from there (and puts it back).
     assert observer.handler_at_train_start not in (before, signal.SIG_DFL, None)
+
+
+class CountsBatches(Tiny):
+    """Notes, as each training batch is moved to the device, the batches before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counted: list[tuple[int, int]] = []
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        if self.trainer.training:
+            self.counted.append((training_batches_before(self.trainer), self.trainer.global_step))
+        return batch
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_the_batches_before_the_one_moved_are_counted_across_epochs_and_a_resume(
+    tmp_path: Path, accumulate: int
+):
+    loader = DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=4)  # 4 batches an epoch
+
+    def fit(epochs: int, ckpt_path: Path | None = None) -> CountsBatches:
+        model = CountsBatches()
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accumulate_grad_batches=accumulate,
+            default_root_dir=tmp_path,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, loader, ckpt_path=ckpt_path)
+        return model
+
+    first = fit(2)
+    assert [before for before, _ in first.counted] == list(range(8))
+    assert [step for _, step in first.counted] == [n // accumulate for n in range(8)]
+    checkpoint = next((tmp_path / "checkpoints").glob("*.ckpt"))
+    assert [before for before, _ in fit(3, checkpoint).counted] == list(range(8, 12))
 
 
 def test_scalar_events_reads_every_point_of_every_tag(tmp_path: Path):

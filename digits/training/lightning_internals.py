@@ -16,7 +16,10 @@ on, so that an upgrade shows where to look instead of changing a run in a subtle
   ``DistributedSampler`` repeats images to even out the shares.
 - ``Trainer.fit_loop.epoch_progress`` (Lightning's loop progress counters): whether the
   epoch whose checkpoints are being written has finished its batches
-  (``epoch_ended``), which tells an epoch-end checkpoint from a mid-epoch one.
+  (``epoch_ended``), which tells an epoch-end checkpoint from a mid-epoch one; and
+  ``Trainer.fit_loop.total_batch_idx``: how many training batches came before the one
+  being moved to the device (``training_batches_before``), which seeds its random
+  changes: the optimizer step would give the batches of one step the same ones.
 - ``ModelCheckpoint.check_monitor_top_k``, ``best_k_models`` and
   ``kth_best_model_path`` (Lightning, undocumented): ``TiesToTheLaterEpoch`` saves an
   epoch whose score ties the kept one, where Lightning keeps the first.
@@ -48,6 +51,7 @@ __all__ = [
     "epoch_ended",
     "evaluation_sampler",
     "scalar_events",
+    "training_batches_before",
     "write_summaries",
 ]
 
@@ -85,6 +89,17 @@ def epoch_ended(trainer: L.Trainer) -> bool:
     """
     progress = trainer.fit_loop.epoch_progress.current
     return progress.processed != progress.completed
+
+
+def training_batches_before(trainer: L.Trainer) -> int:
+    """The training batches of the run before the one being moved to the device.
+
+    Counted across epochs and kept in the checkpoint's loop state, so a resumed run goes
+    on counting. Lightning counts a batch as ready once it is on the device, so in
+    ``on_after_batch_transfer`` the batch being moved is not counted yet. Without
+    gradient accumulation it equals ``global_step``.
+    """
+    return trainer.fit_loop.total_batch_idx + 1
 
 
 def scalar_events(log_dir: str | Path) -> dict[str, list[Any]]:
