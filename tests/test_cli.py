@@ -90,7 +90,7 @@ def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, caps
 
     digits_main(["validate", *QUIET, "--ckpt_path", str(checkpoint)])
     validated = scalars(tmp_path / "lightning_logs/digits/version_2", "val/acc")
-    assert [value for _, value in validated] == [pytest.approx(fitted.summary.best_val_acc)]
+    assert [value for _, value in validated] == [pytest.approx(fitted.summary.best_score)]
 
     predicted = digits_main(["predict", *QUIET, "--ckpt_path", str(checkpoint)])
     digits = torch.cat([batch["digit"] for batch in predicted.trainer.predict_loop.predictions])

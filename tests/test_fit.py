@@ -12,6 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from digits import DigitsClassifier, DigitsDataModule
 from digits.dataset import DigitsSplits
 from digits.fit import main
+from digits.people.pen_digits import PenDigits
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
 from tests.conftest import DRAWN_ARGS, QUIET, figures_by_loader, fit_in, read_events, scalars
@@ -47,7 +48,7 @@ def test_training_learns_and_the_best_is_the_running_maximum(run):
 def test_summary_matches_what_was_logged(run):
     summary, log_dir = run
     assert summary.test_acc == pytest.approx(scalars(log_dir, "test/acc")[0][1])
-    assert summary.best_val_acc == pytest.approx(max(v for _, v in scalars(log_dir, "val/acc")))
+    assert summary.best_score == pytest.approx(max(v for _, v in scalars(log_dir, "val/acc")))
     assert (log_dir / "checkpoints" / Path(summary.checkpoint).name).is_file()
     assert Path(summary.checkpoint).parent == Path(summary.log_dir) / "checkpoints"
     assert summary.tensorboard_logdir == "lightning_logs"
@@ -190,4 +191,22 @@ def test_each_test_sets_figures_are_printed_under_its_own_loader(tmp_path: Path,
         **{f"test/{name}": [0] for name in ("acc", "loss", "ece", "ece_unscaled")},
         **{f"test/drawn_{name}": [1] for name in ("acc", "loss", "ece", "ece_unscaled")},
     }
-    assert f"test/drawn    {summary.test_drawn_acc:.4f}" in printed
+    assert f"test/drawn    {summary.further_tests['drawn']:.4f}" in printed
+
+
+class PenDigitsNamedInk(PenDigits):
+    """The pen digits under another name, as a data source of the user's own would be."""
+
+    name = "ink"
+
+
+def test_a_further_test_set_is_summarised_under_its_own_name(tmp_path: Path, capfd):
+    short = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3")
+    summary = fit_in(tmp_path, "--data.sources+=tests.test_fit.PenDigitsNamedInk", *short)
+    printed = capfd.readouterr().out
+    log_dir = tmp_path / summary.log_dir
+    accuracy = summary.further_tests["ink"]
+    assert accuracy == pytest.approx(scalars(log_dir, "test/ink_acc")[0][1], abs=1e-6)
+    assert f"test/ink      {accuracy:.4f}  (the ink test set, the same checkpoint)" in printed
+    before, after = (scalars(log_dir, f"test/ink_{name}")[0][1] for name in ("ece_unscaled", "ece"))
+    assert f"(ink {before:.4f} -> {after:.4f})" in printed

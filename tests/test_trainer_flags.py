@@ -79,7 +79,7 @@ def test_a_csv_logger_writes_its_own_run_folders(tmp_path: Path):
     assert [Path(run.log_dir).name for run in (first, second)] == ["version_0", "version_1"]
     rows = list(csv.DictReader((Path(first.log_dir) / "metrics.csv").open()))
     assert [float(row["val/acc"]) for row in rows if row.get("val/acc")][-1] == pytest.approx(
-        first.best_val_acc
+        first.best_score
     )
     assert [float(row["test/acc"]) for row in rows if row.get("test/acc")] == pytest.approx(
         [first.test_acc]
@@ -165,7 +165,7 @@ def test_worker_processes_give_the_same_run_as_none():
 def test_checkpointing_off_keeps_no_file_and_tests_the_final_weights(tmp_path: Path):
     summary = main([*TWO_EPOCHS, "--trainer.enable_checkpointing", "false"])
     assert not list(tmp_path.rglob("*.ckpt"))
-    assert summary.checkpoint is None and summary.best_val_acc is None
+    assert summary.checkpoint is None and summary.best_score is None
     assert "test/acc      " in summary.lines()[1] and "(the final weights)" in summary.lines()[1]
     # The same training with checkpoints: its last epoch's weights score the same.
     kept = main([*TWO_EPOCHS])

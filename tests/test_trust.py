@@ -180,7 +180,7 @@ def test_a_kill_right_after_the_checkpoint_past_the_best_epoch_loses_nothing(tmp
     assert curves(run) == curves(uninterrupted)  # val/acc_best and so HPARAMS' value too
     assert [value for _, value in scalars(run, "val/acc_best")][-1] == peak
     assert Path(resumed.checkpoint).name == Path(expected.checkpoint).name
-    assert resumed.best_val_acc == expected.best_val_acc == pytest.approx(peak)
+    assert resumed.best_score == expected.best_score == pytest.approx(peak)
     assert resumed.test_acc == expected.test_acc
 
 

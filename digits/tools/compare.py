@@ -80,7 +80,9 @@ def compare(
         started = time.perf_counter()
         summary = fit_main(args)
         seconds = time.perf_counter() - started
-        scores.append(Score(seed, name, summary.test_acc, seconds, summary.test_drawn_acc))
+        scores.append(
+            Score(seed, name, summary.test_acc, seconds, summary.further_tests.get("drawn"))
+        )
         # The baselines see the data exactly as this run did (its saved config).
         data = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())["data"]
         splits = DigitsSplits.from_settings(data)

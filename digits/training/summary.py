@@ -6,7 +6,7 @@ its lines from a ``summary_lines()`` method, printed after the calibration's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightning as L
 
@@ -21,22 +21,23 @@ from digits.training.tensorboard import tensorboard_logdir
 class FitSummary:
     """What a finished run leaves behind, as printed at the end."""
 
-    best_val_acc: float | None  # the best checkpoint's score on ``monitor``
+    best_score: float | None  # the best checkpoint's value of ``monitor``
     test_acc: float | None  # None: not tested (--trainer.limit_test_batches 0)
     checkpoint: str | None
     log_dir: str | None
     tensorboard_logdir: str | None
-    test_drawn_acc: float | None = None  # with the pen digits: their test set
     monitor: str | None = "val/acc"  # what chose the best checkpoint; None: the last epoch
     calibration: Calibration | None = None  # fitted on validation after training
     test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling
-    test_drawn_ece: tuple[float, float] | None = None
+    # The accuracy and ECEs of each further test set a data source brings, by its name.
+    further_tests: dict[str, float] = field(default_factory=dict)
+    further_eces: dict[str, tuple[float, float]] = field(default_factory=dict)
     more: tuple[str, ...] = ()  # lines of the run's callbacks that have something to say
     last_checkpoint: str | None = None  # last.ckpt, when no checkpoint was chosen
     last_checkpoint_epoch: int | None = None  # its epoch, when not the weights tested
 
     def lines(self) -> list[str]:
-        best = "n/a" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
+        best = "n/a" if self.best_score is None else f"{self.best_score:.4f}"
         tested = "the best checkpoint" if self.checkpoint else "the final weights"
         if self.monitor is None and self.checkpoint:
             kept, tested = (
@@ -51,9 +52,8 @@ class FitSummary:
             if self.test_acc is not None
             else "test/acc      not run (trainer.limit_test_batches=0)",
             *(
-                [f"test/drawn    {self.test_drawn_acc:.4f}  (drawn digits, the same checkpoint)"]
-                if self.test_drawn_acc is not None
-                else []
+                f"{'test/' + name:<13} {accuracy:.4f}  (the {name} test set, the same checkpoint)"
+                for name, accuracy in self.further_tests.items()
             ),
             *self.calibration_lines(),
             *self.more,
@@ -87,8 +87,8 @@ class FitSummary:
         if self.test_ece is None:
             return [sure]  # not tested: what validation chose is still worth saying
         ece = f"test/ece      {self.test_ece[0]:.4f} -> {self.test_ece[1]:.4f}"
-        if self.test_drawn_ece is not None:
-            ece += f" (drawn {self.test_drawn_ece[0]:.4f} -> {self.test_drawn_ece[1]:.4f})"
+        for name, (before, after) in self.further_eces.items():
+            ece += f" ({name} {before:.4f} -> {after:.4f})"
         return [f"{ece}, temperature {fitted.temperature:.3f}", sure]
 
 
@@ -108,20 +108,25 @@ def evaluate_best_and_summarize(
     for loader_results in trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None):
         results.update(loader_results)
     best_score = checkpoint.best_model_score if best_path else None
+    further = [name for name in model.hparams.get("eval_sets", ()) if f"test/{name}_acc" in results]
     last, last_epoch = _last_saved(trainer) if not best_path else (None, None)
     # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
     log_dir = None if trainer.fast_dev_run else trainer.log_dir
     summary = FitSummary(
-        best_val_acc=None if best_score is None else float(best_score),
+        best_score=None if best_score is None else float(best_score),
         test_acc=results.get("test/acc"),  # none with limit_test_batches=0: not tested
         checkpoint=best_path or None,
         log_dir=log_dir,
         tensorboard_logdir=tensorboard_logdir(trainer.logger) if log_dir else None,
-        test_drawn_acc=results.get("test/drawn_acc"),
         monitor=checkpoint.monitor if checkpoint is not None else "val/acc",
         calibration=calibration,
         test_ece=_before_after(results, "test/"),
-        test_drawn_ece=_before_after(results, "test/drawn_"),
+        further_tests={name: results[f"test/{name}_acc"] for name in further},
+        further_eces={
+            name: eces
+            for name in further
+            if (eces := _before_after(results, f"test/{name}_")) is not None
+        },
         more=tuple(
             line
             for callback in trainer.callbacks
