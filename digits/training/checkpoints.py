@@ -92,7 +92,7 @@ def better_direction(monitor: str | None) -> Literal["min", "max"]:
     monitored.
     """
     name = (monitor or "").rsplit("/", 1)[-1]
-    return "max" if name.endswith(("acc", "acc_best")) else "min"
+    return "max" if name.endswith("acc") else "min"
 
 
 def this_runs_best(trainer: L.Trainer) -> str:

@@ -41,7 +41,6 @@ class InterruptCheckpoint(L.Callback):
     """
 
     def __init__(self) -> None:
-        self.saved: Path | None = None
         self.received: int | None = None
         self.log_dir: Path | None = None
         self._previous: dict[int, Any] = {}
@@ -101,9 +100,9 @@ class InterruptCheckpoint(L.Callback):
             return
         if checkpoint.dirpath is None:
             return
-        self.saved = Path(checkpoint.dirpath) / INTERRUPTED_CHECKPOINT
+        saved = Path(checkpoint.dirpath) / INTERRUPTED_CHECKPOINT
         # Every process takes part (under DDP it waits for the others); rank 0 writes.
-        trainer.save_checkpoint(self.saved, weights_only=False)
+        trainer.save_checkpoint(saved, weights_only=False)
         if not trainer.is_global_zero or self.log_dir is None:
             return
         last = Path(checkpoint.dirpath) / "last.ckpt"
@@ -111,8 +110,8 @@ class InterruptCheckpoint(L.Callback):
         how = "from the end of the last complete epoch, as an uninterrupted run would go on"
         print(
             f"\nStopped by {name} in epoch {trainer.current_epoch}; the state so far is in "
-            f"{self.saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
-            f"{resume_command(self.log_dir, last if last.exists() else self.saved)}",
+            f"{saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
+            f"{resume_command(self.log_dir, last if last.exists() else saved)}",
             file=sys.stderr,
             flush=True,
         )
