@@ -7,7 +7,9 @@ never joins (Lightning-AI/pytorch-lightning#20806), and a run then hangs instead
 stopping. So while training runs, the signal is only noted; after each training batch
 the processes agree (one all-reduce of a flag, under DDP only) whether any of them
 received one, and all of them stop at that same batch. The state is then saved as
-``interrupted.ckpt``, once, and the resume command is printed, once.
+``interrupted.ckpt``, once, and the resume command is printed, once. The flag travels in
+a CPU process group of its own: on GPUs, reading a flag all-reduced on the GPU after
+every batch would make the host wait for the batch's work to finish.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from types import FrameType
 from typing import Any
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digits.training.folders import INTERRUPTED_CHECKPOINT
@@ -44,10 +48,18 @@ class InterruptCheckpoint(L.Callback):
         self.received: int | None = None
         self.log_dir: Path | None = None
         self._previous: dict[int, Any] = {}
+        self.flag_group: dist.ProcessGroup | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Asked here, where every process asks it: under DDP it is a collective call.
         self.log_dir = Path(trainer.log_dir) if trainer.log_dir else None
+        if stage == "fit" and trainer.world_size > 1 and dist.is_initialized():
+            self.flag_group = dist.new_group(backend="gloo")  # every process, in turn
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.flag_group is not None:
+            dist.destroy_process_group(self.flag_group)
+            self.flag_group = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received = None
@@ -75,12 +87,21 @@ class InterruptCheckpoint(L.Callback):
         self._restore()
 
     def _stop_if_asked(self, trainer: L.Trainer) -> None:
-        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+        if not self._received_anywhere():
             return
         # In a process that received nothing itself, another one received SIGTERM.
         if self.received == signal.SIGINT:
             raise KeyboardInterrupt
         raise SIGTERMException
+
+    def _received_anywhere(self) -> bool:
+        """Whether this or any other process has received a signal (the same answer in all)."""
+        received = self.received is not None
+        if self.flag_group is None:
+            return received
+        flag = torch.tensor(int(received))
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.flag_group)
+        return bool(flag)
 
     def _restore(self) -> None:
         for number, handler in self._previous.items():
