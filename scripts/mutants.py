@@ -230,7 +230,7 @@ MUTANTS = [
     ),
     Mutant(
         "with save_top_k above 1, the first of tied epochs is named the best",
-        "digits/training/checkpoints.py",
+        "digits/training/lightning_internals.py",
         "        return tied[-1]\n",
         "        return tied[0]\n",
         ("tests/test_fit.py", "-k", "latest_best"),
@@ -497,7 +497,7 @@ MUTANTS = [
     Mutant(
         "Ctrl-C saves nothing",
         "digits/training/interrupt.py",
-        "trainer.save_checkpoint(self.saved, weights_only=False)",
+        "trainer.save_checkpoint(saved, weights_only=False)",
         "pass",
         ("tests/test_trust.py", "-k", "interrupt"),
     ),

@@ -54,6 +54,11 @@ def test_model_checkpoint_has_the_top_k_check_the_tie_rule_overrides():
     assert list(parameters) == ["self", "trainer", "current"]
     checkpoint = ModelCheckpoint(monitor="val/acc", mode="max")
     assert checkpoint.best_k_models == {} and checkpoint.kth_best_model_path == ""
+    # The best is chosen by max over the kept files in the order they were saved (the
+    # first of equal scores), assigned to the attribute the override reads back.
+    chooses = inspect.getsource(ModelCheckpoint._update_best_and_save)
+    assert "self.best_k_models[filepath] = current" in chooses
+    assert "self.best_model_path = _op(self.best_k_models, key=self.best_k_models.get)" in chooses
 
 
 class Tiny(L.LightningModule):

@@ -66,23 +66,6 @@ class LatestBestCheckpoint(TiesToTheLaterEpoch):
         """
         super().__init__(monitor=monitor, mode=mode or better_direction(monitor), **kwargs)
 
-    # Lightning names as best the first of the kept files with the best score (``max``
-    # over ``best_k_models``, which holds them in the order they were saved). Read here,
-    # the best is the latest of them, for every reader: the test of "best", the file's
-    # own state, the summary, and with ``save_top_k`` above 1 too.
-    @property
-    def best_model_path(self) -> str:
-        chosen = self._best_model_path
-        kept = getattr(self, "best_k_models", {})  # Lightning sets the path before these
-        if chosen not in kept:
-            return chosen  # nothing kept yet, or an earlier folder's best reloaded alone
-        tied = [path for path, score in kept.items() if score == kept[chosen]]
-        return tied[-1]
-
-    @best_model_path.setter
-    def best_model_path(self, path: str) -> None:
-        self._best_model_path = path
-
 
 def better_direction(monitor: str | None) -> Literal["min", "max"]:
     """Which way a metric this project logs improves: ``max`` for accuracies, else ``min``.

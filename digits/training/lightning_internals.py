@@ -22,7 +22,9 @@ on, so that an upgrade shows where to look instead of changing a run in a subtle
   changes: the optimizer step would give the batches of one step the same ones.
 - ``ModelCheckpoint.check_monitor_top_k``, ``best_k_models`` and
   ``kth_best_model_path`` (Lightning, undocumented): ``TiesToTheLaterEpoch`` saves an
-  epoch whose score ties the kept one, where Lightning keeps the first.
+  epoch whose score ties the kept one, where Lightning keeps the first, and reads
+  ``best_model_path`` as the latest of the tied files in ``best_k_models``, which holds
+  them in the order they were saved.
 - Lightning's SIGTERM handler, installed when a fit starts and before
   ``on_train_start``: ``digits.training.interrupt`` replaces it (and Python's SIGINT
   handler) from ``on_train_start`` to the end of training, with ``signal.signal``.
@@ -64,7 +66,25 @@ class CheckpointReadOnce(LightningCLI):
 
 
 class TiesToTheLaterEpoch(ModelCheckpoint):
-    """``ModelCheckpoint`` that also saves an epoch whose score equals the kept one's."""
+    """``ModelCheckpoint`` that also saves an epoch whose score equals the kept one's, and
+    names the latest of the kept files with the best score as the best."""
+
+    # Lightning names as best the first of them (``max`` over ``best_k_models``, which
+    # holds the files in the order they were saved). Read here, the best is the latest,
+    # for every reader: the test of "best", the file's own state, the summary, and with
+    # ``save_top_k`` above 1 too.
+    @property
+    def best_model_path(self) -> str:
+        chosen = self._best_model_path
+        kept = getattr(self, "best_k_models", {})  # Lightning sets the path before these
+        if chosen not in kept:
+            return chosen  # nothing kept yet, or an earlier folder's best reloaded alone
+        tied = [path for path, score in kept.items() if score == kept[chosen]]
+        return tied[-1]
+
+    @best_model_path.setter
+    def best_model_path(self, path: str) -> None:
+        self._best_model_path = path
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         if current is None or len(self.best_k_models) < self.save_top_k or self.save_top_k < 0:
