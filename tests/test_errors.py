@@ -58,10 +58,10 @@ def test_a_mistake_while_building_is_still_one_line(command: str, capsys):
     assert capsys.readouterr().err.strip() == "error: data.batch_size must be at least 1, got 0"
 
 
-@pytest.mark.parametrize("command", ["digits fit", "digits.fit"])
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "digits.fit"])
 def test_a_seed_numpy_cannot_take_is_one_line_before_anything_is_written(command: str, capsys):
     # LightningCLI seeds between reading the command line and building the objects.
-    main = (lambda args: digits_main(["fit", *args])) if command == "digits fit" else fit_main
+    main = fit_main if command == "digits.fit" else (lambda args: digits_main([command, *args]))
     with pytest.raises(SystemExit) as stopped:
         main([*QUIET, "--seed_everything", "-1"])
     assert stopped.value.code == 2

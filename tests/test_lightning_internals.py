@@ -152,6 +152,15 @@ def test_the_batches_before_the_one_moved_are_counted_across_epochs_and_a_resume
     assert [before for before, _ in fit(3, checkpoint).counted] == list(range(8, 12))
 
 
+def test_lightning_ignores_ctrl_c_before_the_callbacks_save_an_interrupted_run():
+    from lightning.pytorch.trainer import call
+
+    handling = inspect.getsource(call._call_and_handle_interrupt)
+    ignored = handling.index("signal.signal(signal.SIGINT, signal.SIG_IGN)")
+    assert ignored < handling.index("_interrupt(trainer, exception)")
+    assert "on_exception" in inspect.getsource(call._interrupt)
+
+
 def test_scalar_events_reads_every_point_of_every_tag(tmp_path: Path):
     writer = SummaryWriter(tmp_path)
     for step in range(3):

@@ -13,11 +13,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from digits.__main__ import main as digits_main
@@ -29,6 +32,7 @@ from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
 from digits.training.folders import continues_its_run
+from digits.training.interrupt import InterruptCheckpoint
 from tests.conftest import QUIET, children, cmdline, read_events, scalars, split_for_testing
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
@@ -377,6 +381,7 @@ def test_a_run_trained_on_in_a_new_folder_without_validation_tests_its_own_weigh
     saves no best of its own, and that earlier file must not be tested or named."""
     worst_loss = ["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"]
     first = main([*QUIET, *worst_loss, "--trainer.max_epochs", "3"])
+    assert read_checkpoint(first.checkpoint)["epoch"] < 2, "the best is the last epoch now"
     resume = [
         "--config",
         str(run_dir(tmp_path, 0) / "config.yaml"),
@@ -704,6 +709,31 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
 
 
 DDP_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
+
+
+class CollectiveOnTheDevice:
+    """A strategy whose all-reduce would read a tensor on the training device."""
+
+    def reduce_boolean_decision(self, *args, **kwargs):
+        raise AssertionError("the stop flag went through the strategy's collective")
+
+
+def test_the_processes_agree_on_a_stop_through_a_cpu_group_not_the_strategy():
+    """On GPUs, the strategy's all-reduce after every batch would make the host wait."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        trainer = SimpleNamespace(
+            world_size=2, log_dir=None, num_training_batches=10, strategy=CollectiveOnTheDevice()
+        )
+        callback = InterruptCheckpoint()
+        callback.setup(trainer, None, "fit")
+        callback.on_train_batch_end(trainer, None, None, None, 0)  # nothing received
+        callback.received = signal.SIGTERM
+        with pytest.raises(SIGTERMException):
+            callback.on_train_batch_end(trainer, None, None, None, 0)
+        callback.teardown(trainer, None, "fit")
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")

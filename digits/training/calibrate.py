@@ -323,7 +323,10 @@ def each_kept_checkpoint(trainer: L.Trainer, pl_module: L.LightningModule) -> It
     """Puts the weights of each checkpoint to fit (``checkpoints_to_fit``) into the module in
     turn, and yields its path; the final weights are back in the module afterwards, as
     ``fit`` leaves them, so that ``""`` and the test after it read those."""
-    final = {name: value.detach().clone() for name, value in pl_module.state_dict().items()}
+    # On the CPU: a copy beside the weights would double a large network's GPU memory.
+    final = {
+        name: value.detach().to("cpu", copy=True) for name, value in pl_module.state_dict().items()
+    }
     try:
         for path in checkpoints_to_fit(trainer):
             pl_module.load_state_dict(read_checkpoint(path)["state_dict"] if path else final)

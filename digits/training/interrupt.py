@@ -8,8 +8,9 @@ stopping. So while training runs, the signal is only noted; after each training 
 the processes agree (one all-reduce of a flag, under DDP only) whether any of them
 received one, and all of them stop at that same batch. The state is then saved as
 ``interrupted.ckpt``, once, and the resume command is printed, once. The flag travels in
-a CPU process group of its own: on GPUs, reading a flag all-reduced on the GPU after
-every batch would make the host wait for the batch's work to finish.
+a CPU (gloo) process group, one of its own where the run's is NCCL: on GPUs, reading a
+flag all-reduced on the GPU after every batch would make the host wait for the batch's
+work to finish.
 """
 
 from __future__ import annotations
@@ -48,18 +49,24 @@ class InterruptCheckpoint(L.Callback):
         self.received: int | None = None
         self.log_dir: Path | None = None
         self._previous: dict[int, Any] = {}
-        self.flag_group: dist.ProcessGroup | None = None
+        self.processes_agree = False  # under DDP: whether any process received a signal
+        self.flag_group: dist.ProcessGroup | None = None  # None: the default group, gloo
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Asked here, where every process asks it: under DDP it is a collective call.
         self.log_dir = Path(trainer.log_dir) if trainer.log_dir else None
-        if stage == "fit" and trainer.world_size > 1 and dist.is_initialized():
+        self._close_flag_group()  # one a fit that raised left open
+        self.processes_agree = stage == "fit" and trainer.world_size > 1 and dist.is_initialized()
+        if self.processes_agree and dist.get_backend() != "gloo":
             self.flag_group = dist.new_group(backend="gloo")  # every process, in turn
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._close_flag_group()
+
+    def _close_flag_group(self) -> None:
         if self.flag_group is not None:
             dist.destroy_process_group(self.flag_group)
-            self.flag_group = None
+        self.processes_agree, self.flag_group = False, None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received = None
@@ -97,9 +104,9 @@ class InterruptCheckpoint(L.Callback):
     def _received_anywhere(self) -> bool:
         """Whether this or any other process has received a signal (the same answer in all)."""
         received = self.received is not None
-        if self.flag_group is None:
+        if not self.processes_agree:
             return received
-        flag = torch.tensor(int(received))
+        flag = torch.tensor(int(received))  # on the CPU: the host waits for no GPU work
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.flag_group)
         return bool(flag)
 
@@ -116,6 +123,7 @@ class InterruptCheckpoint(L.Callback):
             # a second one must not stop the save below halfway.
             self._previous.pop(signal.SIGINT, None)
         self._restore()
+        self._close_flag_group()  # Lightning calls no teardown after an exception
         checkpoint = trainer.checkpoint_callback
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not checkpoint:
             return

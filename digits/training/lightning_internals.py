@@ -27,7 +27,9 @@ on, so that an upgrade shows where to look instead of changing a run in a subtle
   them in the order they were saved.
 - Lightning's SIGTERM handler, installed when a fit starts and before
   ``on_train_start``: ``digits.training.interrupt`` replaces it (and Python's SIGINT
-  handler) from ``on_train_start`` to the end of training, with ``signal.signal``.
+  handler) from ``on_train_start`` to the end of training, with ``signal.signal``; and
+  Lightning's answer to ``KeyboardInterrupt``, which ignores Ctrl-C before it calls the
+  callbacks' ``on_exception``, where ``interrupt`` saves the state and leaves it ignored.
 - ``EventAccumulator`` (TensorBoard's event-file reader, which TensorBoard itself uses):
   which steps of which scalars a run's event files hold (``scalar_events``).
 - ``SummaryWriter.file_writer`` (torch): a summary built elsewhere written into the
@@ -76,7 +78,7 @@ class TiesToTheLaterEpoch(ModelCheckpoint):
     @property
     def best_model_path(self) -> str:
         chosen = self._best_model_path
-        kept = getattr(self, "best_k_models", {})  # Lightning sets the path before these
+        kept = self.best_k_models
         if chosen not in kept:
             return chosen  # nothing kept yet, or an earlier folder's best reloaded alone
         tied = [path for path, score in kept.items() if score == kept[chosen]]
