@@ -15,7 +15,7 @@ from digits.fit import main
 from digits.people.pen_digits import PenDigits
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
-from tests.conftest import DRAWN_ARGS, QUIET, figures_by_loader, fit_in, read_events, scalars
+from tests.conftest import QUIET, figures_by_loader, fit_in, read_events, scalars
 
 EPOCHS = 3
 
@@ -178,32 +178,26 @@ def test_without_checkpoints_the_summary_still_points_to_the_logs():
     assert "checkpoint    none saved" in summary.lines()
 
 
-def test_each_test_sets_figures_are_printed_under_its_own_loader(tmp_path: Path, capfd):
-    """Lightning's test table lists a value logged at an epoch's end under every loader.
-
-    With the drawn digits as a second test set it showed the data set's test/acc under
-    the drawn digits' loader too; logged from the steps, each stands under its own.
-    """
-    short = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3")
-    summary = fit_in(tmp_path, *DRAWN_ARGS, *short)
-    printed = capfd.readouterr().out
-    assert figures_by_loader(printed, "test") == {
-        **{f"test/{name}": [0] for name in ("acc", "loss", "ece", "ece_unscaled")},
-        **{f"test/drawn_{name}": [1] for name in ("acc", "loss", "ece", "ece_unscaled")},
-    }
-    assert f"test/drawn    {summary.further_tests['drawn']:.4f}" in printed
-
-
 class PenDigitsNamedInk(PenDigits):
     """The pen digits under another name, as a data source of the user's own would be."""
 
     name = "ink"
 
 
-def test_a_further_test_set_is_summarised_under_its_own_name(tmp_path: Path, capfd):
+def test_each_test_sets_figures_are_printed_under_its_own_loader_and_name(tmp_path: Path, capfd):
+    """Lightning's test table lists a value logged at an epoch's end under every loader.
+
+    With the drawn digits as a second test set it showed the data set's test/acc under
+    the drawn digits' loader too; logged from the steps, each stands under its own. The
+    summary knows no source by name: one of the user's own gets its lines too.
+    """
     short = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3")
     summary = fit_in(tmp_path, "--data.sources+=tests.test_fit.PenDigitsNamedInk", *short)
     printed = capfd.readouterr().out
+    assert figures_by_loader(printed, "test") == {
+        **{f"test/{name}": [0] for name in ("acc", "loss", "ece", "ece_unscaled")},
+        **{f"test/ink_{name}": [1] for name in ("acc", "loss", "ece", "ece_unscaled")},
+    }
     log_dir = tmp_path / summary.log_dir
     accuracy = summary.further_tests["ink"]
     assert accuracy == pytest.approx(scalars(log_dir, "test/ink_acc")[0][1], abs=1e-6)
