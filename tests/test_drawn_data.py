@@ -112,14 +112,14 @@ class Batches(L.Callback):
         self.val.append(batch[0].clone())
 
 
-def batches_seen(seed: int, **data) -> Batches:
+def batches_seen(seed: int, trainer_args: dict | None = None, **data) -> Batches:
+    """Three training steps and two validation batches; ``trainer_args`` change the trainer."""
     L.seed_everything(seed, verbose=False)
     batches = Batches()
+    settings = {"max_steps": 3, "limit_val_batches": 2, "val_check_interval": 3}
     trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=2,
+        **{**settings, **(trainer_args or {})},
         num_sanity_val_steps=0,
-        val_check_interval=3,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -187,18 +187,8 @@ class SeedsSeen(BatchTransform):
 def test_every_batch_of_a_step_is_changed_its_own_way_under_gradient_accumulation():
     """Two batches summed into one optimizer step must not get the same random changes."""
     seeds_seen = SeedsSeen()
-    L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        max_steps=3,
-        accumulate_grad_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(DigitsClassifier(), datamodule=DigitsDataModule(transforms=[seeds_seen]))
-    assert trainer.global_step == 3
+    batches = batches_seen(0, {"accumulate_grad_batches": 2}, transforms=[seeds_seen])
+    assert len(batches.train) == 6  # three steps of two batches
     assert len(seeds_seen.seeds) == 6 and len(set(seeds_seen.seeds)) == 6
 
 
