@@ -49,15 +49,13 @@ class InterruptCheckpoint(L.Callback):
         self.received: int | None = None
         self.log_dir: Path | None = None
         self._previous: dict[int, Any] = {}
-        self.processes_agree = False  # under DDP: whether any process received a signal
-        self.flag_group: dist.ProcessGroup | None = None  # None: the default group, gloo
+        self.flag_group: dist.ProcessGroup | None = None  # under DDP; None: the default, gloo
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Asked here, where every process asks it: under DDP it is a collective call.
         self.log_dir = Path(trainer.log_dir) if trainer.log_dir else None
         self._close_flag_group()  # one a fit that raised left open
-        self.processes_agree = stage == "fit" and trainer.world_size > 1 and dist.is_initialized()
-        if self.processes_agree and dist.get_backend() != "gloo":
+        if stage == "fit" and trainer.world_size > 1 and dist.get_backend() != "gloo":
             self.flag_group = dist.new_group(backend="gloo")  # every process, in turn
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -66,7 +64,7 @@ class InterruptCheckpoint(L.Callback):
     def _close_flag_group(self) -> None:
         if self.flag_group is not None:
             dist.destroy_process_group(self.flag_group)
-        self.processes_agree, self.flag_group = False, None
+        self.flag_group = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received = None
@@ -94,17 +92,17 @@ class InterruptCheckpoint(L.Callback):
         self._restore()
 
     def _stop_if_asked(self, trainer: L.Trainer) -> None:
-        if not self._received_anywhere():
+        if not self._received_anywhere(trainer):
             return
         # In a process that received nothing itself, another one received SIGTERM.
         if self.received == signal.SIGINT:
             raise KeyboardInterrupt
         raise SIGTERMException
 
-    def _received_anywhere(self) -> bool:
+    def _received_anywhere(self, trainer: L.Trainer) -> bool:
         """Whether this or any other process has received a signal (the same answer in all)."""
         received = self.received is not None
-        if not self.processes_agree:
+        if trainer.world_size == 1:
             return received
         flag = torch.tensor(int(received))  # on the CPU: the host waits for no GPU work
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.flag_group)
