@@ -206,6 +206,14 @@ def browser() -> Iterator[object]:
     chromium.quit()
 
 
+def accuracy_on_the_test_split(checkpoint: Path | str) -> float:
+    """A checkpoint's accuracy on split seed 0's test images, read without Lightning."""
+    from digits.reading.trained import load_trained
+
+    images, labels = DigitsSplits().arrays("test", scaled=False)
+    return float((load_trained(checkpoint).probabilities(images).argmax(1) == labels).mean())
+
+
 def lightning_probabilities(checkpoint: Path, features: torch.Tensor) -> torch.Tensor:
     """Training's own path: the model and the calibration callback, as Lightning restores them."""
     from digits import DigitsClassifier

@@ -10,12 +10,17 @@ import yaml
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from digits import DigitsClassifier, DigitsDataModule
-from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.people.pen_digits import PenDigits
 from digits.reading.checkpoint import read_checkpoint
-from digits.reading.trained import load_trained
-from tests.conftest import QUIET, figures_by_loader, fit_in, read_events, scalars
+from tests.conftest import (
+    QUIET,
+    accuracy_on_the_test_split,
+    figures_by_loader,
+    fit_in,
+    read_events,
+    scalars,
+)
 
 EPOCHS = 3
 
@@ -158,13 +163,9 @@ def test_the_latest_best_epoch_is_tested_and_last_ckpt_is_the_last_epoch(
     last = read_checkpoint(Path(summary.log_dir) / "checkpoints" / "last.ckpt")
     assert last["epoch"] == len(val_acc) - 1
 
-    images, labels = DigitsSplits().arrays("test", scaled=False)
-
-    def accuracy(checkpoint: Path | str) -> float:
-        return float((load_trained(checkpoint).probabilities(images).argmax(1) == labels).mean())
-
-    best_acc = accuracy(summary.checkpoint)
-    assert best_acc != pytest.approx(accuracy(Path(summary.log_dir) / "checkpoints/last.ckpt"))
+    best_acc = accuracy_on_the_test_split(summary.checkpoint)
+    last_acc = accuracy_on_the_test_split(Path(summary.log_dir) / "checkpoints/last.ckpt")
+    assert best_acc != pytest.approx(last_acc)
     assert summary.test_acc == pytest.approx(best_acc, abs=1e-6)
     assert scalars(Path(summary.log_dir), "test/acc")[0][1] == pytest.approx(best_acc, abs=1e-6)
 

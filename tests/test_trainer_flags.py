@@ -12,7 +12,7 @@ from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
-from tests.conftest import QUIET, read_events, scalars
+from tests.conftest import QUIET, accuracy_on_the_test_split, read_events, scalars
 
 TWO_EPOCHS = [*QUIET, "--trainer.max_epochs", "2"]
 TRAIN_BATCHES = 10  # 1,212 training images in batches of 128
@@ -212,10 +212,5 @@ def test_with_no_epoch_validated_the_final_weights_are_tested_not_last_ckpts():
     last = Path(summary.log_dir) / "checkpoints" / "last.ckpt"
     assert summary.checkpoint is None
     assert (read_checkpoint(final)["epoch"], read_checkpoint(last)["epoch"]) == (2, 1)
-    images, labels = DigitsSplits().arrays("test", scaled=False)
-
-    def accuracy(checkpoint: Path) -> float:
-        return float((load_trained(checkpoint).probabilities(images).argmax(1) == labels).mean())
-
-    assert accuracy(final) != pytest.approx(accuracy(last))
-    assert summary.test_acc == pytest.approx(accuracy(final), abs=1e-6)
+    assert accuracy_on_the_test_split(final) != pytest.approx(accuracy_on_the_test_split(last))
+    assert summary.test_acc == pytest.approx(accuracy_on_the_test_split(final), abs=1e-6)

@@ -26,14 +26,21 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from digits.__main__ import main as digits_main
 from digits.bench.serve import free_port
 from digits.cli import DigitsCLI
-from digits.dataset import DigitsSplits
 from digits.fit import main
 from digits.reading.checkpoint import read_checkpoint
 from digits.reading.trained import load_trained
 from digits.training.checkpoints import SafeCheckpointIO
 from digits.training.folders import continues_its_run
 from digits.training.interrupt import InterruptCheckpoint
-from tests.conftest import QUIET, children, cmdline, read_events, scalars, split_for_testing
+from tests.conftest import (
+    QUIET,
+    accuracy_on_the_test_split,
+    children,
+    cmdline,
+    read_events,
+    scalars,
+    split_for_testing,
+)
 
 TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
 FIT = [sys.executable, "-m", "digits.fit", *QUIET]
@@ -395,9 +402,7 @@ def test_a_run_trained_on_in_a_new_folder_without_validation_tests_its_own_weigh
     assert resumed.checkpoint is None
     assert Path(resumed.last_checkpoint).resolve() == last.resolve()
     assert first.checkpoint not in "\n".join(resumed.lines())
-    images, labels = DigitsSplits().arrays("test", scaled=False)
-    readings = load_trained(last).probabilities(images).argmax(1)
-    assert resumed.test_acc == pytest.approx(float((readings == labels).mean()), abs=1e-6)
+    assert resumed.test_acc == pytest.approx(accuracy_on_the_test_split(last), abs=1e-6)
 
 
 def test_a_loss_as_the_checkpoint_monitor_keeps_its_lowest_epoch(tmp_path: Path):
