@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 
 from digits.cli import DigitsCLI, close_process_group
-from digits.errors import exit_on_training_failure, exit_on_usage_error
+from digits.errors import exit_2_on_usage_error, exit_on_training_failure
 from digits.training.output import quiet_lightning
 
 
@@ -23,7 +23,7 @@ def main(args: list[str] | None = None) -> DigitsCLI:
     # LightningCLI runs the subcommand while it is built: DigitsCLI marks what it finds
     # while reading and building as a UsageError; anything raised later keeps its
     # traceback, except divergence, SIGTERM and Ctrl-C.
-    with exit_on_training_failure(), exit_on_usage_error():
+    with exit_on_training_failure(), exit_2_on_usage_error():
         cli = DigitsCLI(args=args)
     close_process_group()
     return cli

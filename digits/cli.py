@@ -26,7 +26,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from digits.data import DigitsDataModule
-from digits.errors import as_usage_error
+from digits.errors import mark_usage_errors
 from digits.model import DigitsClassifier
 from digits.reading.familiar import familiarity_state_of
 from digits.reading.moved_settings import check_old_flags, register_loader
@@ -195,7 +195,7 @@ class DigitsCLI(CheckpointReadOnce):
     # mistake (digits.errors.UsageError); what fails once a subcommand runs is not.
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        with as_usage_error(MisconfigurationException):
+        with mark_usage_errors(MisconfigurationException):
             check_old_flags(sys.argv[1:] if args is None else args)
             for class_path in named_data_classes(args):
                 check_data_class_imports(class_path)
@@ -206,7 +206,7 @@ class DigitsCLI(CheckpointReadOnce):
 
     def before_instantiate_classes(self) -> None:
         config = self.stage_config
-        with as_usage_error(MisconfigurationException):
+        with mark_usage_errors(MisconfigurationException):
             if not self.fitting:
                 check_checkpoint_given(config.get("ckpt_path"), self.config.get("subcommand"))
             check_trainer_settings(config.trainer, fitting=self.fitting)
@@ -222,7 +222,7 @@ class DigitsCLI(CheckpointReadOnce):
                 say_trained_on_in_a_new_folder(config.ckpt_path)
 
     def instantiate_classes(self) -> None:
-        with as_usage_error(MisconfigurationException):
+        with mark_usage_errors(MisconfigurationException):
             super().instantiate_classes()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:

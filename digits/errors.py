@@ -5,8 +5,18 @@ line is read and the objects are built, before anything is written, and ends wit
 code 2 like any argparse error. The one exception is code of the user's own that runs
 while the objects are built (a data module read for its shape): what fails there is a
 bug in it, ``BugInYourCode``, and keeps its traceback. Training that diverges ends with
-exit code 2 too, naming the epoch and the loss. Ctrl-C and SIGTERM end with 130 and 143,
-the shell's codes for them.
+one line too, naming the epoch and the loss, but with exit code 3: it is found once the
+run has written its logs, so it is not a mistake on the command line, and not a bug.
+Ctrl-C and SIGTERM end with 130 and 143, the shell's codes for them.
+
+Three context managers, by where they stand:
+
+- ``reading_the_command_line`` wraps an entry point's reading and building, which is a
+  step of its own there: what fails inside is one line and exit 2.
+- ``mark_usage_errors`` marks a stage inside a call that also runs (LightningCLI's hooks),
+  so that only what fails there becomes a ``UsageError``; callers that build in process
+  (the sweep's trials) catch that.
+- ``exit_2_on_usage_error`` wraps such a call and ends a ``UsageError`` as exit 2.
 
 Nothing here imports Lightning: the tools that only read a checkpoint use it too.
 """
@@ -22,6 +32,7 @@ from contextlib import contextmanager
 from jsonargparse import ArgumentError
 
 USAGE_ERROR = 2  # the exit code argparse uses for a bad command line
+DIVERGED = 3  # the run started and wrote its logs; its loss is no longer finite
 INTERRUPTED = 130  # 128 + SIGINT
 TERMINATED = 143  # 128 + SIGTERM
 MAX_ERROR_LENGTH = 240
@@ -101,8 +112,8 @@ def fail(message: str, code: int = USAGE_ERROR) -> SystemExit:
 
 
 @contextmanager
-def as_usage_error(*also: type[Exception]) -> Iterator[None]:
-    """Marks a stage that only reads and builds: its errors become ``UsageError``.
+def mark_usage_errors(*also: type[Exception]) -> Iterator[None]:
+    """Marks a stage that only reads and builds: its errors become a ``UsageError``.
 
     For an entry point whose building and running happen in one call (LightningCLI with
     subcommands), so that only what is raised here counts as the user's mistake.
@@ -126,7 +137,7 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
 
 
 @contextmanager
-def exit_on_usage_error() -> Iterator[None]:
+def exit_2_on_usage_error() -> Iterator[None]:
     """A ``UsageError`` from inside ends as one line and exit 2; anything else propagates."""
     try:
         yield
@@ -135,15 +146,15 @@ def exit_on_usage_error() -> Iterator[None]:
 
 
 @contextmanager
-def exit_on_user_error(*also: type[Exception]) -> Iterator[None]:
-    """Wraps reading the command line and building the objects it describes.
+def reading_the_command_line(*also: type[Exception]) -> Iterator[None]:
+    """Wraps reading the command line and building the objects it describes: exit 2.
 
     Those only check and store values, so an error there is a bad value from the user,
     and nothing has been written yet; ``BugInYourCode`` (the user's own code failed
     there) keeps its traceback. ``also`` adds exception types that mean the same
     in the caller's library (Lightning's ``MisconfigurationException`` for training).
     """
-    with exit_on_usage_error(), as_usage_error(*also):
+    with exit_2_on_usage_error(), mark_usage_errors(*also):
         yield
 
 
@@ -155,7 +166,7 @@ def exit_on_training_failure() -> Iterator[None]:
     try:
         yield
     except NonFiniteLossError as error:
-        raise fail(str(error)) from None
+        raise fail(str(error), DIVERGED) from None
     except SIGTERMException:
         raise SystemExit(TERMINATED) from None
     except SystemExit as exit_:

@@ -18,7 +18,7 @@ from typing import Any
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from digits.cli import DigitsCLI, close_process_group
-from digits.errors import exit_on_training_failure, exit_on_usage_error, exit_on_user_error
+from digits.errors import exit_2_on_usage_error, exit_on_training_failure, reading_the_command_line
 from digits.training.output import quiet_lightning
 from digits.training.summary import FitSummary
 
@@ -26,11 +26,11 @@ from digits.training.summary import FitSummary
 def main(args: list[str] | None = None) -> FitSummary:
     """Run ``fit`` (or resume it with ``--ckpt_path``), then ``test`` the best checkpoint."""
     quiet_lightning()
-    with exit_on_user_error(MisconfigurationException):
+    with reading_the_command_line(MisconfigurationException):
         cli = build(args)
     # A run's length is known once its data is set up: a resumed run that would not fit
     # its schedule is refused there, before anything is written (ScheduleLengthKept).
-    with exit_on_training_failure(), exit_on_usage_error():
+    with exit_on_training_failure(), exit_2_on_usage_error():
         train(cli)
         cli.after_fit()
     close_process_group()

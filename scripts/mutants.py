@@ -530,16 +530,23 @@ MUTANTS = [
         ("tests/test_drawn_data.py", "-k", "ddp"),
     ),
     Mutant(
+        "a diverged run, which has written its logs, exits as a command-line mistake",
+        "digits/errors.py",
+        "raise fail(str(error), DIVERGED) from None",
+        "raise fail(str(error)) from None",
+        ("tests/test_trust.py", "-k", "diverging_training_stops"),
+    ),
+    Mutant(
         "a bug while a subcommand runs is called the user's mistake",
         "digits/__main__.py",
-        "with exit_on_training_failure(), exit_on_usage_error():",
-        "with exit_on_training_failure(), exit_on_user_error():",
+        "with exit_on_training_failure(), exit_2_on_usage_error():",
+        "with exit_on_training_failure(), reading_the_command_line():",
         ("tests/test_errors.py",),
         also=(
             (
                 "digits/__main__.py",
-                "from digits.errors import exit_on_training_failure, exit_on_usage_error",
-                "from digits.errors import exit_on_training_failure, exit_on_user_error",
+                "from digits.errors import exit_2_on_usage_error, exit_on_training_failure",
+                "from digits.errors import exit_on_training_failure, reading_the_command_line",
             ),
         ),
     ),

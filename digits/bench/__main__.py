@@ -24,7 +24,7 @@ from jsonargparse import ArgumentParser, Namespace
 from digits.bench.serve import as_json, bench_serve, checkpoint_for_load, serve_table
 from digits.bench.sweep import bench_sweep
 from digits.bench.training import devices, run_lightning, run_tutorial, table
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.reading.trained import load_trained
 
 
@@ -74,7 +74,7 @@ def parser() -> ArgumentParser:
 
 def parse_options(args: list[str] | None = None) -> Namespace:
     """The command line, checked: the benchmark needs two epochs and one pair at least."""
-    with exit_on_user_error():
+    with reading_the_command_line():
         options = parser().parse_args(args)
         if options.epochs < 2 or options.repeats < 1:
             raise ValueError("--epochs must be at least 2 and --repeats at least 1")

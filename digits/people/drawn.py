@@ -29,7 +29,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from digits.dataset import Split
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.paths import unused_path
 from digits.people.non_digits import (
     FAMILIES,
@@ -373,7 +373,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> DrawnScore:
-    with exit_on_user_error():
+    with reading_the_command_line():
         options = parser().parse_args(args)
         check_threshold(options.threshold)
         trained = load_trained(options.ckpt_path)

@@ -28,7 +28,7 @@ import torch
 from jsonargparse import ArgumentParser
 from torch import nn
 
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.reading.trained import TrainedNetwork, load_trained
 
 Format = Literal["onnx", "torchscript"]
@@ -104,7 +104,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> Path:
-    with exit_on_user_error():  # reading the command line and the checkpoint
+    with reading_the_command_line():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
         if config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")

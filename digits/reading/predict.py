@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from jsonargparse import ArgumentParser
 
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.people.preprocess import checked_digits, open_image, read_drawing
 from digits.reading.trained import (
     Reading,
@@ -116,7 +116,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> list[Prediction]:
-    with exit_on_user_error():  # reading the command line and the checkpoint
+    with reading_the_command_line():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
         check_threshold(config.threshold)
         trained = load_trained(config.ckpt_path)

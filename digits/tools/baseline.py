@@ -25,7 +25,7 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from digits.dataset import DigitsSplits
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.people.pen_digits import DrawnSplits
 
 Model = Literal["random_forest", "svc", "knn", "logistic_regression"]
@@ -127,7 +127,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> list[BaselineResult]:
-    with exit_on_user_error():
+    with reading_the_command_line():
         config = parser().parse_args(args)
         splits = DigitsSplits(**config.data.as_dict())
         sizes = {split: len(rows) for split, rows in splits.indices.items()}

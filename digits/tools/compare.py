@@ -24,7 +24,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from digits.dataset import DigitsSplits
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.extras import settings_of
 from digits.fit import main as fit_main
 from digits.paths import unused_path
@@ -188,7 +188,7 @@ def parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> list[Score]:
-    with exit_on_user_error():
+    with reading_the_command_line():
         config = parser().parse_args(args)
         seeds = parse_seeds(config.split_seeds)
         configs = list(config.config)

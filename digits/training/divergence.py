@@ -5,7 +5,7 @@ every later step only trains a model that reads nothing. ``StopOnDivergence`` su
 training batch's loss on the device (no wait for the device per step), and checks the
 epoch's mean once, when the epoch ends: before that epoch's checkpoints are written, so
 that none of them holds the diverged weights. ``digits.errors`` turns the error into one
-line and exit code 2.
+line and exit code 3.
 """
 
 from __future__ import annotations

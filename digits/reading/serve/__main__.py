@@ -25,7 +25,7 @@ import socket
 
 from jsonargparse import ArgumentParser, Namespace
 
-from digits.errors import exit_on_user_error
+from digits.errors import reading_the_command_line
 from digits.reading.serve.api import ConstantAPI, DigitsAPI
 from digits.reading.serve.app import server
 from digits.reading.trained import add_threshold_argument, check_threshold, load_trained
@@ -103,7 +103,7 @@ def stop_on_sigterm() -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    with exit_on_user_error():
+    with reading_the_command_line():
         options = parser().parse_args(args)
         check(options)
     kind = ConstantAPI if options.constant else DigitsAPI

@@ -27,7 +27,7 @@ import optuna
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from digits.errors import UsageError, exit_on_user_error, fail
+from digits.errors import UsageError, fail, reading_the_command_line
 from digits.fit import build
 from digits.fit import main as fit_main
 from digits.tools.sweep.objective import FOLD_RUN
@@ -163,7 +163,7 @@ def run_workers(sweep: Sweep, study: optuna.Study) -> None:
 def main(args: list[str] | None = None) -> optuna.Study:
     quiet_lightning()
     quiet_sweep()
-    with exit_on_user_error(MisconfigurationException):
+    with reading_the_command_line(MisconfigurationException):
         options = parser().parse_args(args)
         sweep = plan(options)
         check_space_accepted(sweep)
@@ -183,7 +183,7 @@ def main(args: list[str] | None = None) -> optuna.Study:
         raise fail("no trial completed: nothing to choose from", code=1)
     output = Path(sweep.folder) / "best.yaml"
     best = ranked(study)[0]
-    with exit_on_user_error(MisconfigurationException):  # e.g. its --config file is gone
+    with reading_the_command_line(MisconfigurationException):  # e.g. its --config file is gone
         write_best_config(study, best, sweep.space, output, sweep.base_args)
     print(f"best: trial #{best.number}, {sweep.space.metric} {best.value:.4f}; config {output}")
     print(f"to look: tensorboard --logdir {sweep.runs}   or   optuna-dashboard {sweep.storage}")
