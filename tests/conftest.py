@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import re
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +228,21 @@ def lightning_probabilities(checkpoint: Path, features: torch.Tensor) -> torch.T
     assert abs(calibration.temperature - 1) > 0.01  # calibrated: leaving it out would show
     with torch.no_grad():
         return calibration.probabilities(model(features))
+
+
+def tiff_with_text_strip_offsets() -> bytes:
+    """An 8x8 TIFF whose strip offsets claim to be text: Pillow fails on it with a
+    ``TypeError``, not one of the errors it raises for a file that is not an image."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    assert data[:2] == b"II"  # little-endian: offsets below are read as such
+    first_entry = struct.unpack_from("<I", data, 4)[0] + 2
+    entries = struct.unpack_from("<H", data, first_entry - 2)[0]
+    for offset in range(first_entry, first_entry + 12 * entries, 12):
+        if struct.unpack_from("<H", data, offset)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", data, offset + 2, 2)  # its type: ASCII
+            return bytes(data)
+    raise AssertionError("Pillow's TIFF has no StripOffsets entry")

@@ -16,7 +16,11 @@ from PIL import Image
 from digits import DigitsDataModule
 from digits.people.preprocess import image_to_digit, open_image
 from digits.reading.predict import main
-from tests.conftest import lightning_probabilities, split_for_testing
+from tests.conftest import (
+    lightning_probabilities,
+    split_for_testing,
+    tiff_with_text_strip_offsets,
+)
 
 SHOWN = 40  # test images drawn as files
 
@@ -99,16 +103,19 @@ def test_bad_files_get_an_error_and_the_others_are_still_predicted(
     np.save(tmp_path / "wrong.npy", np.zeros((3, 3)))
     np.save(tmp_path / "range.npy", np.full(64, 99.0))
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    (tmp_path / "broken.png").write_bytes(tiff_with_text_strip_offsets())
     names = ["good.npy", "junk.png", "wrong.npy", "range.npy", "blank.png", "missing.png"]
+    names.insert(1, "broken.png")  # a TIFF on which Pillow fails with a TypeError
     with pytest.raises(SystemExit) as exit_info:
         main(["--ckpt_path", str(trained), "--json", *[str(tmp_path / n) for n in names]])
     assert exit_info.value.code == 1
     results = json.loads(capsys.readouterr().out)
-    assert [r["error"] is None for r in results] == [True, False, False, False, False, False]
+    assert [r["error"] is None for r in results] == [True] + [False] * 6
     assert results[0]["digit"] in range(10)
     assert results[1]["error"] == "not an image: expected PNG or JPEG data"
-    assert "shape (3, 3)" in results[2]["error"] and "0..16" in results[3]["error"]
-    assert "blank" in results[4]["error"] and "no such file" in results[5]["error"]
+    assert results[2]["error"] == "not an image: expected PNG or JPEG data"
+    assert "shape (3, 3)" in results[3]["error"] and "0..16" in results[4]["error"]
+    assert "blank" in results[5]["error"] and "no such file" in results[6]["error"]
 
 
 def test_a_bad_checkpoint_is_exit_2(tmp_path: Path, capsys):

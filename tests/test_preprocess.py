@@ -9,13 +9,15 @@ with a thinner and a thicker pen.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from digits.dataset import load
 from digits.people.pen_digits import Hand, draw, drawn_pixels, hands, read_pen_digits
-from digits.people.preprocess import DATASET_INK, image_to_digit
+from digits.people.preprocess import DATASET_INK, image_to_digit, open_image
 
 DRAWN = 300  # pen digits drawn for the statistics
 
@@ -104,3 +106,17 @@ def test_a_one_is_a_thick_upright_bar_in_the_middle_as_in_the_data_set():
     assert 2 <= columns_with_ink(drawn_one)[0] <= np.percentile(columns_with_ink(ones), 50)
     assert column_centre(drawn_one)[0] == pytest.approx(column_centre(ones).mean(), abs=0.6)
     assert ink(drawn_one)[0] == pytest.approx(np.median(ink(ones)), rel=0.1)
+
+
+@pytest.mark.parametrize(("orientation", "stored_turned"), [(6, 90), (8, 270), (3, 180)])
+def test_a_photo_stored_turned_is_read_as_it_is_shown(orientation: int, stored_turned: int):
+    """A phone stores a photo as the sensor saw it, with an EXIF tag saying how to turn it."""
+    images, labels = load()
+    seven = images[labels == 7][0]
+    upright = redrawn(seven, 0.3)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    stored = io.BytesIO()
+    upright.rotate(stored_turned, expand=True).save(stored, "PNG", exif=exif)
+    as_shown = image_to_digit(open_image(stored.getvalue()))
+    np.testing.assert_array_equal(as_shown, image_to_digit(upright))

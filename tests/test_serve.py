@@ -38,7 +38,7 @@ from digits.people.pen_digits import (
 )
 from digits.reading.predict import main as predict
 from digits.reading.trained import load_trained
-from tests.conftest import children, cmdline, split_for_testing
+from tests.conftest import children, cmdline, split_for_testing, tiff_with_text_strip_offsets
 
 
 class Server:
@@ -163,6 +163,23 @@ def test_bad_input_is_a_4xx_with_a_one_line_json_error(server: Server, payload, 
     assert "\n" not in answer["error"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("GET", "/nowhere", None, 404, "Not Found"),
+        ("GET", "/predict", None, 405, "Method Not Allowed"),
+        ("POST", "/predict", b'{"pixels": "\xff"}', 400, "error parsing the body"),
+    ],
+)
+def test_what_the_server_does_not_serve_is_a_json_error_too(
+    server: Server, method: str, path: str, body: bytes | None, status: int, message: str
+):
+    got, body = server.request(method, path, body)
+    answer = json.loads(body)
+    assert got == status
+    assert set(answer) == {"error"} and message in answer["error"]
+
+
 def test_a_blank_drawing_is_refused(server: Server, tmp_path: Path):
     Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(tmp_path / "blank.png")  # a cleared canvas
     status, answer = server.predict({"image": png_data_url(tmp_path / "blank.png")})
@@ -200,6 +217,8 @@ HOSTILE_IMAGES = {
     "4000x4000 cut short": (png_claiming(4000, 4000), "not an image"),
     "a PNG cut in half": (None, "not an image"),
     "a PNG header alone": (b"\x89PNG\r\n\x1a\n", "not an image"),
+    # Pillow fails on it with a TypeError, not one of its "not an image" errors.
+    "a TIFF whose strip offsets are text": (tiff_with_text_strip_offsets(), "not an image"),
 }
 
 
@@ -563,3 +582,22 @@ def test_a_port_another_program_holds_is_one_line_and_exit_2(trained_standard: P
         "uses the port; pick another with --port"
     ]
     assert "serving" not in result.stdout
+
+
+def test_an_address_this_machine_does_not_have_is_one_line_that_names_the_host(
+    trained_standard: Path,
+):
+    port = free_port()
+    command = ["digits.serve", "--ckpt_path", str(trained_standard), "--port", str(port)]
+    # 192.0.2.1 is set aside for documentation (RFC 5737): no machine has it.
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--host", "192.0.2.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: cannot serve on 192.0.2.1:{port} (Cannot assign requested address): "
+        "this machine has no such address; check --host"
+    ]

@@ -144,9 +144,14 @@ def fit_to_height(ink: np.ndarray, height: int, side: int = BITMAP_SIDE) -> np.n
 
 
 def open_image(data: bytes) -> Image:
-    """Image bytes (PNG, JPEG...) as a decoded image, or why not."""
+    """Image bytes (PNG, JPEG...) as a decoded image, turned as it is shown, or why not.
+
+    The bytes come from a user or a client, so whatever the decoder raises on them means
+    they are not an image it can read: besides its own errors, Pillow raises
+    ``TypeError`` or ``OverflowError`` on some damaged files.
+    """
     from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
+    from PIL import ImageOps
 
     if not data:
         raise ValueError("the image is empty")
@@ -154,14 +159,22 @@ def open_image(data: bytes) -> Image:
         # The size is read from the header, before any pixel is decoded.
         image = PILImage.open(io.BytesIO(data))
         if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise ValueError(f"the image is {image.width}x{image.height}; at most 4096x4096")
+            raise ImageTooLarge(f"the image is {image.width}x{image.height}; at most 4096x4096")
         image.load()
+        # A phone stores a photo as its sensor saw it, with an EXIF tag saying how to turn it.
+        image = ImageOps.exif_transpose(image)
+    except ImageTooLarge:
+        raise
     except PILImage.DecompressionBombError:
         # Pillow refuses on opening a header claiming over twice its own pixel limit.
-        raise ValueError("the image is larger than 4096x4096") from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ImageTooLarge("the image is larger than 4096x4096") from None
+    except Exception:
         raise ValueError("not an image: expected PNG or JPEG data") from None
     return image
+
+
+class ImageTooLarge(ValueError):
+    """An image refused from its header, before a pixel of it was decoded."""
 
 
 def data_url_to_image(text: str) -> Image:

@@ -18,6 +18,7 @@ that test), ``likeliest`` (the two likeliest digits), ``probabilities`` and
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -77,9 +78,17 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as error:
             raise ValueError(
-                f"cannot serve on {host}:{port} ({error.strerror}): another program uses "
-                "the port; pick another with --port"
+                f"cannot serve on {host}:{port} ({error.strerror}): {why(error)}"
             ) from None
+
+
+def why(error: OSError) -> str:
+    """What to change, by what the bind said."""
+    if error.errno == errno.EADDRINUSE:
+        return "another program uses the port; pick another with --port"
+    if error.errno == errno.EACCES:
+        return "ports below 1024 need root; pick another with --port"
+    return "this machine has no such address; check --host"
 
 
 def stop_on_sigterm() -> None:

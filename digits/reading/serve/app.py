@@ -15,8 +15,9 @@ from importlib.resources import files
 
 import litserve as ls
 from fastapi import Request
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -36,6 +37,8 @@ def server(api: ls.LitAPI, workers: int = 1, accelerator: str = "cpu") -> ls.Lit
     )
     app = litserver.app
     app.add_exception_handler(RequestValidationError, invalid_request)
+    # Starlette's, which FastAPI's subclasses: the router's own 404 and 405, and a body it
+    # cannot parse, are Starlette's.
     app.add_exception_handler(HTTPException, http_error)
     page = files("digits.reading.serve").joinpath("page.html").read_text()
     # LitServe answers GET / with "litserve running"; the page takes that place.
