@@ -187,6 +187,38 @@ def test_the_same_command_continues_the_study(tmp_path: Path):
     assert study.user_attrs["workers_joined"] == 2  # no worker started for a whole study
 
 
+OTHER_SPACE = TINY.replace("model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "")
+
+
+@pytest.mark.parametrize(
+    ("space_text", "options", "named"),
+    [
+        (OTHER_SPACE, [], "search space"),
+        (TINY, ["--folds", "3"], "2 folds, not 3"),
+    ],
+)
+def test_a_study_of_other_trials_is_not_continued(
+    tmp_path: Path, capsys, space_text: str, options: list[str], named: str
+):
+    """A space file of the same name elsewhere would find the other's trials, all finished,
+    and name the other's winner as its own; other folds would mix scores that cannot be
+    compared. (Other --config and --fit_args may continue it: each trial keeps its own.)"""
+    main(["--space", str(space_file(tmp_path)), *FAST, "--trials", "1"])
+    before = [(t.number, t.params, t.value) for t in load("tiny").get_trials()]
+    winner = Path("sweeps/tiny/best.yaml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", str(space_file(elsewhere, space_text)), *FAST, *options])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: study 'tiny' in sqlite:///sweeps/tiny/study.db holds trials")
+    assert named in line and line.endswith("choose another --study")
+    assert [(t.number, t.params, t.value) for t in load("tiny").get_trials()] == before
+    assert Path("sweeps/tiny/best.yaml").read_text() == winner
+
+
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path, capsys):
     space = """
 trials: 4
@@ -288,6 +320,15 @@ def test_an_unreachable_storage_is_refused_in_one_line(tmp_path: Path, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: cannot open the storage {url}:")
     assert not Path("sweeps/tiny/runs").exists()
+
+
+def test_a_storage_url_that_does_not_parse_is_refused_in_one_line(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", str(space_file(tmp_path)), *FAST, "--storage", "postgres:/oops"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: cannot open the storage postgres:/oops:")
+    assert not Path("sweeps").exists()
 
 
 def test_the_shipped_spaces_are_accepted():

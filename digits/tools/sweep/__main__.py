@@ -33,7 +33,14 @@ from digits.fit import main as fit_main
 from digits.tools.sweep.objective import FOLD_RUN
 from digits.tools.sweep.report import ranked, summary, write_best_config
 from digits.tools.sweep.space import decode, load_space
-from digits.tools.sweep.study import Sweep, all_finished, finished, open_study, quiet_sweep
+from digits.tools.sweep.study import (
+    Sweep,
+    all_finished,
+    checked_storage_url,
+    finished,
+    open_study,
+    quiet_sweep,
+)
 from digits.tools.sweep.worker import work_on
 from digits.training.output import quiet_lightning
 
@@ -97,7 +104,7 @@ def plan(options: Namespace) -> Sweep:
             raise ValueError(f"config not found: {config}")
     study = options.study or Path(options.space).stem
     folder = SWEEPS / study
-    url = options.storage or f"sqlite:///{folder / 'study.db'}"
+    url = checked_storage_url(options.storage or f"sqlite:///{folder / 'study.db'}")
     base_args = [*(arg for config in options.config for arg in ("--config", config))]
     return Sweep(
         space_file=str(options.space),

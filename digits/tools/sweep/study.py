@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import logging
 import os
 import time
@@ -28,9 +29,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
+from optuna.distributions import distribution_to_json
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -90,6 +93,7 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
             f"study {sweep.study!r} in {sweep.storage} {study.direction.name.lower()}s; "
             f"the space says {space.direction}: choose another --study"
         )
+    check_same_trials(study, sweep)
     # The objective's name, so that optuna-dashboard and trials_dataframe() say val/acc
     # rather than "Objective 0".
     if study.metric_names is None:
@@ -100,6 +104,59 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
             f"the space says {space.metric}: choose another --study"
         )
     return study
+
+
+TRIALS_KEY = "trials"  # the study's user attribute that says what its trials are
+
+
+def what_trials_are(sweep: Sweep) -> dict[str, Any]:
+    """What makes two trials' scores comparable: the space they were drawn from, the folds.
+
+    Not the number of trials (continuing a study asks for more), the sampler's seed, nor
+    the ``--config`` files and ``--fit_args``: each trial records its own, and is written
+    as it trained when it wins.
+    """
+    space = sweep.space
+    return {
+        "search space": {
+            "params": {key: distribution_to_json(dist) for key, dist in space.params.items()},
+            "fixed": json.loads(json.dumps(space.fixed, default=str)),
+        },
+        "folds": sweep.folds,
+    }
+
+
+def check_same_trials(study: optuna.Study, sweep: Sweep) -> None:
+    """A study continues only with trials like its own; a new one records what they are.
+
+    The study is named after the space file, so a space of the same name elsewhere would
+    otherwise find the other's trials (all finished: it would run none, and name the other
+    sweep's winner as its own), and other folds would add scores that cannot be compared.
+    """
+    wanted = what_trials_are(sweep)
+    recorded = study.user_attrs.get(TRIALS_KEY)
+    if recorded is None:  # a new study (or one from before this was recorded)
+        study.set_user_attr(TRIALS_KEY, wanted)
+        return
+    if recorded["search space"] != wanted["search space"]:
+        differs = "another search space"
+    elif recorded["folds"] != wanted["folds"]:
+        differs = f"{recorded['folds']} folds, not {wanted['folds']}"
+    else:
+        return
+    raise ValueError(
+        f"study {sweep.study!r} in {sweep.storage} holds trials of {differs}: "
+        "choose another --study"
+    )
+
+
+def checked_storage_url(url: str) -> str:
+    """The storage URL, if SQLAlchemy can read it; a one-line ``ValueError`` if not."""
+    try:
+        sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise ValueError(f"cannot open the storage {url}: {error}") from None
+    return url
 
 
 def storage(url: str, heartbeat_seconds: int) -> RDBStorage:
