@@ -357,6 +357,24 @@ def test_checkpoint_write_that_dies_midway_leaves_the_previous_one(tmp_path: Pat
     assert sorted(file.name for file in tmp_path.iterdir()) == ["last.ckpt"]
 
 
+def test_a_checkpoint_is_as_readable_as_any_file_the_user_writes(tmp_path: Path):
+    """A server or a teammate running as another user reads it, as the umask allows."""
+    SafeCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, tmp_path / "a.ckpt")
+    (tmp_path / "plain").write_bytes(b"")
+    previous = os.umask(0o022)
+    try:
+        SafeCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "b.ckpt")
+        (tmp_path / "plain_022").write_bytes(b"")
+    finally:
+        os.umask(previous)
+
+    def mode(name: str) -> int:
+        return (tmp_path / name).stat().st_mode & 0o777
+
+    assert mode("a.ckpt") == mode("plain")
+    assert mode("b.ckpt") == mode("plain_022") == 0o644
+
+
 def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_was(
     tmp_path: Path, capfd
 ):

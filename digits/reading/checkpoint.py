@@ -14,7 +14,7 @@ Only torch: the tools that read a checkpoint without training use it too.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,11 @@ def write_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> Non
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file sits beside the target so that the rename stays on one file
-    # system, where os.replace is atomic.
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    # system, where os.replace is atomic. It is opened as any new file is (not with
+    # tempfile's owner-only mode), so the checkpoint is as readable as the umask allows.
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             torch.save(checkpoint, file)
             file.flush()
             os.fsync(file.fileno())
