@@ -78,3 +78,16 @@ def test_existing_output_is_not_overwritten(trained: Path, tmp_path: Path, capsy
     assert exit_info.value.code == 2
     assert taken.read_text() == "earlier work"
     assert capsys.readouterr().err.strip() == f"error: {taken} exists; choose another --output"
+
+
+def test_an_output_inside_a_file_is_one_line_and_exit_2(trained: Path, tmp_path: Path, capsys):
+    taken = tmp_path / "taken.pt"
+    taken.write_text("earlier work")
+    output = taken / "inside" / "model.pt"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained), "--format", "torchscript", "--output", str(output)])
+    assert exit_info.value.code == 2
+    assert taken.read_text() == "earlier work"
+    assert capsys.readouterr().err.strip() == (
+        f"error: {taken} is a file, not a folder; choose another --output"
+    )

@@ -103,11 +103,21 @@ def parser() -> ArgumentParser:
     return parser
 
 
+def check_can_hold_files(folder: Path) -> None:
+    """The output's folder, or the nearest part of it that exists, must be a folder."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"{part} is a file, not a folder; choose another --output")
+            return
+
+
 def main(args: list[str] | None = None) -> Path:
     with reading_the_command_line():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
         if config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")
+        check_can_hold_files(config.output.parent)
         if config.format == "onnx":
             try:
                 import onnxscript  # noqa: F401  # the exporter needs it
