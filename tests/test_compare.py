@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,35 @@ def test_compare_as_a_user_runs_it_prints_no_warning(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "warn" not in (result.stdout + result.stderr).lower()
     assert "the network beats knn on" in result.stdout
+
+
+def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(tmp_path: Path):
+    """Each split's scores are written as soon as they are known: with configs/best.yaml a
+    split is minutes of training, and Ctrl-C in the fifth would otherwise lose the four."""
+    command = [sys.executable, "-m", "digits.compare", "--split_seeds", "0-1", "--models", "[knn]"]
+    compare = subprocess.Popen(
+        [*command, "--fit_args", '[--trainer.max_epochs, "300"]', "--output", "scores.csv"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    second_run = tmp_path / "lightning_logs/digits/version_1/checkpoints/last.ckpt"
+    deadline = time.monotonic() + 240
+    while not second_run.exists():  # the second split is training
+        assert compare.poll() is None, compare.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "the second split never started training"
+        time.sleep(0.2)
+    compare.send_signal(signal.SIGINT)
+    _, stderr = compare.communicate(timeout=120)
+    assert compare.returncode == 130, stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
+    assert [(row["split_seed"], row["model"]) for row in rows] == [
+        ("0", "network:default"),
+        ("0", "knn"),
+    ]
+    assert 0.5 < float(rows[0]["test_acc"]) <= 1.0
+    assert "scores of the splits done: scores.csv" in stderr
 
 
 def test_split_seeds_is_spelled_as_every_other_flag_and_the_first_spelling_still_works():

@@ -2,8 +2,9 @@
 
 For each split seed, trains the Lightning model (``python -m digits.fit`` with any
 ``--config``) and the scikit-learn baselines on that split, with the data settings the
-run used, then prints mean ± std test accuracy per model and writes every number to a
-CSV file.
+run used, and adds their scores to a CSV file as soon as each split is done (a comparison
+stopped midway keeps the splits it finished); then prints mean ± std test accuracy per
+model.
 
 Usage::
 
@@ -14,9 +15,11 @@ Usage::
 from __future__ import annotations
 
 import csv
+import os
 import statistics
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,21 +71,19 @@ def compare(
     configs: Sequence[str] = (),
     models: Sequence[str] = (),
     fit_args: Sequence[str] = (),
-) -> list[Score]:
-    """Train and score the network and the baselines on each split; return every score."""
+) -> Iterator[list[Score]]:
+    """Train and score the network and the baselines on each split in turn; each split's
+    scores as soon as they are known."""
     factories = baseline_models()
     chosen = {model: factories[model] for model in models}
     name = network_name(configs)
     config_args = [arg for config in configs for arg in ("--config", config)]
-    scores: list[Score] = []
     for seed in split_seeds:
         args = [*config_args, *QUIET_FIT, *fit_args, "--data.split_seed", str(seed)]
         started = time.perf_counter()
         summary = fit_main(args)
         seconds = time.perf_counter() - started
-        scores.append(
-            Score(seed, name, summary.test_acc, seconds, summary.further_tests.get("drawn"))
-        )
+        scores = [Score(seed, name, summary.test_acc, seconds, summary.further_tests.get("drawn"))]
         # The baselines see the data exactly as this run did (its saved config).
         data = yaml.safe_load((Path(summary.log_dir) / "config.yaml").read_text())["data"]
         splits = DigitsSplits.from_settings(data)
@@ -93,7 +94,7 @@ def compare(
                     seed, result.model, result.test_acc, result.fit_seconds, result.drawn_test_acc
                 )
             )
-    return scores
+        yield scores
 
 
 def drawn_in(data: dict) -> bool:
@@ -130,11 +131,20 @@ def summary_table(scores: Sequence[Score]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(scores: Sequence[Score], path: Path) -> None:
+CSV_COLUMNS = ["split_seed", "model", "test_acc", "fit_seconds", "drawn_test_acc"]
+
+
+def start_csv(path: Path) -> None:
+    """A new CSV file of scores, its header alone; never one that exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as file:
+    with path.open("x", newline="") as file:
+        csv.writer(file).writerow(CSV_COLUMNS)
+
+
+def add_to_csv(scores: Sequence[Score], path: Path) -> None:
+    """One split's scores, appended and flushed to disk before the next split trains."""
+    with path.open("a", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["split_seed", "model", "test_acc", "fit_seconds", "drawn_test_acc"])
         for score in scores:
             drawn = "" if score.drawn_test_acc is None else f"{score.drawn_test_acc:.6f}"
             writer.writerow(
@@ -146,6 +156,8 @@ def write_csv(scores: Sequence[Score], path: Path) -> None:
                     drawn,
                 ]
             )
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def parser() -> ArgumentParser:
@@ -197,10 +209,17 @@ def main(args: list[str] | None = None) -> list[Score]:
                 raise ValueError(f"config not found: {path}")
         if config.output is not None and config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")
-    scores = compare(seeds, configs, config.models, config.fit_args)
     # The default is numbered past earlier comparisons' files, never written over.
     output = config.output or unused_path(Path(DEFAULT_OUTPUT), is_file=True)
-    write_csv(scores, output)
+    start_csv(output)
+    scores: list[Score] = []
+    try:
+        for split_scores in compare(seeds, configs, config.models, config.fit_args):
+            add_to_csv(split_scores, output)
+            scores += split_scores
+    except BaseException:  # Ctrl-C, a diverged run: say where the finished splits are
+        print(f"scores of the splits done: {output}", file=sys.stderr)
+        raise
     print(summary_table(scores))
     print(f"every score: {output}")
     return scores
