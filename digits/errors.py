@@ -159,18 +159,31 @@ def reading_the_command_line(*also: type[Exception]) -> Iterator[None]:
 
 
 @contextmanager
+def exit_130_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C ends as exit code 130, without a traceback, wherever it lands.
+
+    Outside training it is Python's ``KeyboardInterrupt``; inside, Lightning answers it
+    with ``sys.exit(1)`` from its own handler, once it has shut the run down.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise SystemExit(INTERRUPTED) from None
+    except SystemExit as exit_:
+        if isinstance(exit_.__context__, KeyboardInterrupt):
+            raise SystemExit(INTERRUPTED) from None
+        raise
+
+
+@contextmanager
 def exit_on_training_failure() -> Iterator[None]:
-    """Wraps training: divergence and SIGTERM end with a line and an exit code."""
+    """Wraps training: divergence, SIGTERM and Ctrl-C end with a line and an exit code."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
-        yield
+        with exit_130_on_ctrl_c():
+            yield
     except NonFiniteLossError as error:
         raise fail(str(error), DIVERGED) from None
     except SIGTERMException:
         raise SystemExit(TERMINATED) from None
-    except SystemExit as exit_:
-        # Lightning answers Ctrl-C with sys.exit(1) from its KeyboardInterrupt handler.
-        if isinstance(exit_.__context__, KeyboardInterrupt):
-            raise SystemExit(INTERRUPTED) from None
-        raise

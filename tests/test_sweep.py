@@ -533,6 +533,44 @@ def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_as
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+def test_ctrl_c_ends_the_sweep_with_130_and_counts_no_trial_as_failed(tmp_path: Path, n_jobs):
+    """Ctrl-C in a terminal reaches every process of the sweep. A trial it stops did not
+    fail on its own: Optuna would record it as failed, and a failed trial counts as done,
+    so it would never run again."""
+    space = """
+trials: 2
+params:
+  model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  trainer.max_epochs: {low: 400, high: 400}
+"""
+    command = [*SWEEP, "--space", str(space_file(tmp_path, space, "ctrlc")), *FAST]
+    sweep = subprocess.Popen(
+        [*command, "--n_jobs", n_jobs],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job is
+    )
+    training = Path("sweeps/ctrlc/runs/trial_0000/fold_0")
+    deadline = time.monotonic() + 120
+    while not list(training.glob("events.out.tfevents.*")):
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no trial ever trained"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(sweep.pid, signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted: the same command continues the study, and runs the stopped trials again"
+    )
+    states = [trial.state for trial in load("ctrlc").get_trials()]
+    assert TrialState.RUNNING in states and TrialState.FAIL not in states
+
+
+@pytest.mark.slow
 def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path: Path):
     # Two trials for two workers: the survivor has nothing left to start when its own
     # trial ends, and must wait for the lost one to go stale and run it again.

@@ -18,8 +18,10 @@ several machines, the same command with the same ``--storage`` adds their worker
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +29,13 @@ import optuna
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from digits.errors import UsageError, fail, reading_the_command_line
+from digits.errors import (
+    INTERRUPTED,
+    UsageError,
+    exit_130_on_ctrl_c,
+    fail,
+    reading_the_command_line,
+)
 from digits.fit import build
 from digits.fit import main as fit_main
 from digits.tools.sweep.objective import FOLD_RUN
@@ -45,6 +53,10 @@ from digits.tools.sweep.worker import work_on
 from digits.training.output import quiet_lightning
 
 SWEEPS = Path("sweeps")
+PASS_ON_CTRL_C_AFTER_SECONDS = 5.0
+INTERRUPTED_NOTE = (
+    "interrupted: the same command continues the study, and runs the stopped trials again"
+)
 
 
 def parser() -> ArgumentParser:
@@ -162,9 +174,26 @@ def run_workers(sweep: Sweep, study: optuna.Study) -> None:
         subprocess.Popen([sys.executable, "-m", "digits.tools.sweep.worker", settings])
         for _ in range(sweep.n_jobs)
     ]
-    codes = [worker.wait() for worker in workers]
+    try:
+        codes = [worker.wait() for worker in workers]
+    except KeyboardInterrupt:
+        stop_workers(workers)
+        raise
     if any(codes):
         print(f"note: worker exit codes {codes}", file=sys.stderr)
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """After Ctrl-C: a terminal's reached the workers too, and they end on their own;
+    one sent to this process alone is passed on to those still running after a while."""
+    deadline = time.monotonic() + PASS_ON_CTRL_C_AFTER_SECONDS
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.send_signal(signal.SIGINT)
+    for worker in workers:
+        worker.wait()
 
 
 def main(args: list[str] | None = None) -> optuna.Study:
@@ -180,7 +209,13 @@ def main(args: list[str] | None = None) -> optuna.Study:
         f"{sweep.n_jobs} worker(s), storage {sweep.storage}",
         flush=True,
     )
-    run_workers(sweep, study)
+    try:
+        with exit_130_on_ctrl_c():
+            run_workers(sweep, study)
+    except SystemExit as exit_:
+        if exit_.code == INTERRUPTED:
+            print(INTERRUPTED_NOTE, file=sys.stderr)
+        raise
     print(summary(study, sweep.space))
     done = finished(study.get_trials())
     if len(done) < sweep.trials:

@@ -37,6 +37,7 @@ from optuna.distributions import distribution_to_json
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from digits.errors import exit_130_on_ctrl_c
 from digits.tools.sweep.space import SearchSpace, load_space
 
 MAX_RETRIES = 3  # a trial lost with its worker is run again at most this often
@@ -322,7 +323,11 @@ def work(
 
                 def started(trial: optuna.Trial) -> float:
                     release()  # the trial exists now: others may decide on theirs
-                    return objective(trial)
+                    # Optuna records a trial stopped by Ctrl-C as failed, and a failed
+                    # trial counts as done; as a SystemExit it stays running, its
+                    # heartbeat stops, and the next look at the study runs it again.
+                    with exit_130_on_ctrl_c():
+                        return objective(trial)
 
                 study.optimize(started, n_trials=1, catch=(Exception,))
                 continue
