@@ -39,6 +39,69 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a sweep continues another space's study of the same name",
+        "digits/tools/sweep/study.py",
+        "    check_same_trials(study, sweep)\n",
+        "",
+        ("tests/test_sweep.py", "-k", "other_trials"),
+    ),
+    Mutant(
+        "a trial stopped by Ctrl-C is recorded as failed, and never runs again",
+        "digits/tools/sweep/study.py",
+        "                    with exit_130_on_ctrl_c():",
+        "                    with contextlib.nullcontext():",
+        ("tests/test_sweep.py", "-k", "ctrl_c and terminal and 1"),
+    ),
+    Mutant(
+        "Ctrl-C sent to the sweep alone leaves its workers training",
+        "digits/tools/sweep/__main__.py",
+        "            worker.send_signal(signal.SIGINT)",
+        "            pass",
+        ("tests/test_sweep.py", "-k", "ctrl_c and command"),
+    ),
+    Mutant(
+        "a damaged image Pillow fails on with a TypeError is a traceback",
+        "digits/people/preprocess.py",
+        '    except Exception:\n        raise ValueError("not an image',
+        '    except (OSError, SyntaxError):\n        raise ValueError("not an image',
+        ("tests/test_predict.py", "-k", "bad_files"),
+    ),
+    Mutant(
+        "a photo's EXIF orientation is ignored",
+        "digits/people/preprocess.py",
+        "        image = ImageOps.exif_transpose(image)",
+        "        pass",
+        ("tests/test_preprocess.py", "-k", "photo"),
+    ),
+    Mutant(
+        "the server's own 404 and 405 come back as FastAPI's detail",
+        "digits/reading/serve/app.py",
+        "from starlette.exceptions import HTTPException",
+        "from fastapi.exceptions import HTTPException",
+        ("tests/test_serve.py", "-k", "does_not_serve"),
+    ),
+    Mutant(
+        "an --output inside a file is a traceback",
+        "digits/reading/export.py",
+        "        check_can_hold_files(config.output.parent)",
+        "        pass",
+        ("tests/test_export.py", "-k", "inside_a_file"),
+    ),
+    Mutant(
+        "compare keeps every score in memory until the last split",
+        "digits/tools/compare.py",
+        "            add_to_csv(split_scores, output)\n            scores += split_scores",
+        "            scores += split_scores",
+        ("tests/test_compare.py", "-k", "stopped_midway"),
+        also=(
+            (
+                "digits/tools/compare.py",
+                "    print(summary_table(scores))",
+                "    add_to_csv(scores, output)\n    print(summary_table(scores))",
+            ),
+        ),
+    ),
+    Mutant(
         "the calibration error scores the images that have no one class",
         "digits/training/calibrate.py",
         "                ignore_index=NO_CLASS,\n",
@@ -616,8 +679,8 @@ MUTANTS = [
     Mutant(
         "checkpoints are written in place",
         "digits/reading/checkpoint.py",
-        'handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")',
-        "handle, temporary = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), str(target)",
+        'temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")',
+        "temporary = target\n    target.unlink(missing_ok=True)",
         ("tests/test_trust.py", "-k", "midway"),
     ),
     Mutant(

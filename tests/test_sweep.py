@@ -533,11 +533,16 @@ def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_as
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_jobs", ["1", "2"])
-def test_ctrl_c_ends_the_sweep_with_130_and_counts_no_trial_as_failed(tmp_path: Path, n_jobs):
-    """Ctrl-C in a terminal reaches every process of the sweep. A trial it stops did not
-    fail on its own: Optuna would record it as failed, and a failed trial counts as done,
-    so it would never run again."""
+@pytest.mark.parametrize(
+    ("n_jobs", "sent_to"), [("1", "terminal"), ("2", "terminal"), ("2", "command alone")]
+)
+def test_ctrl_c_ends_the_sweep_with_130_and_counts_no_trial_as_failed(
+    tmp_path: Path, n_jobs: str, sent_to: str
+):
+    """Ctrl-C in a terminal reaches every process of the sweep; sent to the command alone
+    (``kill -INT``), it is passed on to the workers. A trial it stops did not fail on its
+    own: Optuna would record it as failed, and a failed trial counts as done, so it would
+    never run again."""
     space = """
 trials: 2
 params:
@@ -559,7 +564,10 @@ params:
         assert time.monotonic() < deadline, "no trial ever trained"
         time.sleep(0.1)
     time.sleep(0.5)
-    os.killpg(sweep.pid, signal.SIGINT)
+    if sent_to == "terminal":
+        os.killpg(sweep.pid, signal.SIGINT)
+    else:
+        sweep.send_signal(signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
