@@ -49,7 +49,9 @@ class DigitsDataModule(L.LightningDataModule):
         scale: ``raw`` keeps the tutorial's 0..16 pixel values; ``standard`` subtracts the
             mean and divides by the standard deviation, both fitted on the training split;
             ``unit`` divides by 16, the same for every pixel, which keeps the image's
-            shape for a convolution.
+            shape for a convolution. Not ``standard`` with ``sources``: the border
+            pixels hardly vary in load_digits, and other images' ink there would be
+            divided by almost 0.
         num_workers: DataLoader worker processes. 0 is fastest here: the data is already
             in memory and a batch is a single indexing operation.
         folds: Cross-validation: cut the non-test images into this many stratified folds
@@ -87,6 +89,12 @@ class DigitsDataModule(L.LightningDataModule):
             raise ValueError(f"data.num_workers must be 0 or more, got {num_workers}")
         if repeats < 1:
             raise ValueError(f"data.repeats must be at least 1, got {repeats}")
+        if scale == "standard" and sources:
+            raise ValueError(
+                "data.scale standard divides each pixel by its spread in load_digits' "
+                "training images, near 0 at the border, where other images have ink (it "
+                "would become hundreds): use data.scale unit or raw with data.sources"
+            )
         self.sources = list(sources)
         self.transforms = list(transforms)
         # save_hyperparameters records the locals: these as {class_path, init_args},

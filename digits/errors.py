@@ -9,7 +9,7 @@ one line too, naming the epoch and the loss, but with exit code 3: it is found o
 run has written its logs, so it is not a mistake on the command line, and not a bug.
 Ctrl-C and SIGTERM end with 130 and 143, the shell's codes for them.
 
-Three context managers, by where they stand:
+For the user's mistakes, three context managers, by where they stand:
 
 - ``reading_the_command_line`` wraps an entry point's reading and building, which is a
   step of its own there: what fails inside is one line and exit 2.
@@ -17,6 +17,9 @@ Three context managers, by where they stand:
   so that only what fails there becomes a ``UsageError``; callers that build in process
   (the sweep's trials) catch that.
 - ``exit_2_on_usage_error`` wraps such a call and ends a ``UsageError`` as exit 2.
+
+Then ``exit_130_on_ctrl_c`` for Ctrl-C wherever it lands, and ``exit_on_training_failure``
+(divergence, SIGTERM and Ctrl-C) around training.
 
 Nothing here imports Lightning: the tools that only read a checkpoint use it too.
 """

@@ -62,9 +62,11 @@ def stage_metrics(prefix: str) -> MetricCollection:
 def class_labels(targets: torch.Tensor) -> torch.Tensor:
     """The class of each target, for accuracy: an index, or the class a distribution is sure of.
 
-    A target that spreads over several classes (it has no right answer) is ``NO_CLASS``.
+    A target that spreads over several classes (it has no right answer) is ``NO_CLASS``,
+    whatever its weight: a non-digit's uniform target times 10 puts 1 on every class.
     """
     if targets.ndim == 1:
         return targets
     top, label = targets.max(dim=-1)
-    return torch.where(top == 1, label, NO_CLASS)
+    all_on_one = (top > 0) & (top == targets.sum(dim=-1))
+    return torch.where(all_on_one, label, NO_CLASS)

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def check_can_hold_files(folder: Path, option: str = "--output") -> None:
+    """The folder, or the nearest part of it that exists, must be a folder: a one-line
+    ``ValueError`` naming ``option`` if a file stands in the way."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"{part} is a file, not a folder; choose another {option}")
+            return
+
+
 def unused_path(wanted: Path, is_file: bool = False) -> Path:
     """``wanted``, or ``wanted-2``, ``wanted-3``... if it exists.
 

@@ -63,7 +63,9 @@ def test_spread_reads_median_min_max():
     assert spread([3.0, 1.0, 2.0]) == "2.0 (1.0..3.0)"
 
 
-@pytest.mark.parametrize("args", [["--epochs", "1"], ["--repeats", "0"]])
+@pytest.mark.parametrize(
+    "args", [["--epochs", "1"], ["--repeats", "0"], ["--serve_seconds", "0.001"]]
+)
 def test_too_little_to_measure_is_refused(args):
     with pytest.raises(SystemExit) as exit_info:
         parse_options(args)

@@ -118,6 +118,26 @@ def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(
     assert "scores of the splits done: scores.csv" in stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--fit_args", "[--trainer.max_epochz, '1']"], "error: unrecognized arguments"),
+        (["--output", "taken.csv/scores.csv"], "error: taken.csv is a file, not a folder"),
+    ],
+)
+def test_a_mistake_is_one_line_and_exit_2_and_writes_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, args: list[str], expected: str
+):
+    monkeypatch.chdir(tmp_path)
+    Path("taken.csv").write_text("earlier work")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--split_seeds", "0", "--models", "[knn]", "--output", "scores.csv", *args])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(expected)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken.csv"]
+
+
 def test_split_seeds_is_spelled_as_every_other_flag_and_the_first_spelling_still_works():
     from digits.tools.compare import parser
 

@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from digits import DigitsClassifier
-from digits.metrics import NO_CLASS, ClassAccuracy
+from digits.metrics import NO_CLASS, ClassAccuracy, class_labels
 from digits.networks import MLP, ConvNet
 
 
@@ -109,6 +109,16 @@ def test_a_target_may_be_a_distribution_and_accuracy_counts_only_one_class_targe
     assert scores["val/loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
     right = (logits[[0, 2]].argmax(dim=1) == torch.tensor([1, 0])).float().mean()
     assert scores["val/acc"] == pytest.approx(right.item())
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0, 10.0, 25.0])
+def test_a_spread_target_has_no_class_whatever_its_weight(weight: float):
+    """A non-digit's target is the uniform distribution times its weight: at 10 or more,
+    each class gets 1 or more, which is no reason to call it a 0."""
+    spread = torch.full((2, 10), weight / 10)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([3, 7]), 10).float()
+    labels = class_labels(torch.cat([spread, one_hot]))
+    assert labels.tolist() == [NO_CLASS, NO_CLASS, 3, 7]
 
 
 def test_class_accuracy_is_torchmetrics_micro_accuracy_leaving_out_images_of_no_class():

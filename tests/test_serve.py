@@ -180,6 +180,17 @@ def test_what_the_server_does_not_serve_is_a_json_error_too(
     assert set(answer) == {"error"} and message in answer["error"]
 
 
+def test_a_method_not_allowed_says_which_are(server: Server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("GET", "/predict")
+        response = connection.getresponse()
+        assert response.status == 405
+        assert response.getheader("Allow") == "POST"  # RFC 9110 asks a 405 to say so
+    finally:
+        connection.close()
+
+
 def test_a_blank_drawing_is_refused(server: Server, tmp_path: Path):
     Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(tmp_path / "blank.png")  # a cleared canvas
     status, answer = server.predict({"image": png_data_url(tmp_path / "blank.png")})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from digits.fit import main as fit_main
 from digits.tools.sweep.__main__ import main
 from digits.tools.sweep.report import write_best_config
 from digits.tools.sweep.space import load_space
-from digits.tools.sweep.study import held_in_database
+from digits.tools.sweep.study import held, held_in_database, work
 from digits.tools.sweep.study import storage as sweep_storage
 from digits.tools.sweep.worker import worker_sampler
 from tests.conftest import cmdline, read_events
@@ -190,6 +191,7 @@ def test_the_same_command_continues_the_study(tmp_path: Path):
 OTHER_SPACE = TINY.replace("model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "")
 
 
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "from_before_recording"])
 @pytest.mark.parametrize(
     ("space_text", "options", "named"),
     [
@@ -198,12 +200,14 @@ OTHER_SPACE = TINY.replace("model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "
     ],
 )
 def test_a_study_of_other_trials_is_not_continued(
-    tmp_path: Path, capsys, space_text: str, options: list[str], named: str
+    tmp_path: Path, capsys, space_text: str, options: list[str], named: str, recorded: bool
 ):
     """A space file of the same name elsewhere would find the other's trials, all finished,
     and name the other's winner as its own; other folds would mix scores that cannot be
     compared. (Other --config and --fit_args may continue it: each trial keeps its own.)"""
     main(["--space", str(space_file(tmp_path)), *FAST, "--trials", "1"])
+    if not recorded:  # as a study begun before the sweep recorded its space: its trials tell
+        load("tiny").set_user_attr("what_trials_are", None)
     before = [(t.number, t.params, t.value) for t in load("tiny").get_trials()]
     winner = Path("sweeps/tiny/best.yaml").read_text()
     elsewhere = tmp_path / "elsewhere"
@@ -532,6 +536,27 @@ def test_two_machines_share_one_postgresql_study_and_start_exactly_the_trials_as
     assert summary.test_acc > 0.1
 
 
+def test_a_trial_ctrl_c_stops_between_folds_is_left_to_run_again(tmp_path: Path):
+    """Outside training, Ctrl-C is a KeyboardInterrupt in the objective, which Optuna would
+    record as a failed trial, done for good; it stays running, to be run again."""
+
+    def between_folds(trial: optuna.Trial) -> float:
+        trial.suggest_float("model.lr", 1e-3, 1e-2)
+        raise KeyboardInterrupt
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    lock = functools.partial(held, tmp_path / "workers.lock")
+    try:
+        work(study, between_folds, 1, lock, poll_seconds=0.1)
+    except KeyboardInterrupt:  # caught here, or pytest would stop the whole run
+        pytest.fail("Ctrl-C left the sweep as a KeyboardInterrupt")
+    except SystemExit as exit_:
+        assert exit_.code == 130
+    else:
+        pytest.fail("the sweep went on after Ctrl-C")
+    assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("n_jobs", "sent_to"), [("1", "terminal"), ("2", "terminal"), ("2", "command alone")]
@@ -557,9 +582,10 @@ params:
         text=True,
         start_new_session=True,  # a process group of its own, as a terminal's job is
     )
-    training = Path("sweeps/ctrlc/runs/trial_0000/fold_0")
+    # Every worker training (a worker still starting would be interrupted in its imports).
+    training = [Path(f"sweeps/ctrlc/runs/trial_{n:04d}/fold_0") for n in range(int(n_jobs))]
     deadline = time.monotonic() + 120
-    while not list(training.glob("events.out.tfevents.*")):
+    while not all(list(run.glob("events.out.tfevents.*")) for run in training):
         assert sweep.poll() is None, sweep.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "no trial ever trained"
         time.sleep(0.1)

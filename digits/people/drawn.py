@@ -1,15 +1,17 @@
 """How well a checkpoint reads digits that people drew: pen digits, drawn as the page draws.
 
 The data set's test split says how well a model reads the 13 writers it learned from.
-This says how it reads others: pen digits (``digits.people.pen_digits``) drawn on the page's
+This says how it reads other people: pen digits (``digits.people.pen_digits``) drawn on the page's
 280x280 canvas at the sizes, positions and pen widths people use, and read through the
 server's own preprocessing. It prints the accuracy, overall and digit by digit, and
 writes the confusion matrix and the misread drawings as pictures.
 
 By default it reads the project's pen digits that the checkpoint's split keeps for
-testing (a run with the pen digits as a source never trained or chose anything on them);
-``--rows`` picks another part, and ``--pen_digits FILE`` reads every row of another file
-in UCI's format, such as the writers of UCI's own test part.
+testing (a run with the pen digits as a source never trained or chose anything on them,
+but they are by the same 30 writers as the rows it trained on: new digits by known
+people); ``--rows`` picks another part, and ``--pen_digits FILE`` reads every row of
+another file in UCI's format, such as UCI's own test part, by 14 writers no run here
+trained on: how it reads people it never saw.
 
 Usage::
 

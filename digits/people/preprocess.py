@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -144,12 +145,7 @@ def fit_to_height(ink: np.ndarray, height: int, side: int = BITMAP_SIDE) -> np.n
 
 
 def open_image(data: bytes) -> Image:
-    """Image bytes (PNG, JPEG...) as a decoded image, turned as it is shown, or why not.
-
-    The bytes come from a user or a client, so whatever the decoder raises on them means
-    they are not an image it can read: besides its own errors, Pillow raises
-    ``TypeError`` or ``OverflowError`` on some damaged files.
-    """
+    """Image bytes (PNG, JPEG...) as a decoded image, turned as it is shown, or why not."""
     from PIL import Image as PILImage
     from PIL import ImageOps
 
@@ -161,16 +157,37 @@ def open_image(data: bytes) -> Image:
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ImageTooLarge(f"the image is {image.width}x{image.height}; at most 4096x4096")
         image.load()
-        # A phone stores a photo as its sensor saw it, with an EXIF tag saying how to turn it.
-        image = ImageOps.exif_transpose(image)
     except ImageTooLarge:
         raise
     except PILImage.DecompressionBombError:
         # Pillow refuses on opening a header claiming over twice its own pixel limit.
         raise ImageTooLarge("the image is larger than 4096x4096") from None
-    except Exception:
+    except DECODER_ERRORS:
         raise ValueError("not an image: expected PNG or JPEG data") from None
-    return image
+    # A phone stores a photo as its sensor saw it, with an EXIF tag saying how to turn it;
+    # a tag Pillow cannot read leaves the image as stored, which is still an image.
+    try:
+        return ImageOps.exif_transpose(image)
+    except DECODER_ERRORS:
+        return image
+
+
+# What Pillow raises on bytes it cannot decode: its own errors (OSError, SyntaxError,
+# ValueError) and, on some damaged files, what its parsers meet on the way (a TIFF tag
+# of the wrong type, a length beyond the file). A bug of ours (a NameError, an
+# AttributeError) is none of these, and keeps its traceback.
+DECODER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    IndexError,
+    KeyError,
+    EOFError,
+    ZeroDivisionError,
+    struct.error,
+)
 
 
 class ImageTooLarge(ValueError):

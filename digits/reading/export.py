@@ -29,6 +29,7 @@ from jsonargparse import ArgumentParser
 from torch import nn
 
 from digits.errors import reading_the_command_line
+from digits.paths import check_can_hold_files
 from digits.reading.trained import TrainedNetwork, load_trained
 
 Format = Literal["onnx", "torchscript"]
@@ -101,15 +102,6 @@ def parser() -> ArgumentParser:
     parser.add_argument("--format", type=Format, default="onnx", help="onnx or torchscript.")
     parser.add_argument("--output", type=Path, required=True, help="Where to write it.")
     return parser
-
-
-def check_can_hold_files(folder: Path) -> None:
-    """The output's folder, or the nearest part of it that exists, must be a folder."""
-    for part in (folder, *folder.parents):
-        if part.exists():
-            if not part.is_dir():
-                raise ValueError(f"{part} is a file, not a folder; choose another --output")
-            return
 
 
 def main(args: list[str] | None = None) -> Path:

@@ -27,10 +27,10 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from digits.dataset import DigitsSplits
-from digits.errors import reading_the_command_line
+from digits.errors import exit_130_on_ctrl_c, reading_the_command_line
 from digits.extras import settings_of
 from digits.fit import main as fit_main
-from digits.paths import unused_path
+from digits.paths import check_can_hold_files, unused_path
 from digits.people.pen_digits import DrawnSplits, PenDigits
 from digits.tools.baseline import Model, baseline_models, run_baselines
 
@@ -134,17 +134,17 @@ def summary_table(scores: Sequence[Score]) -> str:
 CSV_COLUMNS = ["split_seed", "model", "test_acc", "fit_seconds", "drawn_test_acc"]
 
 
-def start_csv(path: Path) -> None:
-    """A new CSV file of scores, its header alone; never one that exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("x", newline="") as file:
-        csv.writer(file).writerow(CSV_COLUMNS)
-
-
 def add_to_csv(scores: Sequence[Score], path: Path) -> None:
-    """One split's scores, appended and flushed to disk before the next split trains."""
-    with path.open("a", newline="") as file:
+    """One split's scores, appended and flushed to disk before the next split trains; the
+    first split's start the file (never one that exists), header first. Nothing is
+    written before a split is done, so a mistake in ``--fit_args`` leaves no file."""
+    first = not path.exists()
+    if first:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x" if first else "a", newline="") as file:
         writer = csv.writer(file)
+        if first:
+            writer.writerow(CSV_COLUMNS)
         for score in scores:
             drawn = "" if score.drawn_test_acc is None else f"{score.drawn_test_acc:.6f}"
             writer.writerow(
@@ -209,16 +209,19 @@ def main(args: list[str] | None = None) -> list[Score]:
                 raise ValueError(f"config not found: {path}")
         if config.output is not None and config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")
+        if config.output is not None:
+            check_can_hold_files(config.output.parent)
     # The default is numbered past earlier comparisons' files, never written over.
     output = config.output or unused_path(Path(DEFAULT_OUTPUT), is_file=True)
-    start_csv(output)
     scores: list[Score] = []
     try:
-        for split_scores in compare(seeds, configs, config.models, config.fit_args):
-            add_to_csv(split_scores, output)
-            scores += split_scores
+        with exit_130_on_ctrl_c():
+            for split_scores in compare(seeds, configs, config.models, config.fit_args):
+                add_to_csv(split_scores, output)
+                scores += split_scores
     except BaseException:  # Ctrl-C, a diverged run: say where the finished splits are
-        print(f"scores of the splits done: {output}", file=sys.stderr)
+        if scores:
+            print(f"scores of the splits done: {output}", file=sys.stderr)
         raise
     print(summary_table(scores))
     print(f"every score: {output}")

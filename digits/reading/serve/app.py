@@ -63,7 +63,10 @@ async def invalid_request(request: Request, error: RequestValidationError) -> JS
 
 
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-    return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+    # A 405's Allow header (the methods the path takes) is part of the answer.
+    return JSONResponse(
+        {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+    )
 
 
 class BodySizeLimit:

@@ -197,6 +197,12 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 
 
 def main(args: list[str] | None = None) -> optuna.Study:
+    """Run the sweep; Ctrl-C anywhere (checking the space, training, the summary) is 130."""
+    with exit_130_on_ctrl_c():
+        return sweep_and_report(args)
+
+
+def sweep_and_report(args: list[str] | None) -> optuna.Study:
     quiet_lightning()
     quiet_sweep()
     with reading_the_command_line(MisconfigurationException):
@@ -210,7 +216,7 @@ def main(args: list[str] | None = None) -> optuna.Study:
         flush=True,
     )
     try:
-        with exit_130_on_ctrl_c():
+        with exit_130_on_ctrl_c():  # as 130 here, to say how to go on
             run_workers(sweep, study)
     except SystemExit as exit_:
         if exit_.code == INTERRUPTED:

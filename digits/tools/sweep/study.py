@@ -33,7 +33,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.distributions import distribution_to_json
+from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -107,7 +107,7 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
     return study
 
 
-TRIALS_KEY = "trials"  # the study's user attribute that says what its trials are
+TRIALS_KEY = "what_trials_are"  # the study's user attribute: its space and folds
 
 
 def what_trials_are(sweep: Sweep) -> dict[str, Any]:
@@ -119,12 +119,42 @@ def what_trials_are(sweep: Sweep) -> dict[str, Any]:
     """
     space = sweep.space
     return {
-        "search space": {
-            "params": {key: distribution_to_json(dist) for key, dist in space.params.items()},
-            "fixed": json.loads(json.dumps(space.fixed, default=str)),
-        },
+        "params": {key: distribution_to_json(dist) for key, dist in space.params.items()},
+        "fixed": json.loads(json.dumps(space.fixed, default=str)),
         "folds": sweep.folds,
     }
+
+
+def what_its_trials_were(study: optuna.Study) -> dict[str, Any] | None:
+    """For a study from before ``TRIALS_KEY`` was recorded: what its trials show (the
+    distributions they drew from, their folds' scores); None for a study without trials."""
+    trials = [trial for trial in study.get_trials(deepcopy=False) if trial.distributions]
+    if not trials:
+        return None
+    params = {
+        key: distribution_to_json(dist)
+        for trial in trials
+        for key, dist in trial.distributions.items()
+    }
+    folds = {
+        sum(key.startswith("fold_") for key in trial.user_attrs)
+        for trial in trials
+        if trial.state == TrialState.COMPLETE
+    }
+    return {"params": params, "fixed": None, "folds": folds.pop() if len(folds) == 1 else None}
+
+
+def how_they_differ(recorded: dict[str, Any], sweep: Sweep) -> str | None:
+    """How a study's trials differ from the ones this sweep would add; None if they do not."""
+    wanted = what_trials_are(sweep)
+    theirs = {key: json_to_distribution(text) for key, text in recorded["params"].items()}
+    if theirs != sweep.space.params:
+        return "another search space"
+    if recorded["fixed"] is not None and recorded["fixed"] != wanted["fixed"]:
+        return "other fixed settings"
+    if recorded["folds"] is not None and recorded["folds"] != wanted["folds"]:
+        return f"{recorded['folds']} folds, not {wanted['folds']}"
+    return None
 
 
 def check_same_trials(study: optuna.Study, sweep: Sweep) -> None:
@@ -133,29 +163,26 @@ def check_same_trials(study: optuna.Study, sweep: Sweep) -> None:
     The study is named after the space file, so a space of the same name elsewhere would
     otherwise find the other's trials (all finished: it would run none, and name the other
     sweep's winner as its own), and other folds would add scores that cannot be compared.
+    Under the workers' lock, so that two first commands cannot both record theirs.
     """
-    wanted = what_trials_are(sweep)
-    recorded = study.user_attrs.get(TRIALS_KEY)
-    if recorded is None:  # a new study (or one from before this was recorded)
-        study.set_user_attr(TRIALS_KEY, wanted)
-        return
-    if recorded["search space"] != wanted["search space"]:
-        differs = "another search space"
-    elif recorded["folds"] != wanted["folds"]:
-        differs = f"{recorded['folds']} folds, not {wanted['folds']}"
-    else:
-        return
-    raise ValueError(
-        f"study {sweep.study!r} in {sweep.storage} holds trials of {differs}: "
-        "choose another --study"
-    )
+    with deciding(sweep):
+        recorded = study.user_attrs.get(TRIALS_KEY)
+        known = recorded or what_its_trials_were(study)
+        differs = how_they_differ(known, sweep) if known is not None else None
+        if differs is not None:
+            raise ValueError(
+                f"study {sweep.study!r} in {sweep.storage} holds trials of {differs}: "
+                "choose another --study"
+            )
+        if recorded is None:
+            study.set_user_attr(TRIALS_KEY, what_trials_are(sweep))
 
 
 def checked_storage_url(url: str) -> str:
     """The storage URL, if SQLAlchemy can read it; a one-line ``ValueError`` if not."""
     try:
         sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError as error:
+    except (sqlalchemy.exc.ArgumentError, ValueError) as error:  # ValueError: a bad port
         raise ValueError(f"cannot open the storage {url}: {error}") from None
     return url
 

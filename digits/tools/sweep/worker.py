@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 import optuna
 import torch
 
+from digits.errors import exit_130_on_ctrl_c
 from digits.tools.sweep.objective import CrossValidation
 from digits.tools.sweep.study import Sweep, deciding, open_study, quiet_sweep, work
 from digits.training.output import quiet_lightning
@@ -68,7 +69,9 @@ def worker_sampler(seed: int, number: int) -> optuna.samplers.TPESampler:
 
 def main(argv: list[str] | None = None) -> None:
     (settings,) = argv if argv is not None else sys.argv[1:]
-    work_on(Sweep(**json.loads(settings)))
+    # Ctrl-C finds an idle worker polling, or one opening the study: 130, no traceback.
+    with exit_130_on_ctrl_c():
+        work_on(Sweep(**json.loads(settings)))
 
 
 if __name__ == "__main__":
