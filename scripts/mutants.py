@@ -39,6 +39,34 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a study from before the space was recorded is taken over by another space",
+        "digits/tools/sweep/study.py",
+        "known = recorded or what_its_trials_were(study)",
+        "known = recorded",
+        ("tests/test_sweep.py", "-k", "other_trials and from_before"),
+    ),
+    Mutant(
+        "a 405 loses its Allow header",
+        "digits/reading/serve/app.py",
+        "status_code=error.status_code, headers=error.headers",
+        "status_code=error.status_code",
+        ("tests/test_serve.py", "-k", "method_not_allowed"),
+    ),
+    Mutant(
+        "non-digits of weight 10 count as zeros",
+        "digits/metrics.py",
+        "all_on_one = (top > 0) & (top == targets.sum(dim=-1))",
+        "all_on_one = top == 1",
+        ("tests/test_model.py", "-k", "spread_target"),
+    ),
+    Mutant(
+        "standard scaling divides drawn ink at the border by almost 0",
+        "digits/data.py",
+        'if scale == "standard" and sources:',
+        "if False:",
+        ("tests/test_drawn_data.py", "-k", "bad_values"),
+    ),
+    Mutant(
         "a sweep continues another space's study of the same name",
         "digits/tools/sweep/study.py",
         "    check_same_trials(study, sweep)\n",
