@@ -162,6 +162,7 @@ def test_augmented_digits_stay_digits_in_the_data_sets_format():
     ("make", "message"),
     [
         (lambda: Handwriting(-1.0), "Handwriting.strength"),
+        (lambda: Handwriting(5.0), "Handwriting.strength"),
         (lambda: Shift(4), "Shift.pixels"),
         (lambda: NonDigits(0), "NonDigits.count"),
         (lambda: DigitsDataModule(repeats=0), "data.repeats"),

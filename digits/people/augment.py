@@ -76,13 +76,14 @@ class Handwriting(BatchTransform):
 
     Args:
         strength: Scales every deformation: 0 leaves the digits as they are, 1 is the
-            ranges above.
+            ranges above; below 4, where the narrowest digit would have no width.
     """
 
     def __init__(self, strength: float = 1.0) -> None:
         super().__init__()
-        if strength < 0:
-            raise ValueError(f"Handwriting.strength must be 0 or more, got {strength}")
+        # At 4 the narrowest digit would have no width left.
+        if not 0 <= strength < 4:
+            raise ValueError(f"Handwriting.strength must be 0 or more and below 4, got {strength}")
         import kornia.augmentation as K  # only where augmentation is used
 
         self.strength = strength

@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -258,13 +259,16 @@ def cached_pixels(name: str, draw_them: Callable[[], np.ndarray]) -> np.ndarray:
     """``draw_them()``, kept on disk (``cache_folder()``) for the next run.
 
     Drawing and reading thousands of shapes takes seconds. The file's name holds a hash
-    of everything the pixels depend on: ``name`` (what is drawn), the pen digits, and
-    the code that draws and reads them, so a changed drawing is never read stale.
+    of everything the pixels depend on: ``name`` (what is drawn), the pen digits, the
+    code that draws and reads them, and the versions of the libraries that draw, resample
+    and thicken (Pillow, SciPy, NumPy), so a changed drawing is never read stale.
     """
     digest = hashlib.sha256(name.encode())
     digest.update(files("digits.people").joinpath("pendigits/pendigits-train.csv").read_bytes())
     for module in ("preprocess", "pen_digits", "non_digits"):
         digest.update(files("digits.people").joinpath(f"{module}.py").read_bytes())
+    for library in ("pillow", "scipy", "numpy"):
+        digest.update(f"{library} {version(library)}".encode())
     cached = cache_folder() / f"{name.split('-')[0]}-{digest.hexdigest()[:20]}.npy"
     try:
         pixels = np.load(cached, allow_pickle=False)
