@@ -163,9 +163,10 @@ def check_same_trials(study: optuna.Study, sweep: Sweep) -> None:
     The study is named after the space file, so a space of the same name elsewhere would
     otherwise find the other's trials (all finished: it would run none, and name the other
     sweep's winner as its own), and other folds would add scores that cannot be compared.
-    Under the workers' lock, so that two first commands cannot both record theirs.
+    Two first commands take turns here, so that they cannot both record theirs: at a lock
+    of the storage's own, not the workers' (which a command waits for only in its workers).
     """
-    with deciding(sweep):
+    with _one_at_a_time(sweep.storage, f"what trials of {sweep.study} are"):
         recorded = study.user_attrs.get(TRIALS_KEY)
         known = recorded or what_its_trials_were(study)
         differs = how_they_differ(known, sweep) if known is not None else None
