@@ -594,7 +594,11 @@ params:
         os.killpg(sweep.pid, signal.SIGINT)
     else:
         sweep.send_signal(signal.SIGINT)
-    _, stderr = sweep.communicate(timeout=120)
+    try:
+        _, stderr = sweep.communicate(timeout=120)
+    finally:  # a sweep that did not stop would train on beside the next tests
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
     assert sweep.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
