@@ -1,8 +1,13 @@
-"""A new path for a report, so that a tool never writes over an earlier one's."""
+"""Where files go: a new path for a report, so that a tool never writes over an earlier
+one's, and a write that a reader never sees half done."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def check_can_hold_files(folder: Path, option: str = "--output") -> None:
@@ -27,3 +32,26 @@ def unused_path(wanted: Path, is_file: bool = False) -> Path:
         number += 1
         candidate = wanted.with_name(f"{stem}-{number}{suffix}")
     return candidate
+
+
+def write_then_rename(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """``write`` into a new file beside ``path``, flushed to disk, then renamed over it.
+
+    A reader (or a crash in the middle) sees the earlier file or the whole new one, never
+    half of it: the temporary file sits on the same file system, where ``os.replace`` is
+    atomic. It is opened as any new file is, not with ``tempfile``'s owner-only mode, so
+    the result is as readable as the umask allows (a server run as another user reads a
+    checkpoint). Nothing is left behind when ``write`` fails.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    try:
+        with open(temporary, "xb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

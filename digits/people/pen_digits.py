@@ -16,10 +16,10 @@ pixels through ``digits.people.preprocess``, exactly as a drawing sent to the se
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -31,6 +31,7 @@ import numpy as np
 
 from digits.dataset import DigitsSplits, Split, stratified_split
 from digits.extras import DataSource
+from digits.paths import write_then_rename
 from digits.people.preprocess import image_to_digit
 
 if TYPE_CHECKING:
@@ -287,17 +288,9 @@ def cache_folder() -> Path:
 
 
 def _save_quietly(pixels: np.ndarray, path: Path) -> None:
-    """Written to a temporary file and renamed, so that a reader never sees half a file.
+    """Written whole or not at all (``write_then_rename``), so a reader never sees half a file.
 
     A cache that cannot be written (a read-only home) only costs the next run the time.
     """
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, pixels, allow_pickle=False)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_then_rename(path, lambda file: np.save(file, pixels, allow_pickle=False))

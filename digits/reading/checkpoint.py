@@ -8,18 +8,18 @@
 - ``upgrade`` brings a file written by an earlier version to today's layout, so that
   every reader (Lightning's, through ``SafeCheckpointIO``, and the tools') sees one.
 
-Only torch: the tools that read a checkpoint without training use it too.
+Only torch and the standard library: the tools that read a checkpoint without training use it too.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from digits.paths import write_then_rename
 from digits.reading.moved_settings import upgrade_settings
 
 # Where the temperature and the "sure" threshold are kept: the state of the callback that
@@ -67,21 +67,7 @@ def calibration_of(checkpoint: dict[str, Any]) -> dict[str, float]:
 
 def write_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits beside the target so that the rename stays on one file
-    # system, where os.replace is atomic. It is opened as any new file is (not with
-    # tempfile's owner-only mode), so the checkpoint is as readable as the umask allows.
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    try:
-        with open(temporary, "xb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_then_rename(path, lambda file: torch.save(checkpoint, file))
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
