@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import io
 import re
+import signal
 import struct
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,16 @@ from digits.dataset import DigitsSplits
 from digits.fit import FitSummary
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a process a test sends SIGINT to: SIGINT as a terminal's job has it.
+
+    A test run started in the background (``&`` in a script, as CI may start it) passes
+    SIGINT on ignored; Python then never raises KeyboardInterrupt, and the process trains
+    on as if Ctrl-C had not been pressed.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def script(name: str):

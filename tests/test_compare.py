@@ -14,6 +14,7 @@ import yaml
 
 from digits.tools.baseline import main as baseline
 from digits.tools.compare import main, parse_seeds
+from tests.conftest import ctrl_c_as_in_a_terminal
 
 
 def test_split_seeds_accept_ranges_and_lists():
@@ -99,6 +100,7 @@ def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     second_run = tmp_path / "lightning_logs/digits/version_1/checkpoints/last.ckpt"
     deadline = time.monotonic() + 240

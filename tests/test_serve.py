@@ -38,7 +38,13 @@ from digits.people.pen_digits import (
 )
 from digits.reading.predict import main as predict
 from digits.reading.trained import load_trained
-from tests.conftest import children, cmdline, split_for_testing, tiff_with_text_strip_offsets
+from tests.conftest import (
+    children,
+    cmdline,
+    ctrl_c_as_in_a_terminal,
+    split_for_testing,
+    tiff_with_text_strip_offsets,
+)
 
 
 class Server:
@@ -52,6 +58,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its worker processes go with it
+            preexec_fn=ctrl_c_as_in_a_terminal,
         )
         deadline = time.monotonic() + 90
         while self.request("GET", "/health", quiet=True)[0] != 200:

@@ -31,7 +31,7 @@ from digits.tools.sweep.space import load_space
 from digits.tools.sweep.study import held, held_in_database, work
 from digits.tools.sweep.study import storage as sweep_storage
 from digits.tools.sweep.worker import worker_sampler
-from tests.conftest import cmdline, read_events
+from tests.conftest import cmdline, ctrl_c_as_in_a_terminal, read_events
 
 TINY = """
 metric: val/acc
@@ -581,6 +581,7 @@ params:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # a process group of its own, as a terminal's job is
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     # Every worker training (a worker still starting would be interrupted in its imports).
     training = [Path(f"sweeps/ctrlc/runs/trial_{n:04d}/fold_0") for n in range(int(n_jobs))]

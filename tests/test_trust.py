@@ -37,6 +37,7 @@ from tests.conftest import (
     accuracy_on_the_test_split,
     children,
     cmdline,
+    ctrl_c_as_in_a_terminal,
     read_events,
     scalars,
     split_for_testing,
@@ -248,9 +249,7 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # As from a terminal: a test run started in the background (as CI may start it)
-        # passes SIGINT on ignored, and Python would then never raise KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     run = run_dir(tmp_path, 0)
     wait_for(run / "checkpoints" / "last.ckpt", process)
@@ -778,7 +777,7 @@ def test_a_two_process_run_stops_on_a_signal_saves_once_and_resumes_exactly(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     run = run_dir(tmp_path, 0)
     try:
