@@ -31,7 +31,7 @@ from digits.model import DigitsClassifier
 from digits.reading.familiar import familiarity_state_of
 from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
-from digits.training.checkpoints import LatestBestCheckpoint, SafeCheckpointIO
+from digits.training.checkpoints import LatestBestCheckpoint, ResumableCheckpoint, SafeCheckpointIO
 from digits.training.divergence import StopOnDivergence
 from digits.training.familiar import DeclineUnfamiliar
 from digits.training.folders import place_run
@@ -156,7 +156,7 @@ class DigitsCLI(CheckpointReadOnce):
             LatestBestCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.add_class_arguments(
-            ModelCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
+            ResumableCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         # Calibration's own settings (--calibrate.target_error, --calibrate.rule), as for the

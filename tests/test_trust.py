@@ -374,6 +374,46 @@ def test_a_checkpoint_is_as_readable_as_any_file_the_user_writes(tmp_path: Path)
     assert mode("b.ckpt") == mode("plain_022") == 0o644
 
 
+@pytest.mark.parametrize("logger", ["tensorboard", "none"])
+def test_a_run_resumed_by_another_path_to_its_folder_keeps_its_best_epoch(
+    tmp_path: Path, monkeypatch, logger: str
+):
+    """Lightning reloads a checkpoint callback's best epochs only when its folder is
+    written as before, compared as text. Resumed from another working folder, or by an
+    absolute path where the run wrote a relative one, it forgot them: its first epoch
+    was saved as the best, however poor, and tested, and the old best left behind."""
+    # The highest val/loss is the first epoch's: any later epoch kept as best is wrong.
+    worst_loss = ["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"]
+    no_logger = ["--trainer.logger", "false"] if logger == "none" else []
+    (tmp_path / "first").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    first = main([*QUIET, *worst_loss, *no_logger, "--trainer.max_epochs", "3"])
+    run = run_dir(tmp_path / "first", 0)
+    best = Path(first.checkpoint).resolve()
+    assert read_checkpoint(best)["epoch"] == 0
+    if logger == "none":  # the same working folder, the path written out in full
+        checkpoints = run.resolve() / "checkpoints"
+    else:  # another working folder, the path relative to it
+        (tmp_path / "second").mkdir()
+        monkeypatch.chdir(tmp_path / "second")
+        checkpoints = Path("../first/lightning_logs/digits/version_0/checkpoints")
+    resume = ["--config", str(checkpoints.parent / "config.yaml")]
+    resumed = main(
+        [
+            *QUIET,
+            *resume,
+            "--ckpt_path",
+            str(checkpoints / "last.ckpt"),
+            "--trainer.max_epochs",
+            "5",
+        ]
+    )
+    kept = sorted(path.name for path in (run / "checkpoints").glob("epoch*.ckpt"))
+    assert kept == [best.name]
+    assert Path(resumed.checkpoint).resolve() == best
+    assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 4
+
+
 def test_resuming_from_a_checkpoint_before_the_runs_last_leaves_that_run_as_it_was(
     tmp_path: Path, capfd
 ):
