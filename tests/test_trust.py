@@ -312,6 +312,29 @@ def test_a_second_ctrl_c_while_the_interrupted_state_is_saved_does_not_stop_the_
     assert "Stopped by Ctrl-C in epoch 1;" in capfd.readouterr().err
 
 
+class SigtermInEpochOne(L.Callback):
+    """SIGTERM during epoch 1, whose only training batch is also its last."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_stops_a_run_whose_epochs_are_one_batch_at_the_next_epoch(capfd):
+    """The stop was checked only between two batches of one epoch: with one batch an epoch
+    (a large batch size), a signal was acted on after the last epoch, or never, where the
+    scheduler kills a job that does not stop."""
+    one_batch = ["--data.batch_size", "2048", "--trainer.max_epochs", "30"]
+    stopping = ["--trainer.callbacks+=tests.test_trust.SigtermInEpochOne"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*QUIET, *one_batch, *stopping])
+    assert stopped.value.code == 143
+    checkpoints = run_dir(Path.cwd(), 0) / "checkpoints"
+    assert read_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
+    assert read_checkpoint(checkpoints / "interrupted.ckpt")["epoch"] == 2
+    assert "Stopped by SIGTERM in epoch 2;" in capfd.readouterr().err
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 

@@ -39,8 +39,9 @@ class InterruptCheckpoint(L.Callback):
     The run's ``last.ckpt`` (the end of the last complete epoch) stays as it was: that
     is the one to resume from for the same result as an uninterrupted run. This one
     keeps the part of an epoch that was done. A signal during an epoch's last batch or
-    its validation stops the run after the next epoch's first batch, so that no epoch is
-    left with its training done and its validation missing. A second Ctrl-C before then
+    its validation stops the run before the next epoch's first batch, so that no epoch
+    is left with its training done and its validation missing (and an epoch of one
+    batch, whose every batch is its last, still stops at the next). A second Ctrl-C before then
     stops at once; while the state is saved, Ctrl-C stays ignored, as Lightning sets it.
     Other exceptions save nothing, so a diverged model is not kept as a result.
     """
@@ -86,6 +87,9 @@ class InterruptCheckpoint(L.Callback):
     ) -> None:
         if batch_idx + 1 < trainer.num_training_batches:
             self._stop_if_asked(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_asked(trainer)  # a signal during the last epoch's last batch or validation
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop_if_asked(trainer)  # a signal during the very last batch or validation
