@@ -335,6 +335,39 @@ def test_a_signal_stops_a_run_whose_epochs_are_one_batch_at_the_next_epoch(capfd
     assert "Stopped by SIGTERM in epoch 2;" in capfd.readouterr().err
 
 
+class CtrlCOnceInEpochFive(L.Callback):
+    """Ctrl-C in epoch 5, once in the process (not again in the run it is resumed by)."""
+
+    sent = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == 5 and not CtrlCOnceInEpochFive.sent:
+            CtrlCOnceInEpochFive.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_resumed_run_stopped_again_says_to_resume_with_its_own_settings(capfd):
+    """A run resumed for more epochs keeps its settings in ``config.resume-1.yaml``; the
+    command printed when it stops named ``config.yaml``, whose 3 epochs would have ended
+    the run at once, and tested it as if it were finished."""
+    main([*QUIET, "--trainer.max_epochs", "3"])
+    run = run_dir(Path.cwd(), 0)
+    longer = ["--config", str(run / "config.yaml"), "--trainer.max_epochs", "8"]
+    stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceInEpochFive"]
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main([*QUIET, *longer, *stopping, "--ckpt_path", str(run / "checkpoints/last.ckpt")])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert stopped.value.code == 130
+    command = capfd.readouterr().err.strip().splitlines()[-1].split()
+    assert command[3] == "--config"
+    assert Path(command[4]).resolve() == (run / "config.resume-1.yaml").resolve()
+    main([*QUIET, *command[3:]])
+    assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 7
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 

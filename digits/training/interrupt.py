@@ -28,7 +28,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digits.training.folders import INTERRUPTED_CHECKPOINT
-from digits.training.resume import resume_command
+from digits.training.resume import resume_command, saved_config
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
 
@@ -137,12 +137,13 @@ class InterruptCheckpoint(L.Callback):
         if not trainer.is_global_zero or self.log_dir is None:
             return
         last = Path(checkpoint.dirpath) / "last.ckpt"
+        config = saved_config(trainer, self.log_dir)
         name = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         how = "from the end of the last complete epoch, as an uninterrupted run would go on"
         print(
             f"\nStopped by {name} in epoch {trainer.current_epoch}; the state so far is in "
             f"{saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
-            f"{resume_command(self.log_dir, last if last.exists() else saved)}",
+            f"{resume_command(config, last if last.exists() else saved)}",
             file=sys.stderr,
             flush=True,
         )

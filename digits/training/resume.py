@@ -183,9 +183,16 @@ def check_state_dict(model: torch.nn.Module, checkpoint: dict[str, Any], ckpt_pa
         )
 
 
-def resume_command(run: Path, checkpoint: Path) -> str:
+def resume_command(config: Path, checkpoint: Path) -> str:
     """The command that resumes a run, as the README shows it."""
-    return f"python -m digits.fit --config {run / 'config.yaml'} --ckpt_path {checkpoint}"
+    return f"python -m digits.fit --config {config} --ckpt_path {checkpoint}"
+
+
+def saved_config(trainer: L.Trainer, log_dir: Path) -> Path:
+    """The file this run's settings were saved in: ``config.yaml``, or a resumed run's
+    ``config.resume-K.yaml``, whose settings (more epochs, say) the next resume needs."""
+    savers = [cb for cb in trainer.callbacks if isinstance(cb, SaveConfigCallback)]
+    return log_dir / (savers[0].config_filename if savers else "config.yaml")
 
 
 class ResumableSaveConfig(SaveConfigCallback):
