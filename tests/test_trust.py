@@ -725,11 +725,18 @@ def test_test_subcommand_takes_the_checkpoints_settings_unless_told_otherwise(
     assert "hidden_sizes=[8] but the checkpoint has [32]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "validation",
+    [[], ["--trainer.val_check_interval", "0.5"], ["--trainer.check_val_every_n_epoch", "2"]],
+    ids=["every epoch", "twice an epoch", "every other epoch"],
+)
 def test_diverging_training_stops_naming_the_epoch_and_keeps_no_broken_model(
-    tmp_path: Path, capsys
+    tmp_path: Path, capsys, validation: list[str]
 ):
+    """Validated other than at each epoch's end, the best checkpoint is written after
+    validation, before the epoch ends: the loss is checked before validation too."""
     with pytest.raises(SystemExit) as exit_info:
-        main([*QUIET, "--model.lr", "1e30", "--trainer.max_epochs", "3"])
+        main([*QUIET, *validation, "--model.lr", "1e30", "--trainer.max_epochs", "3"])
     # Not 2: that is a mistake found before anything was written, and this run wrote logs.
     assert exit_info.value.code == 3
     error = capsys.readouterr().err.strip().splitlines()[-1]

@@ -3,8 +3,10 @@
 A learning rate far too large turns the loss into ``nan`` or ``inf`` within an epoch, and
 every later step only trains a model that reads nothing. ``StopOnDivergence`` sums each
 training batch's loss on the device (no wait for the device per step), and checks the
-epoch's mean once, when the epoch ends: before that epoch's checkpoints are written, so
-that none of them holds the diverged weights. ``digits.errors`` turns the error into one
+mean so far before each validation and when the epoch ends: before any checkpoint is
+written (an epoch-end one, or the best after a validation within the epoch, with
+``--trainer.val_check_interval`` below 1), so that none of them holds the diverged
+weights. ``digits.errors`` turns the error into one
 line and exit code 3.
 """
 
@@ -19,7 +21,8 @@ from digits.errors import NonFiniteLossError
 
 
 class StopOnDivergence(L.Callback):
-    """Raises ``NonFiniteLossError`` at the end of an epoch whose mean training loss is not finite.
+    """Raises ``NonFiniteLossError`` when an epoch's mean training loss so far is not finite,
+    checked before each validation and at the epoch's end.
 
     Lightning's ``EarlyStopping(check_finite=True)`` would stop such a run as if it had
     finished, and keep its checkpoints; this one says why, and keeps none.
@@ -47,7 +50,14 @@ class StopOnDivergence(L.Callback):
         self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
         self.batches += 1
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:  # (validate alone trains nothing, and stops below)
+            self.check_the_mean_loss(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_the_mean_loss(trainer, pl_module)
+
+    def check_the_mean_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # An epoch resumed after its last batch (a run stopped in its validation) trained
         # on nothing here: an empty epoch is not a divergence.
         trained = trainer.strategy.reduce_boolean_decision(self.batches > 0, all=False)
