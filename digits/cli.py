@@ -266,7 +266,11 @@ class DigitsCLI(CheckpointReadOnce):
             if self.calibrates:
                 logged += init["calibrate"].validation_metric_names(self.model)
             check_monitor_is_logged(init["checkpoint"].monitor, logged)
-            callbacks += [init["checkpoint"], init["last_checkpoint"]]
+            # First among the checkpoint callbacks, which Lightning moves to the end in
+            # their order: the first is the run's (trainer.checkpoint_callback), whose
+            # best epoch is tested, calibrated and summarised. One a user adds in
+            # --trainer.callbacks (snapshots every few epochs) saves beside it.
+            callbacks = [init["checkpoint"], init["last_checkpoint"], *callbacks]
         elif not self.fitting:
             # validate/test/predict only read a checkpoint: Lightning would otherwise add
             # a checkpoint callback of its own.

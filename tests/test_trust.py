@@ -368,6 +368,32 @@ def test_a_resumed_run_stopped_again_says_to_resume_with_its_own_settings(capfd)
     assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 7
 
 
+def test_a_checkpoint_callback_the_user_adds_keeps_its_files_and_takes_over_nothing(
+    tmp_path: Path,
+):
+    """Lightning calls the first checkpoint callback in its list the run's; a user's added
+    in ``--trainer.callbacks`` came first, so the run tested, calibrated and summarised
+    the user's snapshots instead of its best epoch."""
+    snapshots = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.dirpath", "snap"]
+    every_other = [
+        "--trainer.callbacks.every_n_epochs",
+        "2",
+        "--trainer.callbacks.save_top_k",
+        "-1",
+    ]
+    summary = main([*QUIET, *snapshots, *every_other, "--trainer.max_epochs", "4"])
+    assert summary.monitor == "val/acc"
+    assert (
+        Path(summary.checkpoint).parent.resolve()
+        == (run_dir(tmp_path, 0) / "checkpoints").resolve()
+    )
+    assert Path(summary.checkpoint).name.startswith("epoch00")
+    assert sorted(path.name for path in (tmp_path / "snap").iterdir()) == [
+        "epoch=1-step=20.ckpt",
+        "epoch=3-step=40.ckpt",
+    ]
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 
