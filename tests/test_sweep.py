@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from digits.bench.serve import free_port
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
-from digits.tools.sweep.__main__ import main
+from digits.tools.sweep.__main__ import main, stop_workers
 from digits.tools.sweep.report import write_best_config
 from digits.tools.sweep.space import load_space
 from digits.tools.sweep.study import held, held_in_database, work
@@ -555,6 +555,44 @@ def test_a_trial_ctrl_c_stops_between_folds_is_left_to_run_again(tmp_path: Path)
     else:
         pytest.fail("the sweep went on after Ctrl-C")
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
+
+
+def test_a_worker_that_does_not_stop_after_ctrl_c_is_killed_and_the_command_ends(capfd):
+    """The sweep waited for every worker after Ctrl-C, forever for one stuck in its
+    shutdown (one that ignores SIGINT stands in for it): it is killed after a while, and
+    its trial, left running, runs again when the study is continued."""
+    script = "import signal, sys, time; {}; print('ready', flush=True); time.sleep(600)"
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", script.format("signal.signal(signal.SIGINT, signal.SIG_IGN)")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stopping = subprocess.Popen(
+        [sys.executable, "-c", script.format("pass")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # its KeyboardInterrupt's traceback
+        text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )
+    workers = [stuck, stopping]
+    pool = ThreadPoolExecutor(1)
+    try:
+        assert [worker.stdout.readline() for worker in workers] == ["ready\n"] * 2
+        stopped = pool.submit(stop_workers, workers, pass_on_after=0.2, kill_after=1.0)
+        try:
+            stopped.result(timeout=30)
+        except TimeoutError:
+            pytest.fail("the command still waits for a worker that does not stop")
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+        pool.shutdown()
+    assert stopping.returncode == -signal.SIGINT  # stopped by the SIGINT passed on
+    assert stuck.returncode == -signal.SIGKILL
+    assert capfd.readouterr().err.strip() == (
+        f"worker {stuck.pid} had not stopped 1 s after Ctrl-C was passed on: killed"
+    )
 
 
 @pytest.mark.slow

@@ -54,6 +54,7 @@ from digits.training.output import quiet_lightning
 
 SWEEPS = Path("sweeps")
 PASS_ON_CTRL_C_AFTER_SECONDS = 5.0
+KILL_AFTER_SECONDS = 60.0  # after passing Ctrl-C on: a fold run shuts down in seconds
 INTERRUPTED_NOTE = (
     "interrupted: the same command continues the study, and runs the stopped trials again"
 )
@@ -183,17 +184,47 @@ def run_workers(sweep: Sweep, study: optuna.Study) -> None:
         print(f"note: worker exit codes {codes}", file=sys.stderr)
 
 
-def stop_workers(workers: list[subprocess.Popen]) -> None:
+def stop_workers(
+    workers: list[subprocess.Popen],
+    pass_on_after: float = PASS_ON_CTRL_C_AFTER_SECONDS,
+    kill_after: float = KILL_AFTER_SECONDS,
+) -> None:
     """After Ctrl-C: a terminal's reached the workers too, and they end on their own;
-    one sent to this process alone is passed on to those still running after a while."""
-    deadline = time.monotonic() + PASS_ON_CTRL_C_AFTER_SECONDS
+    one sent to this process alone is passed on to those still running after a while.
+
+    A worker still running ``kill_after`` seconds later (stuck in its shutdown, which
+    ignores Ctrl-C, as Lightning's does) is killed rather than waited for forever: its
+    trial stays running in the study, as any trial Ctrl-C stops, and runs again when the
+    study is continued. Another Ctrl-C meanwhile kills them at once.
+    """
+    try:
+        if not _all_ended(workers, pass_on_after):
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGINT)
+            _all_ended(workers, kill_after)
+    except KeyboardInterrupt:
+        pass
     for worker in workers:
-        try:
+        if worker.poll() is None:
+            print(
+                f"worker {worker.pid} had not stopped {kill_after:g} s after Ctrl-C was "
+                "passed on: killed",
+                file=sys.stderr,
+            )
+            worker.kill()
+            worker.wait()
+
+
+def _all_ended(workers: list[subprocess.Popen], seconds: float) -> bool:
+    """Wait up to ``seconds`` in all for every worker to end; whether they all did."""
+    deadline = time.monotonic() + seconds
+    try:
+        for worker in workers:
             worker.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.send_signal(signal.SIGINT)
-    for worker in workers:
-        worker.wait()
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def main(args: list[str] | None = None) -> optuna.Study:
