@@ -394,6 +394,39 @@ def test_a_checkpoint_callback_the_user_adds_keeps_its_files_and_takes_over_noth
     ]
 
 
+class CtrlCOnceAfterEpochOnesFirstValidation(L.Callback):
+    """Ctrl-C in epoch 1 after its validation halfway, once in the process."""
+
+    sent = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        halfway = trainer.num_training_batches // 2
+        if trainer.current_epoch == 1 and batch_idx == halfway + 1 and not type(self).sent:
+            type(self).sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_run_validated_within_its_epochs_resumes_from_last_in_its_own_folder():
+    """Validated twice an epoch, the best checkpoint can be written after last.ckpt (in
+    the epoch the run was stopped in): the printed resume command went to a new folder."""
+    twice = ["--trainer.val_check_interval", "0.5", "--checkpoint.monitor", "val/loss"]
+    stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceAfterEpochOnesFirstValidation"]
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit):
+            main([*QUIET, *twice, *stopping, "--trainer.max_epochs", "3"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    run = run_dir(Path.cwd(), 0)
+    last = run / "checkpoints/last.ckpt"
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    assert read_checkpoint(best)["global_step"] > read_checkpoint(last)["global_step"]
+    resumed = main([*QUIET, "--config", str(run / "config.yaml"), "--ckpt_path", str(last)])
+    assert Path(resumed.log_dir) == Path("lightning_logs/digits/version_0")
+    assert not run_dir(Path.cwd(), 1).exists()
+    assert read_checkpoint(last)["epoch"] == 2
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 

@@ -25,6 +25,7 @@ from jsonargparse import Namespace
 from digits.reading.checkpoint import read_checkpoint
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"  # saved inside an epoch, after its epoch-end ones
+LAST_CHECKPOINT = "last.ckpt"  # the end of the run's latest epoch (the CLI's last_checkpoint)
 
 
 def run_folder(ckpt_path: str | Path) -> Path | None:
@@ -49,13 +50,17 @@ def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
 def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool:
     """Whether ``checkpoint`` (read from ``ckpt_path``) is the latest state of a run's folder.
 
-    That is: it lies in a run's ``checkpoints/`` and none of that run's epoch-end
-    checkpoints is later. ``interrupted.ckpt`` is left out, so that ``last.ckpt`` resumes
-    an interrupted run in place, as the resume command says.
+    That is: it lies in a run's ``checkpoints/`` and is its ``last.ckpt`` (the end of its
+    latest epoch, even where a validation within the next epoch saved a best after it,
+    with ``--trainer.val_check_interval`` below 1), or none of that run's checkpoints is
+    later. ``interrupted.ckpt`` is left out, so that ``last.ckpt`` resumes an interrupted
+    run in place, as the resume command says.
     """
     run = run_folder(ckpt_path)
     if run is None or "global_step" not in checkpoint:
         return False
+    if Path(ckpt_path).name == LAST_CHECKPOINT:
+        return True
     steps = []
     given = Path(ckpt_path).resolve()
     for path in (run / "checkpoints").glob("*.ckpt"):

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digits.training.folders import INTERRUPTED_CHECKPOINT
+from digits.training.folders import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
 from digits.training.resume import resume_command, saved_config
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
@@ -136,7 +136,7 @@ class InterruptCheckpoint(L.Callback):
         trainer.save_checkpoint(saved, weights_only=False)
         if not trainer.is_global_zero or self.log_dir is None:
             return
-        last = Path(checkpoint.dirpath) / "last.ckpt"
+        last = Path(checkpoint.dirpath) / LAST_CHECKPOINT
         config = saved_config(trainer, self.log_dir)
         name = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         how = "from the end of the last complete epoch, as an uninterrupted run would go on"
