@@ -39,6 +39,62 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a run resumed by another path to its folder forgets its best epoch",
+        "digits/training/checkpoints.py",
+        "        if self._resumed_in_its_folder and self.dirpath is not None:",
+        "        if False:",
+        ("tests/test_trust.py", "-k", "another_path"),
+    ),
+    Mutant(
+        "a signal to a run of one-batch epochs waits for the last epoch",
+        "digits/training/interrupt.py",
+        "        self._stop_if_asked(trainer)  # a signal during the last epoch's last batch",
+        "        pass  # a signal during the last epoch's last batch",
+        ("tests/test_trust.py", "-k", "one_batch"),
+    ),
+    Mutant(
+        "a resumed run stopped again is told to resume with config.yaml",
+        "digits/training/interrupt.py",
+        "config = saved_config(trainer, self.log_dir)",
+        'config = self.log_dir / "config.yaml"',
+        ("tests/test_trust.py", "-k", "own_settings"),
+    ),
+    Mutant(
+        "a diverged model is kept when validated within the epoch",
+        "digits/training/divergence.py",
+        "        if not trainer.sanity_checking:  # (validate alone",
+        "        if False:  # (validate alone",
+        ("tests/test_trust.py", "-k", "keeps_no_broken_model"),
+    ),
+    Mutant(
+        "a checkpoint callback the user adds becomes the run's",
+        "digits/cli.py",
+        'callbacks = [init["checkpoint"], init["last_checkpoint"], *callbacks]',
+        'callbacks = [*callbacks, init["checkpoint"], init["last_checkpoint"]]',
+        ("tests/test_trust.py", "-k", "user_adds"),
+    ),
+    Mutant(
+        "last.ckpt after a mid-epoch best resumes into a new folder",
+        "digits/training/folders.py",
+        "    if Path(ckpt_path).name == LAST_CHECKPOINT:\n        return True\n",
+        "",
+        ("tests/test_trust.py", "-k", "within_its_epochs"),
+    ),
+    Mutant(
+        "the sweep waits forever for a worker that does not stop",
+        "digits/tools/sweep/__main__.py",
+        "            _all_ended(workers, kill_after)",
+        "            _all_ended(workers, 3600.0)",
+        ("tests/test_sweep.py", "-k", "does_not_stop"),
+    ),
+    Mutant(
+        "the drawn-digit cache is written owner-only",
+        "digits/paths.py",
+        'with open(temporary, "xb") as file:',
+        'with open(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as file:',
+        ("tests/test_drawn_cache.py",),
+    ),
+    Mutant(
         "a study from before the space was recorded is taken over by another space",
         "digits/tools/sweep/study.py",
         "known = recorded or what_its_trials_were(study)",
@@ -706,7 +762,7 @@ MUTANTS = [
     ),
     Mutant(
         "checkpoints are written in place",
-        "digits/reading/checkpoint.py",
+        "digits/paths.py",
         'temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")',
         "temporary = target\n    target.unlink(missing_ok=True)",
         ("tests/test_trust.py", "-k", "midway"),
