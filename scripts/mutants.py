@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a logger's shared save_dir gets every run's config.yaml",
+        "digits/training/folders.py",
+        "    if logger is None or isinstance(logger, (TensorBoardLogger, CSVLogger)):",
+        "    if True:",
+        ("tests/test_trainer_flags.py", "-k", "shares"),
+    ),
+    Mutant(
         "a run resumed by another path to its folder forgets its best epoch",
         "digits/training/checkpoints.py",
         "        if self._resumed_in_its_folder and self.dirpath is not None:",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch.loggers import Logger
 
 from digits.dataset import DigitsSplits
 from digits.fit import main
@@ -84,6 +87,49 @@ def test_a_csv_logger_writes_its_own_run_folders(tmp_path: Path):
     assert [float(row["test/acc"]) for row in rows if row.get("test/acc")] == pytest.approx(
         [first.test_acc]
     )
+
+
+class SharedFolderLogger(Logger):
+    """A logger whose ``save_dir`` every run shares, as MLflow's ``./mlruns`` is; each run
+    is a version of its own (MLflow's run id)."""
+
+    def __init__(self, save_dir: str = "shared") -> None:
+        super().__init__()
+        self._save_dir = save_dir
+        self._version = uuid.uuid4().hex[:8]
+
+    @property
+    def name(self) -> str:
+        return "runs"
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def save_dir(self) -> str:
+        return self._save_dir
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+def test_a_logger_whose_folder_every_run_shares_still_gives_each_run_its_own(capfd):
+    """Lightning's ``trainer.log_dir`` is such a logger's ``save_dir``: the first run's
+    config.yaml went there, and the second run stopped with a traceback before training."""
+    shared = ["--trainer.logger", "tests.test_trainer_flags.SharedFolderLogger"]
+    runs = [main([*TWO_EPOCHS, *shared]) for _ in range(2)]
+    folders = [Path(run.log_dir) for run in runs]
+    assert folders[0] != folders[1]
+    for run, folder in zip(runs, folders, strict=True):
+        assert folder.parent.name == "runs"
+        assert Path(run.checkpoint).parent == folder / "checkpoints"
+        assert yaml.safe_load((folder / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
+        assert last_checkpoint(run)["epoch"] == 1
+    assert f"logs          {folders[1]}" in capfd.readouterr().out
 
 
 def test_a_version_folder_given_by_hand_is_never_reused(tmp_path: Path, capsys):

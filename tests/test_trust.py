@@ -908,7 +908,11 @@ def test_the_processes_agree_on_a_stop_through_a_cpu_group_not_the_strategy():
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
         trainer = SimpleNamespace(
-            world_size=2, log_dir=None, num_training_batches=10, strategy=CollectiveOnTheDevice()
+            world_size=2,
+            logger=None,
+            log_dir=None,
+            num_training_batches=10,
+            strategy=CollectiveOnTheDevice(),
         )
         callback = InterruptCheckpoint()
         callback.setup(trainer, None, "fit")

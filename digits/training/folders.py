@@ -16,16 +16,36 @@ so that the earlier run's later checkpoints and curves stay as they were.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 from jsonargparse import Namespace
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from digits.reading.checkpoint import read_checkpoint
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"  # saved inside an epoch, after its epoch-end ones
 LAST_CHECKPOINT = "last.ckpt"  # the end of the run's latest epoch (the CLI's last_checkpoint)
+
+
+def run_log_dir(trainer: L.Trainer) -> str | None:
+    """The run's own folder: where its ``config.yaml`` goes, and the one its summary names.
+
+    Lightning's ``trainer.log_dir`` is that for TensorBoard's and the CSV logger (their
+    ``version_N``) and without a logger; for any other logger it is the logger's
+    ``save_dir``, which every run shares (MLflow's ``./mlruns``). The run's folder is then
+    the one its checkpoints go in, ``save_dir/name/version``, as ``ModelCheckpoint`` names
+    it. Every process must call it: under DDP it is a collective call.
+    """
+    logger = trainer.logger
+    if logger is None or isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        return trainer.log_dir
+    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+    folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+    return trainer.strategy.broadcast(folder)
 
 
 def run_folder(ckpt_path: str | Path) -> Path | None:

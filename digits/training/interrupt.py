@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digits.training.folders import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
+from digits.training.folders import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT, run_log_dir
 from digits.training.resume import resume_command, saved_config
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
@@ -54,7 +54,8 @@ class InterruptCheckpoint(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Asked here, where every process asks it: under DDP it is a collective call.
-        self.log_dir = Path(trainer.log_dir) if trainer.log_dir else None
+        log_dir = run_log_dir(trainer)
+        self.log_dir = Path(log_dir) if log_dir else None
         self._close_flag_group()  # one a fit that raised left open
         if stage == "fit" and trainer.world_size > 1 and dist.get_backend() != "gloo":
             self.flag_group = dist.new_group(backend="gloo")  # every process, in turn

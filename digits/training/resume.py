@@ -27,7 +27,7 @@ from digits.dataset import SPLIT_SETTINGS
 from digits.errors import USAGE_ERROR, UsageError
 from digits.extras import class_at
 from digits.reading.checkpoint import read_checkpoint
-from digits.training.folders import resumed_in_place
+from digits.training.folders import resumed_in_place, run_log_dir
 from digits.training.lightning_internals import epoch_ended, scalar_events
 from digits.training.tensorboard import rank_zero_tensorboard
 
@@ -196,17 +196,28 @@ def saved_config(trainer: L.Trainer, log_dir: Path) -> Path:
 
 
 class ResumableSaveConfig(SaveConfigCallback):
-    """Saves ``config.yaml``, or for a resumed run ``config.resume-K.yaml`` beside it."""
+    """Saves ``config.yaml`` in the run's own folder (``run_log_dir``), or for a resumed
+    run ``config.resume-K.yaml`` beside it."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        log_dir = Path(trainer.log_dir or ".")
+        self.folder = Path(run_log_dir(trainer) or ".")
+        # Lightning saves into trainer.log_dir, for some loggers a folder every run shares;
+        # there the config goes through save_config, its hook for saving elsewhere.
+        self.save_to_log_dir = self.folder == Path(trainer.log_dir or ".")
         resuming = bool(self.config.get("ckpt_path"))  # trainer.ckpt_path is not set yet
-        if resuming and (log_dir / self.config_filename).exists():
+        if resuming and (self.folder / self.config_filename).exists():
             resume = 1
-            while (log_dir / f"config.resume-{resume}.yaml").exists():
+            while (self.folder / f"config.resume-{resume}.yaml").exists():
                 resume += 1
             self.config_filename = f"config.resume-{resume}.yaml"
         super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.save_to_log_dir:
+            return  # saved by Lightning, in setup
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / self.config_filename
+        self.parser.save(self.config, str(path), skip_unset=False, multifile=self.multifile)
 
 
 class ScheduleLengthKept(L.Callback):

@@ -14,6 +14,7 @@ from digits.reading.checkpoint import read_checkpoint
 from digits.reading.sure import Calibration
 from digits.training.calibrate import Calibrate
 from digits.training.checkpoints import last_checkpoints, this_runs_best
+from digits.training.folders import run_log_dir
 from digits.training.tensorboard import tensorboard_logdir
 
 
@@ -110,8 +111,8 @@ def evaluate_best_and_summarize(
     best_score = checkpoint.best_model_score if best_path else None
     further = [name for name in model.hparams.get("eval_sets", ()) if f"test/{name}_acc" in results]
     last, last_epoch = _last_saved(trainer) if not best_path else (None, None)
-    # fast_dev_run writes nothing; trainer.log_dir is a collective call under DDP.
-    log_dir = None if trainer.fast_dev_run else trainer.log_dir
+    # fast_dev_run writes nothing; run_log_dir is a collective call under DDP.
+    log_dir = None if trainer.fast_dev_run else run_log_dir(trainer)
     summary = FitSummary(
         best_score=None if best_score is None else float(best_score),
         test_acc=results.get("test/acc"),  # none with limit_test_batches=0: not tested
