@@ -31,7 +31,11 @@ from digits.model import DigitsClassifier
 from digits.reading.familiar import familiarity_state_of
 from digits.reading.moved_settings import check_old_flags, register_loader
 from digits.training.calibrate import Calibrate
-from digits.training.checkpoints import LatestBestCheckpoint, ResumableCheckpoint, SafeCheckpointIO
+from digits.training.checkpoints import (
+    FindKeptCheckpoints,
+    LatestBestCheckpoint,
+    SafeCheckpointIO,
+)
 from digits.training.divergence import StopOnDivergence
 from digits.training.familiar import DeclineUnfamiliar
 from digits.training.folders import place_run
@@ -156,7 +160,7 @@ class DigitsCLI(CheckpointReadOnce):
             LatestBestCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.add_class_arguments(
-            ResumableCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
+            ModelCheckpoint, "last_checkpoint", fail_untyped=False, sub_configs=True
         )
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         # Calibration's own settings (--calibrate.target_error, --calibrate.rule), as for the
@@ -270,7 +274,8 @@ class DigitsCLI(CheckpointReadOnce):
             # their order: the first is the run's (trainer.checkpoint_callback), whose
             # best epoch is tested, calibrated and summarised. One a user adds in
             # --trainer.callbacks (snapshots every few epochs) saves beside it.
-            callbacks = [init["checkpoint"], init["last_checkpoint"], *callbacks]
+            own = [init["checkpoint"], init["last_checkpoint"], FindKeptCheckpoints()]
+            callbacks = [*own, *callbacks]
         elif not self.fitting:
             # validate/test/predict only read a checkpoint: Lightning would otherwise add
             # a checkpoint callback of its own.

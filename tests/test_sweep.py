@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -592,6 +593,35 @@ def test_a_worker_that_does_not_stop_after_ctrl_c_is_killed_and_the_command_ends
     assert stuck.returncode == -signal.SIGKILL
     assert capfd.readouterr().err.strip() == (
         f"worker {stuck.pid} had not stopped 1 s after Ctrl-C was passed on: killed"
+    )
+
+
+def test_a_second_ctrl_c_kills_the_workers_still_running_at_once(capfd):
+    stuck = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    second = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        assert stuck.stdout.readline() == "ready\n"
+        second.start()
+        stop_workers([stuck], pass_on_after=0.2, kill_after=120.0)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C escaped with the worker still running")
+    finally:
+        second.cancel()
+        signal.signal(signal.SIGINT, handler)
+        stuck.kill()
+        stuck.wait()
+    assert capfd.readouterr().err.strip() == (
+        f"worker {stuck.pid} was still running at the second Ctrl-C: killed"
     )
 
 

@@ -52,6 +52,12 @@ def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: scalars(run, tag) for tag in TAGS}
 
 
+LAST_CHECKPOINT_STATE = (
+    "ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+    "'every_n_epochs': 1, 'train_time_interval': None}"
+)
+
+
 def run_dir(tmp_path: Path, version: int) -> Path:
     return tmp_path / "lightning_logs" / "digits" / f"version_{version}"
 
@@ -322,17 +328,27 @@ class SigtermInEpochOne(L.Callback):
 
 def test_a_signal_stops_a_run_whose_epochs_are_one_batch_at_the_next_epoch(capfd):
     """The stop was checked only between two batches of one epoch: with one batch an epoch
-    (a large batch size), a signal was acted on after the last epoch, or never, where the
-    scheduler kills a job that does not stop."""
+    (a large batch size), a signal was acted on after the last epoch, where a scheduler
+    kills a job that does not stop. It stops as the next epoch starts, whose state is
+    last.ckpt's: resumed, every epoch is trained and validated once."""
     one_batch = ["--data.batch_size", "2048", "--trainer.max_epochs", "30"]
     stopping = ["--trainer.callbacks+=tests.test_trust.SigtermInEpochOne"]
     with pytest.raises(SystemExit) as stopped:
         main([*QUIET, *one_batch, *stopping])
     assert stopped.value.code == 143
-    checkpoints = run_dir(Path.cwd(), 0) / "checkpoints"
-    assert read_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
-    assert read_checkpoint(checkpoints / "interrupted.ckpt")["epoch"] == 2
-    assert "Stopped by SIGTERM in epoch 2;" in capfd.readouterr().err
+    run = run_dir(Path.cwd(), 0)
+    assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 1
+    assert not (run / "checkpoints/interrupted.ckpt").exists()
+    printed = capfd.readouterr().err.strip().splitlines()
+    assert "Stopped by SIGTERM as epoch 2 started;" in printed[-3]
+    command = printed[-1].split()
+    assert command[-1] == str(Path("lightning_logs/digits/version_0/checkpoints/last.ckpt"))
+    config = yaml.safe_load(Path(command[4]).read_text())
+    config["trainer"]["callbacks"] = None  # (the signal once is enough)
+    Path("resume.yaml").write_text(yaml.safe_dump(config))
+    main([*QUIET, "--config", "resume.yaml", *command[5:]])
+    steps = [step for step, _ in scalars(run, "val/acc")]
+    assert len(steps) == 30 and steps == sorted(set(steps))
 
 
 class CtrlCOnceInEpochFive(L.Callback):
@@ -406,9 +422,10 @@ class CtrlCOnceAfterEpochOnesFirstValidation(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_a_run_validated_within_its_epochs_resumes_from_last_in_its_own_folder():
+def test_a_run_validated_within_its_epochs_is_told_to_resume_in_its_own_folder(capfd):
     """Validated twice an epoch, the best checkpoint can be written after last.ckpt (in
-    the epoch the run was stopped in): the printed resume command went to a new folder."""
+    the epoch the run was stopped in): resumed from last.ckpt, as the command said, it
+    went to a new folder. The command names interrupted.ckpt then, which continues."""
     twice = ["--trainer.val_check_interval", "0.5", "--checkpoint.monitor", "val/loss"]
     stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceAfterEpochOnesFirstValidation"]
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -418,13 +435,45 @@ def test_a_run_validated_within_its_epochs_resumes_from_last_in_its_own_folder()
     finally:
         signal.signal(signal.SIGINT, handler)
     run = run_dir(Path.cwd(), 0)
-    last = run / "checkpoints/last.ckpt"
     (best,) = (run / "checkpoints").glob("epoch*.ckpt")
-    assert read_checkpoint(best)["global_step"] > read_checkpoint(last)["global_step"]
-    resumed = main([*QUIET, "--config", str(run / "config.yaml"), "--ckpt_path", str(last)])
+    last = read_checkpoint(run / "checkpoints/last.ckpt")
+    assert read_checkpoint(best)["global_step"] > last["global_step"]
+    command = capfd.readouterr().err.strip().splitlines()[-1].split()
+    assert command[-1] == str(Path("lightning_logs/digits/version_0/checkpoints/interrupted.ckpt"))
+    resumed = main([*QUIET, *command[3:]])
     assert Path(resumed.log_dir) == Path("lightning_logs/digits/version_0")
     assert not run_dir(Path.cwd(), 1).exists()
-    assert read_checkpoint(last)["epoch"] == 2
+    assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 2
+    assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1  # no best left behind
+
+
+class CtrlCOnceInTheTest(L.Callback):
+    """Ctrl-C while the finished run is tested, once in the process."""
+
+    sent = False
+
+    def on_test_batch_end(self, *args, **kwargs) -> None:
+        if not type(self).sent:
+            type(self).sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_resumed_run_stopped_in_its_test_names_a_config_it_wrote(capfd):
+    """The config saver's setup runs again for the test after training; a resumed run
+    then took the next name, config.resume-2.yaml, which is never written."""
+    main([*QUIET, "--trainer.max_epochs", "2"])
+    run = run_dir(Path.cwd(), 0)
+    longer = ["--config", str(run / "config.yaml"), "--trainer.max_epochs", "3"]
+    stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceInTheTest"]
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit):
+            main([*QUIET, *longer, *stopping, "--ckpt_path", str(run / "checkpoints/last.ckpt")])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    command = capfd.readouterr().err.strip().splitlines()[-1].split()
+    assert command[3] == "--config"
+    assert Path(command[4]).name == "config.resume-1.yaml" and Path(command[4]).is_file()
 
 
 class StopInValidation(L.Callback):
@@ -523,8 +572,10 @@ def test_a_run_resumed_by_another_path_to_its_folder_keeps_its_best_epoch(
             "5",
         ]
     )
-    kept = sorted(path.name for path in (run / "checkpoints").glob("epoch*.ckpt"))
-    assert kept == [best.name]
+    kept = sorted(path.name for path in (run / "checkpoints").glob("*.ckpt"))
+    assert kept == [best.name, "last.ckpt"]
+    # Under the key every earlier version wrote it with, so their files resume alike.
+    assert LAST_CHECKPOINT_STATE in read_checkpoint(run / "checkpoints/last.ckpt")["callbacks"]
     assert Path(resumed.checkpoint).resolve() == best
     assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 4
 

@@ -3,8 +3,8 @@
 - ``SafeCheckpointIO`` is Lightning's checkpoint writer and reader for every run: it
   writes through ``digits.reading.checkpoint.write_atomically`` (a crash mid-write leaves
   the previous file) and reads with ``weights_only=True`` (a file cannot run code).
-- ``ResumableCheckpoint`` is ``ModelCheckpoint`` that still knows the files it kept when
-  its run is resumed in place by another path to the same folder.
+- ``FindKeptCheckpoints`` lets the checkpoint callbacks of a run resumed in place by
+  another path to its folder still know the files they kept.
 - ``LatestBestCheckpoint`` keeps the best epoch, preferring the latest among ties; which
   way is better follows the monitored metric unless ``mode`` says it.
 - ``this_runs_best`` and ``last_checkpoints``: the files this run kept, for what tests or
@@ -41,36 +41,34 @@ class SafeCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, map_location=map_location)
 
 
-class ResumableCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that reloads the files it kept whatever path its run is resumed by.
+class FindKeptCheckpoints(L.Callback):
+    """A run resumed in place finds the checkpoints it kept, whatever path it is resumed by.
 
-    Lightning reloads a callback's best epochs, best score and last file only when its
-    folder is written exactly as when they were saved: it compares the two as text. A
-    run resumed from another working folder, or by an absolute path where it wrote a
-    relative one, would forget them, save its first epoch as the best however poor it
-    is, and leave the earlier best behind. When the checkpoint resumed lies in this
-    callback's own folder, its run continues there, and the files it names are read
-    as this folder's.
+    Lightning reloads a checkpoint callback's kept files (its best epochs and scores, its
+    last file) only when the callback's folder is written exactly as when they were
+    saved: it compares the two as text. A run resumed from another working folder, or by
+    an absolute path where it wrote a relative one, would forget them, save its first
+    epoch as the best however poor it is, and leave the earlier best behind (and write
+    ``last-v1.ckpt`` beside ``last.ckpt``). When the checkpoint resumed lies in a checkpoint
+    callback's own folder, the run continues there, and the files that callback's state
+    names are read as that folder's, before it loads the state (Lightning calls every
+    callback's ``on_load_checkpoint`` first). The states keep their keys, so checkpoints of
+    every earlier version resume alike.
     """
-
-    _resumed_in_its_folder = False
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        # Lightning calls this with the whole checkpoint just before load_state_dict.
-        super().on_load_checkpoint(trainer, pl_module, checkpoint)
-        resumed = trainer.ckpt_path
-        self._resumed_in_its_folder = (
-            resumed is not None
-            and self.dirpath is not None
-            and Path(resumed).resolve().parent == Path(self.dirpath).resolve()
-        )
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if self._resumed_in_its_folder and self.dirpath is not None:
-            state_dict = in_folder(state_dict, self.dirpath)
-        super().load_state_dict(state_dict)
+        resumed, states = trainer.ckpt_path, checkpoint.get("callbacks") or {}
+        if resumed is None:
+            return
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            folder = getattr(callback, "dirpath", None)
+            if state is None or folder is None:
+                continue
+            if Path(resumed).resolve().parent == Path(folder).resolve():
+                states[callback.state_key] = in_folder(state, folder)
 
 
 def in_folder(state: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -90,7 +88,7 @@ def in_folder(state: dict[str, Any], folder: str) -> dict[str, Any]:
     return state
 
 
-class LatestBestCheckpoint(ResumableCheckpoint, TiesToTheLaterEpoch):
+class LatestBestCheckpoint(TiesToTheLaterEpoch):
     """``ModelCheckpoint`` that, among epochs with equal scores, keeps the latest.
 
     Accuracy on a validation split of 135 images moves in steps of 0.74%, so many

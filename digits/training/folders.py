@@ -38,10 +38,11 @@ def run_log_dir(trainer: L.Trainer) -> str | None:
     ``version_N``) and without a logger; for any other logger it is the logger's
     ``save_dir``, which every run shares (MLflow's ``./mlruns``). The run's folder is then
     the one its checkpoints go in, ``save_dir/name/version``, as ``ModelCheckpoint`` names
-    it. Every process must call it: under DDP it is a collective call.
+    it. ``fast_dev_run`` writes nothing, and has none. Every process must call it: under
+    DDP it is a collective call.
     """
     logger = trainer.logger
-    if logger is None or isinstance(logger, (TensorBoardLogger, CSVLogger)):
+    if logger is None or trainer.fast_dev_run or isinstance(logger, (TensorBoardLogger, CSVLogger)):
         return trainer.log_dir
     version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
     folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
@@ -70,17 +71,15 @@ def resumed_in_place(ckpt_path: str | Path | None, log_dir: str | Path) -> bool:
 def continues_its_run(checkpoint: dict[str, Any], ckpt_path: str | Path) -> bool:
     """Whether ``checkpoint`` (read from ``ckpt_path``) is the latest state of a run's folder.
 
-    That is: it lies in a run's ``checkpoints/`` and is its ``last.ckpt`` (the end of its
-    latest epoch, even where a validation within the next epoch saved a best after it,
-    with ``--trainer.val_check_interval`` below 1), or none of that run's checkpoints is
-    later. ``interrupted.ckpt`` is left out, so that ``last.ckpt`` resumes an interrupted
-    run in place, as the resume command says.
+    That is: it lies in a run's ``checkpoints/`` and none of that run's epoch-end
+    checkpoints is later. ``interrupted.ckpt`` is left out, so that ``last.ckpt`` resumes
+    an interrupted run in place, as the resume command says (unless a validation within
+    the epoch it was stopped in saved a best after it; the command then names
+    ``interrupted.ckpt``).
     """
     run = run_folder(ckpt_path)
     if run is None or "global_step" not in checkpoint:
         return False
-    if Path(ckpt_path).name == LAST_CHECKPOINT:
-        return True
     steps = []
     given = Path(ckpt_path).resolve()
     for path in (run / "checkpoints").glob("*.ckpt"):

@@ -27,7 +27,13 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digits.training.folders import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT, run_log_dir
+from digits.reading.checkpoint import read_checkpoint
+from digits.training.folders import (
+    INTERRUPTED_CHECKPOINT,
+    LAST_CHECKPOINT,
+    continues_its_run,
+    run_log_dir,
+)
 from digits.training.resume import resume_command, saved_config
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what Slurm and Kubernetes send
@@ -39,15 +45,19 @@ class InterruptCheckpoint(L.Callback):
     The run's ``last.ckpt`` (the end of the last complete epoch) stays as it was: that
     is the one to resume from for the same result as an uninterrupted run. This one
     keeps the part of an epoch that was done. A signal during an epoch's last batch or
-    its validation stops the run before the next epoch's first batch, so that no epoch
-    is left with its training done and its validation missing (and an epoch of one
-    batch, whose every batch is its last, still stops at the next). A second Ctrl-C before then
-    stops at once; while the state is saved, Ctrl-C stays ignored, as Lightning sets it.
-    Other exceptions save nothing, so a diverged model is not kept as a result.
+    its validation stops the run after the next epoch's first batch, so that no epoch is
+    left with its training done and its validation missing. Where an epoch is one batch
+    (its first is also its last), the run stops as the next epoch starts instead, and
+    saves nothing more: its state is then the end of the last epoch, ``last.ckpt``'s (a
+    file saved there would resume past the next epoch, which Lightning would count as
+    done). A second Ctrl-C before then stops at once; while the state is saved, Ctrl-C
+    stays ignored, as Lightning sets it. Other exceptions save nothing, so a diverged
+    model is not kept as a result.
     """
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.as_an_epoch_started = False  # stopped before its first batch: nothing to save
         self.log_dir: Path | None = None
         self._previous: dict[int, Any] = {}
         self.flag_group: dist.ProcessGroup | None = None  # under DDP; None: the default, gloo
@@ -69,7 +79,7 @@ class InterruptCheckpoint(L.Callback):
         self.flag_group = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.received = None
+        self.received, self.as_an_epoch_started = None, False
         if threading.current_thread() is threading.main_thread():
             self._previous = {number: signal.signal(number, self._note) for number in SIGNALS}
 
@@ -90,7 +100,10 @@ class InterruptCheckpoint(L.Callback):
             self._stop_if_asked(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stop_if_asked(trainer)  # a signal during the last epoch's last batch or validation
+        if trainer.num_training_batches == 1:  # the same in every process
+            self.as_an_epoch_started = True
+            self._stop_if_asked(trainer)  # a signal during the last epoch or its validation
+            self.as_an_epoch_started = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop_if_asked(trainer)  # a signal during the very last batch or validation
@@ -133,18 +146,31 @@ class InterruptCheckpoint(L.Callback):
         if checkpoint.dirpath is None:
             return
         saved = Path(checkpoint.dirpath) / INTERRUPTED_CHECKPOINT
-        # Every process takes part (under DDP it waits for the others); rank 0 writes.
-        trainer.save_checkpoint(saved, weights_only=False)
+        if not self.as_an_epoch_started:
+            # Every process takes part (under DDP it waits for the others); rank 0 writes.
+            trainer.save_checkpoint(saved, weights_only=False)
         if not trainer.is_global_zero or self.log_dir is None:
             return
         last = Path(checkpoint.dirpath) / LAST_CHECKPOINT
         config = saved_config(trainer, self.log_dir)
         name = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
-        how = "from the end of the last complete epoch, as an uninterrupted run would go on"
+        if self.as_an_epoch_started:
+            stopped = f"Stopped by {name} as epoch {trainer.current_epoch} started"
+            if not last.exists():
+                print(f"\n{stopped}, with no checkpoint saved yet.", file=sys.stderr, flush=True)
+                return
+            state, resume_from, how = last, last, "from the end of the last epoch"
+        else:
+            stopped = f"Stopped by {name} in epoch {trainer.current_epoch}"
+            state, resume_from, how = saved, saved, "from there"
+            # A best saved by a validation within this epoch is later than last.ckpt:
+            # resumed from last.ckpt, the run would go to a new folder.
+            if last.exists() and continues_its_run(read_checkpoint(last), last):
+                resume_from = last
+                how = "from the end of the last complete epoch, as an uninterrupted run would go on"
         print(
-            f"\nStopped by {name} in epoch {trainer.current_epoch}; the state so far is in "
-            f"{saved}.\nTo resume {how if last.exists() else 'from there'}:\n  "
-            f"{resume_command(config, last if last.exists() else saved)}",
+            f"\n{stopped}; the state so far is in {state}.\nTo resume {how}:\n  "
+            f"{resume_command(config, resume_from)}",
             file=sys.stderr,
             flush=True,
         )

@@ -200,6 +200,11 @@ class ResumableSaveConfig(SaveConfigCallback):
     run ``config.resume-K.yaml`` beside it."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not self.already_saved:  # setup runs again for the test after training
+            self.choose_where(trainer)
+        super().setup(trainer, pl_module, stage)
+
+    def choose_where(self, trainer: L.Trainer) -> None:
         self.folder = Path(run_log_dir(trainer) or ".")
         # Lightning saves into trainer.log_dir, for some loggers a folder every run shares;
         # there the config goes through save_config, its hook for saving elsewhere.
@@ -210,7 +215,13 @@ class ResumableSaveConfig(SaveConfigCallback):
             while (self.folder / f"config.resume-{resume}.yaml").exists():
                 resume += 1
             self.config_filename = f"config.resume-{resume}.yaml"
-        super().setup(trainer, pl_module, stage)
+        if not self.save_to_log_dir:
+            # Refused in every process at once, as Lightning's own check is, so that
+            # under DDP no process waits for the one that refused.
+            path = self.folder / self.config_filename
+            taken = trainer.strategy.broadcast(path.exists() if trainer.is_global_zero else False)
+            if taken:
+                raise RuntimeError(f"{path} holds an earlier run's config; not overwritten")
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.save_to_log_dir:

@@ -197,6 +197,7 @@ def stop_workers(
     trial stays running in the study, as any trial Ctrl-C stops, and runs again when the
     study is continued. Another Ctrl-C meanwhile kills them at once.
     """
+    why = f"had not stopped {kill_after:g} s after Ctrl-C was passed on"
     try:
         if not _all_ended(workers, pass_on_after):
             for worker in workers:
@@ -204,16 +205,13 @@ def stop_workers(
                     worker.send_signal(signal.SIGINT)
             _all_ended(workers, kill_after)
     except KeyboardInterrupt:
-        pass
+        why = "was still running at the second Ctrl-C"
     for worker in workers:
         if worker.poll() is None:
-            print(
-                f"worker {worker.pid} had not stopped {kill_after:g} s after Ctrl-C was "
-                "passed on: killed",
-                file=sys.stderr,
-            )
             worker.kill()
-            worker.wait()
+            print(f"worker {worker.pid} {why}: killed", file=sys.stderr)
+    for worker in workers:
+        worker.wait()
 
 
 def _all_ended(workers: list[subprocess.Popen], seconds: float) -> bool:
