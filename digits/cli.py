@@ -19,11 +19,12 @@ import torch
 from jsonargparse import Namespace, lazy_instance
 from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from digits.data import DigitsDataModule
 from digits.errors import mark_usage_errors
@@ -283,6 +284,7 @@ class DigitsCLI(CheckpointReadOnce):
         wants_bar = trainer_config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
+        check_states_apart(callbacks, own={id(init["last_checkpoint"]): "last_checkpoint"})
         plugins = _as_list(trainer_config.get("plugins"))
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(SafeCheckpointIO())
@@ -369,6 +371,30 @@ def check_monitor_is_logged(monitor: str | None, logged: list[str]) -> None:
             f"checkpoint.monitor={monitor} is not logged; validation logs "
             + ", ".join(sorted(logged))
         )
+
+
+def check_states_apart(callbacks: list[Callback], own: dict[int, str]) -> None:
+    """No two callbacks that keep a state in the checkpoint may share its key.
+
+    Lightning refuses them when it builds the trainer, in a traceback; the key is the
+    callback's class and settings (``state_key``). ``own`` names the CLI's own callbacks,
+    which a user's copy may collide with (a ``ModelCheckpoint`` with its defaults is the
+    one that keeps ``last.ckpt``).
+    """
+    seen: dict[str, Callback] = {}
+    for callback in callbacks:
+        if not is_overridden("state_dict", instance=callback, parent=Callback):
+            continue
+        earlier = seen.setdefault(callback.state_key, callback)
+        if earlier is not callback:
+            clash = [own[id(one)] for one in (earlier, callback) if id(one) in own]
+            whose = (
+                f" (one is the run's own {clash[0]}: give yours other settings)" if clash else ""
+            )
+            raise ValueError(
+                f"two {type(callback).__name__} callbacks with the same settings: a checkpoint "
+                f"cannot keep both their states{whose}"
+            )
 
 
 def check_no_injected_optimizer(config: Namespace) -> None:

@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "two callbacks with one state key end in Lightning's traceback",
+        "digits/cli.py",
+        "        check_states_apart(callbacks, own=",
+        "        (lambda *args, **kwargs: None)(callbacks, own=",
+        ("tests/test_trust.py", "-k", "cannot_tell_apart"),
+    ),
+    Mutant(
         "a logger's shared save_dir gets every run's config.yaml",
         "digits/training/folders.py",
         "isinstance(logger, (TensorBoardLogger, CSVLogger)):",

@@ -476,6 +476,18 @@ def test_a_resumed_run_stopped_in_its_test_names_a_config_it_wrote(capfd):
     assert Path(command[4]).name == "config.resume-1.yaml" and Path(command[4]).is_file()
 
 
+def test_a_callback_whose_state_a_checkpoint_cannot_tell_apart_is_one_line(tmp_path, capsys):
+    """A ModelCheckpoint with the settings of the run's own keeper of last.ckpt: Lightning
+    refuses two stateful callbacks with one state key, with a traceback."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*QUIET, "--trainer.callbacks+=ModelCheckpoint", "--trainer.max_epochs", "1"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: two ModelCheckpoint callbacks")
+    assert "last_checkpoint" in error[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 class StopInValidation(L.Callback):
     """Ctrl-C during epoch 1's validation: after the epoch's last training batch."""
 
