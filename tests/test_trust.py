@@ -351,6 +351,34 @@ def test_a_signal_stops_a_run_whose_epochs_are_one_batch_at_the_next_epoch(capfd
     assert len(steps) == 30 and steps == sorted(set(steps))
 
 
+def stopped_by_ctrl_c(args: list[str]) -> int:
+    """``main(args)`` with Ctrl-C raising KeyboardInterrupt, as in a terminal, whatever the
+    test run inherited; the exit code it ends with."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(args)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    return stopped.value.code
+
+
+def resume_command_of_a_resumed_run(
+    capfd, epochs: int, then: int, stopper: str
+) -> tuple[Path, list[str]]:
+    """A run of ``epochs``, resumed for ``then`` in all and stopped by Ctrl-C from the
+    callback ``stopper`` of this module: the run's folder and the command it printed."""
+    main([*QUIET, "--trainer.max_epochs", str(epochs)])
+    run = run_dir(Path.cwd(), 0)
+    longer = ["--config", str(run / "config.yaml"), "--trainer.max_epochs", str(then)]
+    stopping = [f"--trainer.callbacks+=tests.test_trust.{stopper}"]
+    from_last = ["--ckpt_path", str(run / "checkpoints/last.ckpt")]
+    assert stopped_by_ctrl_c([*QUIET, *longer, *stopping, *from_last]) == 130
+    command = capfd.readouterr().err.strip().splitlines()[-1].split()
+    assert command[:4] == ["python", "-m", "digits.fit", "--config"]
+    return run, command
+
+
 class CtrlCOnceInEpochFive(L.Callback):
     """Ctrl-C in epoch 5, once in the process (not again in the run it is resumed by)."""
 
@@ -366,19 +394,7 @@ def test_a_resumed_run_stopped_again_says_to_resume_with_its_own_settings(capfd)
     """A run resumed for more epochs keeps its settings in ``config.resume-1.yaml``; the
     command printed when it stops named ``config.yaml``, whose 3 epochs would have ended
     the run at once, and tested it as if it were finished."""
-    main([*QUIET, "--trainer.max_epochs", "3"])
-    run = run_dir(Path.cwd(), 0)
-    longer = ["--config", str(run / "config.yaml"), "--trainer.max_epochs", "8"]
-    stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceInEpochFive"]
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            main([*QUIET, *longer, *stopping, "--ckpt_path", str(run / "checkpoints/last.ckpt")])
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    assert stopped.value.code == 130
-    command = capfd.readouterr().err.strip().splitlines()[-1].split()
-    assert command[3] == "--config"
+    run, command = resume_command_of_a_resumed_run(capfd, 3, 8, "CtrlCOnceInEpochFive")
     assert Path(command[4]).resolve() == (run / "config.resume-1.yaml").resolve()
     main([*QUIET, *command[3:]])
     assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 7
@@ -428,12 +444,7 @@ def test_a_run_validated_within_its_epochs_is_told_to_resume_in_its_own_folder(c
     went to a new folder. The command names interrupted.ckpt then, which continues."""
     twice = ["--trainer.val_check_interval", "0.5", "--checkpoint.monitor", "val/loss"]
     stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceAfterEpochOnesFirstValidation"]
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(SystemExit):
-            main([*QUIET, *twice, *stopping, "--trainer.max_epochs", "3"])
-    finally:
-        signal.signal(signal.SIGINT, handler)
+    assert stopped_by_ctrl_c([*QUIET, *twice, *stopping, "--trainer.max_epochs", "3"]) == 130
     run = run_dir(Path.cwd(), 0)
     (best,) = (run / "checkpoints").glob("epoch*.ckpt")
     last = read_checkpoint(run / "checkpoints/last.ckpt")
@@ -461,18 +472,7 @@ class CtrlCOnceInTheTest(L.Callback):
 def test_a_resumed_run_stopped_in_its_test_names_a_config_it_wrote(capfd):
     """The config saver's setup runs again for the test after training; a resumed run
     then took the next name, config.resume-2.yaml, which is never written."""
-    main([*QUIET, "--trainer.max_epochs", "2"])
-    run = run_dir(Path.cwd(), 0)
-    longer = ["--config", str(run / "config.yaml"), "--trainer.max_epochs", "3"]
-    stopping = ["--trainer.callbacks+=tests.test_trust.CtrlCOnceInTheTest"]
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(SystemExit):
-            main([*QUIET, *longer, *stopping, "--ckpt_path", str(run / "checkpoints/last.ckpt")])
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    command = capfd.readouterr().err.strip().splitlines()[-1].split()
-    assert command[3] == "--config"
+    _, command = resume_command_of_a_resumed_run(capfd, 2, 3, "CtrlCOnceInTheTest")
     assert Path(command[4]).name == "config.resume-1.yaml" and Path(command[4]).is_file()
 
 
