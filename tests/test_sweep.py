@@ -558,23 +558,28 @@ def test_a_trial_ctrl_c_stops_between_folds_is_left_to_run_again(tmp_path: Path)
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
 
 
+def stand_in_worker(ignores_ctrl_c: bool) -> subprocess.Popen:
+    """A process that prints ``ready`` and sleeps: one that ignores SIGINT stands in for a
+    worker stuck in its shutdown, the other ends on it as a worker does."""
+    ignoring = "signal.signal(signal.SIGINT, signal.SIG_IGN)" if ignores_ctrl_c else "pass"
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import signal, time; {ignoring}; print('ready', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the KeyboardInterrupt's traceback of the one that ends
+        text=True,
+        preexec_fn=None if ignores_ctrl_c else ctrl_c_as_in_a_terminal,
+    )
+
+
 def test_a_worker_that_does_not_stop_after_ctrl_c_is_killed_and_the_command_ends(capfd):
     """The sweep waited for every worker after Ctrl-C, forever for one stuck in its
     shutdown (one that ignores SIGINT stands in for it): it is killed after a while, and
     its trial, left running, runs again when the study is continued."""
-    script = "import signal, sys, time; {}; print('ready', flush=True); time.sleep(600)"
-    stuck = subprocess.Popen(
-        [sys.executable, "-c", script.format("signal.signal(signal.SIGINT, signal.SIG_IGN)")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stopping = subprocess.Popen(
-        [sys.executable, "-c", script.format("pass")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # its KeyboardInterrupt's traceback
-        text=True,
-        preexec_fn=ctrl_c_as_in_a_terminal,
-    )
+    stuck, stopping = stand_in_worker(ignores_ctrl_c=True), stand_in_worker(ignores_ctrl_c=False)
     workers = [stuck, stopping]
     pool = ThreadPoolExecutor(1)
     try:
@@ -597,16 +602,7 @@ def test_a_worker_that_does_not_stop_after_ctrl_c_is_killed_and_the_command_ends
 
 
 def test_a_second_ctrl_c_kills_the_workers_still_running_at_once(capfd):
-    stuck = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(600)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    stuck = stand_in_worker(ignores_ctrl_c=True)
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     second = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     try:

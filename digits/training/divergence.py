@@ -6,8 +6,7 @@ training batch's loss on the device (no wait for the device per step), and check
 mean so far before each validation and when the epoch ends: before any checkpoint is
 written (an epoch-end one, or the best after a validation within the epoch, with
 ``--trainer.val_check_interval`` below 1), so that none of them holds the diverged
-weights. ``digits.errors`` turns the error into one
-line and exit code 3.
+weights. ``digits.errors`` turns the error into one line and exit code 3.
 """
 
 from __future__ import annotations
