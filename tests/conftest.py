@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import re
 import signal
 import struct
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +78,9 @@ def drawn_digits_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("digits_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DIGITS_CACHE", str(folder))  # subprocesses inherit it too
+        # Every process a test starts prints where its threads are when it crashes or is
+        # aborted (Python's faulthandler): what ``ended_within`` shows of a hang.
+        patch.setenv("PYTHONFAULTHANDLER", "1")
         yield folder
 
 
@@ -187,6 +192,28 @@ def children(pid: int) -> list[int]:
                 if int((path / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(path.name))
     return found
+
+
+def ended_within(process: subprocess.Popen, seconds: float, *, group: bool = False) -> str:
+    """The stderr of ``process`` once it has ended, waiting at most ``seconds``.
+
+    One still running then is aborted (its whole process group with ``group``), and the
+    test fails showing where each of its threads was, which Python's faulthandler prints
+    on SIGABRT: a hang that happens once in many runs says what it waited on.
+    """
+    try:
+        return process.communicate(timeout=seconds)[1]
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(process.pid, signal.SIGABRT)
+        else:
+            process.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        pytest.fail(f"still running {seconds:g} s later; its threads then:\n{stderr[-8000:]}")
 
 
 def cmdline(pid: int) -> bytes:

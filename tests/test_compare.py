@@ -14,7 +14,7 @@ import yaml
 
 from digits.tools.baseline import main as baseline
 from digits.tools.compare import main, parse_seeds
-from tests.conftest import ctrl_c_as_in_a_terminal
+from tests.conftest import ctrl_c_as_in_a_terminal, ended_within
 
 
 def test_split_seeds_accept_ranges_and_lists():
@@ -109,7 +109,7 @@ def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(
         assert time.monotonic() < deadline, "the second split never started training"
         time.sleep(0.2)
     compare.send_signal(signal.SIGINT)
-    _, stderr = compare.communicate(timeout=120)
+    stderr = ended_within(compare, 120)
     assert compare.returncode == 130, stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
     assert [(row["split_seed"], row["model"]) for row in rows] == [

@@ -32,7 +32,7 @@ from digits.tools.sweep.space import load_space
 from digits.tools.sweep.study import held, held_in_database, work
 from digits.tools.sweep.study import storage as sweep_storage
 from digits.tools.sweep.worker import worker_sampler
-from tests.conftest import cmdline, ctrl_c_as_in_a_terminal, read_events
+from tests.conftest import cmdline, ctrl_c_as_in_a_terminal, ended_within, read_events
 
 TINY = """
 metric: val/acc
@@ -660,8 +660,8 @@ params:
     else:
         sweep.send_signal(signal.SIGINT)
     try:
-        _, stderr = sweep.communicate(timeout=120)
-    finally:  # a sweep that did not stop would train on beside the next tests
+        stderr = ended_within(sweep, 120, group=True)
+    finally:  # a worker left behind would train on beside the next tests
         with contextlib.suppress(ProcessLookupError):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert sweep.returncode == 130, stderr[-3000:]

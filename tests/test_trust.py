@@ -38,6 +38,7 @@ from tests.conftest import (
     children,
     cmdline,
     ctrl_c_as_in_a_terminal,
+    ended_within,
     read_events,
     scalars,
     split_for_testing,
@@ -260,7 +261,7 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sen
     run = run_dir(tmp_path, 0)
     wait_for(run / "checkpoints" / "last.ckpt", process)
     process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
+    stderr = ended_within(process, 120)
     assert process.returncode == code
     assert "Traceback" not in stderr
     assert f"Stopped by {name}" in stderr
@@ -1016,7 +1017,7 @@ def test_a_two_process_run_stops_on_a_signal_saves_once_and_resumes_exactly(
             os.killpg(process.pid, sent)
         else:
             process.send_signal(sent)
-        _, stderr = process.communicate(timeout=30)
+        stderr = ended_within(process, 30, group=True)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
