@@ -138,6 +138,12 @@ class DigitsDataModule(L.LightningDataModule):
         """A source's own validation or test set, by its name."""
         return self.datasets.get(f"{name}_{split}")
 
+    def prepare_data(self) -> None:
+        """What the sources keep on disk, made by one process per machine before the
+        others set up (Lightning calls it so): they read it rather than make it again."""
+        for source in self.sources:
+            source.prepare(self.splits)
+
     def setup(self, stage: str | None = None) -> None:
         """The splits the stage uses, as tensors on the training device, once each.
 

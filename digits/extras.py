@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -84,6 +84,17 @@ class DataSource:
         settings, so that a source can cut its own images the same way.
         """
         raise NotImplementedError
+
+    def prepare(self, splits: DigitsSplits) -> None:
+        """Once per machine, before any process sets up (the data module's ``prepare_data``).
+
+        It makes every split's images once. A source that keeps them on disk, as the pen
+        digits and non-digits keep their drawings in a cache, then has them there for
+        every process of a multi-process run, which would otherwise all draw them at once.
+        A source with nothing worth keeping may do nothing here.
+        """
+        for split in get_args(Split):
+            self.arrays(split, splits)
 
 
 class BatchTransform(nn.Module):

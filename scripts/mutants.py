@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "every process of a multi-process run draws the sources' images at once",
+        "digits/data.py",
+        "        for source in self.sources:\n            source.prepare(self.splits)",
+        "        pass",
+        ("tests/test_drawn_cache.py", "-k", "preparing"),
+    ),
+    Mutant(
         "two callbacks with one state key end in Lightning's traceback",
         "digits/cli.py",
         "        check_states_apart(callbacks, own=",

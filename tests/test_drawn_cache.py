@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits.people.pen_digits import cached_pixels
+from digits.data import DigitsDataModule
+from digits.people import non_digits, pen_digits
+from digits.people.non_digits import NonDigits, _non_digit_pixels
+from digits.people.pen_digits import (
+    DrawnSplits,
+    PenDigits,
+    cached_pixels,
+    drawn_rows,
+    other_writers_rows,
+)
 
 
 class Drawer:
@@ -63,3 +72,37 @@ def test_a_cache_that_cannot_be_written_costs_only_the_time(cache: Path):
     cached_pixels("shapes-c", draw)
     assert draw.calls == 2
     assert cache.read_text() == "a file where the cache folder would be"
+
+
+def forget_what_this_process_drew() -> None:
+    """As another process of the run starts: nothing drawn in memory, only the disk cache."""
+    for kept in (drawn_rows, other_writers_rows, _non_digit_pixels):
+        kept.cache_clear()
+
+
+def test_preparing_the_data_draws_it_once_for_every_process_on_the_machine(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Lightning calls ``prepare_data`` in one process per machine, before any process sets
+    up: what it draws, the others read from the cache rather than each draw it at once."""
+    sources = [PenDigits(), NonDigits(count=40)]
+    forget_what_this_process_drew()
+    DigitsDataModule(sources=sources).prepare_data()
+    kinds = sorted(path.name.split("-")[0] for path in cache.iterdir())
+    assert kinds == ["drawn", "drawn", "drawn", "non"]  # the pen digits' three splits
+
+    def draw_nothing(*args: object) -> np.ndarray:
+        raise AssertionError("drawn again, beside the process that prepared the data")
+
+    forget_what_this_process_drew()
+    monkeypatch.setattr(pen_digits, "drawn_pixels", draw_nothing)
+    monkeypatch.setattr(non_digits, "drawn_pixels", draw_nothing)
+    try:
+        another_process = DigitsDataModule(sources=sources)
+        another_process.setup("fit")
+        another_process.setup("test")
+    finally:
+        forget_what_this_process_drew()  # nothing half-made is left to later tests
+    assert len(another_process.train_set) == len(another_process.splits.arrays("train")[1]) + (
+        len(DrawnSplits().indices["train"]) + 40
+    )
