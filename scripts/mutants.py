@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a taken version of a shared-folder logger ends in a traceback",
+        "digits/training/resume.py",
+        '                raise UsageError(\n                    f"{path} holds',
+        '                raise RuntimeError(\n                    f"{path} holds',
+        ("tests/test_trainer_flags.py", "-k", "taken_version"),
+    ),
+    Mutant(
         "every process of a multi-process run draws the sources' images at once",
         "digits/data.py",
         "        for source in self.sources:\n            source.prepare(self.splits)",

@@ -93,10 +93,10 @@ class SharedFolderLogger(Logger):
     """A logger whose ``save_dir`` every run shares, as MLflow's ``./mlruns`` is; each run
     is a version of its own (MLflow's run id)."""
 
-    def __init__(self, save_dir: str = "shared") -> None:
+    def __init__(self, save_dir: str = "shared", version: str | None = None) -> None:
         super().__init__()
         self._save_dir = save_dir
-        self._version = uuid.uuid4().hex[:8]
+        self._version = version or uuid.uuid4().hex[:8]
 
     @property
     def name(self) -> str:
@@ -130,6 +130,24 @@ def test_a_logger_whose_folder_every_run_shares_still_gives_each_run_its_own(cap
         assert yaml.safe_load((folder / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
         assert last_checkpoint(run)["epoch"] == 1
     assert f"logs          {folders[1]}" in capfd.readouterr().out
+
+
+def test_a_taken_version_of_a_shared_folder_logger_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys
+):
+    """Such a logger's runs are numbered by the logger itself, so the project cannot see a
+    taken version while reading the command line, only once the logger names its folder."""
+    given = ["--trainer.logger", "tests.test_trainer_flags.SharedFolderLogger"]
+    given += ["--trainer.logger.version", "mine"]
+    first = main([*TWO_EPOCHS, *given])
+    kept = files_of(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TWO_EPOCHS, *given])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {Path(first.log_dir, 'config.yaml')} holds an earlier run")
+    assert files_of(tmp_path) == kept
 
 
 def test_a_version_folder_given_by_hand_is_never_reused(tmp_path: Path, capsys):

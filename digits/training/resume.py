@@ -221,7 +221,12 @@ class ResumableSaveConfig(SaveConfigCallback):
             path = self.folder / self.config_filename
             taken = trainer.strategy.broadcast(path.exists() if trainer.is_global_zero else False)
             if taken:
-                raise RuntimeError(f"{path} holds an earlier run's config; not overwritten")
+                if not trainer.is_global_zero:
+                    raise SystemExit(USAGE_ERROR)  # the first process says it
+                raise UsageError(
+                    f"{path} holds an earlier run's config: give the logger another version, "
+                    "or none for a new run"
+                )
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.save_to_log_dir:
