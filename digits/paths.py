@@ -4,6 +4,7 @@ one's, and a write that a reader never sees half done."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +12,24 @@ from typing import BinaryIO
 
 
 def check_can_hold_files(folder: Path, option: str = "--output") -> None:
-    """The folder, or the nearest part of it that exists, must be a folder: a one-line
-    ``ValueError`` naming ``option`` if a file stands in the way."""
+    """The folder, or the nearest part of it that exists, must be a folder this process can
+    write in: a one-line ``ValueError`` naming ``option`` if not, found before the work
+    whose result the first write would lose.
+
+    Writing is tried (a nameless temporary file), not judged from the permission bits,
+    which say nothing of a read-only disk, and nothing to root.
+    """
     for part in (folder, *folder.parents):
         if part.exists():
             if not part.is_dir():
                 raise ValueError(f"{part} is a file, not a folder; choose another {option}")
+            try:
+                with tempfile.TemporaryFile(dir=part):
+                    pass
+            except OSError as error:
+                raise ValueError(
+                    f"{part} cannot be written in ({error.strerror}); choose another {option}"
+                ) from None
             return
 
 

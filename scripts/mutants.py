@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "an output folder that cannot be written in is found only at the first write",
+        "digits/paths.py",
+        "                with tempfile.TemporaryFile(dir=part):\n                    pass",
+        "                pass",
+        ("tests/test_export.py", "-k", "cannot_be_written"),
+    ),
+    Mutant(
         "a taken version of a shared-folder logger ends in a traceback",
         "digits/training/resume.py",
         '                raise UsageError(\n                    f"{path} holds',

@@ -125,6 +125,7 @@ def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(
     [
         (["--fit_args", "[--trainer.max_epochz, '1']"], "error: unrecognized arguments"),
         (["--output", "taken.csv/scores.csv"], "error: taken.csv is a file, not a folder"),
+        (["--output", "/sys/digits/scores.csv"], "error: /sys cannot be written in ("),
     ],
 )
 def test_a_mistake_is_one_line_and_exit_2_and_writes_no_file(

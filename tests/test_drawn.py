@@ -95,6 +95,20 @@ def test_a_bad_file_is_one_line_and_exit_2(trained_drawn: Path, tmp_path: Path, 
     assert not (tmp_path / "drawn").exists()
 
 
+@pytest.mark.parametrize("output", ["taken.txt/pictures", "/sys/digits-pictures"])
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2_before_any_scoring(
+    trained_drawn: Path, tmp_path: Path, capsys, output: str
+):
+    (tmp_path / "taken.txt").write_text("earlier work")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained_drawn), "--output", output])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {Path(output).parent} ")
+    assert line.endswith("; choose another --output")
+    assert (tmp_path / "taken.txt").read_text() == "earlier work"
+
+
 def test_a_run_on_drawn_digits_shows_their_curve_beside_val_acc(trained_drawn: Path):
     run = trained_drawn.parent.parent
     val, drawn = scalars(run, "val/acc"), scalars(run, "val/drawn_acc")

@@ -91,3 +91,13 @@ def test_an_output_inside_a_file_is_one_line_and_exit_2(trained: Path, tmp_path:
     assert capsys.readouterr().err.strip() == (
         f"error: {taken} is a file, not a folder; choose another --output"
     )
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2(trained: Path, capsys):
+    """Even for root, who may write in any folder of a disk: ``/sys`` takes no new file."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained), "--output", "/sys/digits-export/model.onnx"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: /sys cannot be written in (")
+    assert line.endswith("); choose another --output")

@@ -32,7 +32,7 @@ from jsonargparse import ArgumentParser
 
 from digits.dataset import Split
 from digits.errors import reading_the_command_line
-from digits.paths import unused_path
+from digits.paths import check_can_hold_files, unused_path
 from digits.people.non_digits import (
     FAMILIES,
     MADE_OF_PEN_DIGITS,
@@ -381,6 +381,7 @@ def main(args: list[str] | None = None) -> DrawnScore:
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
         output = unused_path(Path(options.output or default_output(options.ckpt_path)))
+        check_can_hold_files(output)
     result = score(trained, drawings, output, options.threshold)
     if options.json:
         print(json.dumps(asdict(result), indent=2))
