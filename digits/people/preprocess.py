@@ -218,6 +218,10 @@ def checked_digits(values: Any) -> np.ndarray:
         raise ValueError(f"shape {array.shape}; expected (64,), (8, 8) or (N, 64)")
     if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise ValueError("pixels must be numbers (no null, text or true/false)")
+    if np.iscomplexobj(array):
+        raise ValueError("pixels must be real numbers, not complex")
+    if len(array) == 0:
+        raise ValueError(f"no digits in it: shape {array.shape}")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise ValueError("pixels must be finite numbers (no NaN or infinity)")

@@ -50,7 +50,11 @@ def read_digits(path: Path) -> tuple[np.ndarray, bool]:
     if not path.is_file():
         raise ValueError("no such file")
     if path.suffix.lower() == ".npy":
-        return checked_digits(np.load(path, allow_pickle=False)), False
+        try:
+            array = np.load(path, allow_pickle=False)
+        except EOFError:  # what NumPy raises for an empty file
+            raise ValueError("an empty file, not a .npy array") from None
+        return checked_digits(array), False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         drawing = read_drawing(open_image(path.read_bytes()))
         return drawing.pixels[None, :], drawing.too_small
