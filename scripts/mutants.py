@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "an ONNX export writes its weights into a second file beside it, over any there",
+        "digits/reading/export.py",
+        "            external_data=False,",
+        "            external_data=True,",
+        ("tests/test_export.py", "-k", "onnx_export_matches"),
+    ),
+    Mutant(
         "an output folder that cannot be written in is found only at the first write",
         "digits/paths.py",
         "                with tempfile.TemporaryFile(dir=part):\n                    pass",

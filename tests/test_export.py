@@ -55,6 +55,7 @@ def test_onnx_export_matches_the_checkpoint(trained_standard: Path, tmp_path: Pa
     onnxruntime = pytest.importorskip("onnxruntime")
     output = tmp_path / "d.onnx"
     main(["--ckpt_path", str(trained_standard), "--format", "onnx", "--output", str(output)])
+    assert list(tmp_path.iterdir()) == [output]  # one file: no weights written beside it
     session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     (exported,) = session.run(None, {"pixels": expected[0]})
     check(exported, expected)

@@ -79,6 +79,7 @@ def export(trained: TrainedNetwork, format: Format, output: Path) -> Path:
             output_names=["probabilities"],
             dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
             dynamo=True,
+            external_data=False,  # one file; the weights are kilobytes, far below ONNX's 2 GB
             verbose=False,
         )
     calibration = {"sure_threshold": trained.threshold, "temperature": trained.temperature}
