@@ -21,7 +21,8 @@ from digits.dataset import DigitsSplits, Scale, Split, load, num_classes
 from digits.extras import BatchTransform, DataSource, described
 from digits.training.lightning_internals import evaluation_sampler, training_batches_before
 
-# Which splits each of Lightning's stages reads.
+# Which splits each of Lightning's stages reads (every split outside a stage).
+EVERY_SPLIT: tuple[Split, ...] = ("train", "val", "test")
 STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
     "fit": ("train", "val"),
     "validate": ("val",),
@@ -139,10 +140,12 @@ class DigitsDataModule(L.LightningDataModule):
         return self.datasets.get(f"{name}_{split}")
 
     def prepare_data(self) -> None:
-        """What the sources keep on disk, made by one process per machine before the
-        others set up (Lightning calls it so): they read it rather than make it again."""
-        for source in self.sources:
-            source.prepare(self.splits)
+        """What the sources keep on disk for the stage's splits, made by one process per
+        machine before the others set up (Lightning calls it so): they read it instead."""
+        stage = self.trainer.state.fn if self.trainer is not None else None
+        for split in STAGE_SPLITS.get(stage, EVERY_SPLIT):
+            for source in self.sources:
+                source.prepare(split, self.splits)
 
     def setup(self, stage: str | None = None) -> None:
         """The splits the stage uses, as tensors on the training device, once each.
@@ -154,7 +157,7 @@ class DigitsDataModule(L.LightningDataModule):
         on_device = self.trainer is not None and self.hparams.num_workers == 0
         device = self.trainer.strategy.root_device if on_device else torch.device("cpu")
         scaling = self.splits.scaling
-        for split in STAGE_SPLITS.get(stage, ("train", "val", "test")):
+        for split in STAGE_SPLITS.get(stage, EVERY_SPLIT):
             if split in self.datasets:
                 continue
             features, targets = self.splits.arrays(split)

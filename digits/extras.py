@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,16 +85,15 @@ class DataSource:
         """
         raise NotImplementedError
 
-    def prepare(self, splits: DigitsSplits) -> None:
-        """Once per machine, before any process sets up (the data module's ``prepare_data``).
+    def prepare(self, split: Split, splits: DigitsSplits) -> None:
+        """Keep on disk what ``arrays`` will read for ``split``; nothing by default.
 
-        It makes every split's images once. A source that keeps them on disk, as the pen
-        digits and non-digits keep their drawings in a cache, then has them there for
-        every process of a multi-process run, which would otherwise all draw them at once.
-        A source with nothing worth keeping may do nothing here.
+        Called once per machine, before any process sets up for a stage that reads
+        ``split`` (the data module's ``prepare_data``). A source that keeps its images on
+        disk, as the pen digits and non-digits keep their drawings in a cache, makes them
+        here, so that the processes of a multi-process run read them rather than all
+        make them at once.
         """
-        for split in get_args(Split):
-            self.arrays(split, splits)
 
 
 class BatchTransform(nn.Module):

@@ -62,8 +62,15 @@ MUTANTS = [
     Mutant(
         "every process of a multi-process run draws the sources' images at once",
         "digits/data.py",
-        "        for source in self.sources:\n            source.prepare(self.splits)",
-        "        pass",
+        "                source.prepare(split, self.splits)",
+        "                pass",
+        ("tests/test_drawn_cache.py", "-k", "preparing"),
+    ),
+    Mutant(
+        "preparing the data for fitting draws the test rows too",
+        "digits/data.py",
+        "        for split in STAGE_SPLITS.get(stage, EVERY_SPLIT):\n            for source",
+        "        for split in EVERY_SPLIT:\n            for source",
         ("tests/test_drawn_cache.py", "-k", "preparing"),
     ),
     Mutant(

@@ -204,16 +204,20 @@ def ended_within(process: subprocess.Popen, seconds: float, *, group: bool = Fal
     try:
         return process.communicate(timeout=seconds)[1]
     except subprocess.TimeoutExpired:
-        if group:
-            os.killpg(process.pid, signal.SIGABRT)
-        else:
-            process.send_signal(signal.SIGABRT)
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        pytest.fail(f"still running {seconds:g} s later; its threads then:\n{stderr[-8000:]}")
+        pass
+    for sent, wait in ((signal.SIGABRT, 30), (signal.SIGKILL, 10)):
+        # A process of the group that outlives the signal would hold the pipe open.
+        with contextlib.suppress(ProcessLookupError):  # it may have just ended
+            if group:
+                os.killpg(process.pid, sent)
+            else:
+                process.send_signal(sent)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _, stderr = process.communicate(timeout=wait)
+            break
+    else:
+        stderr = "(its stderr is still held open)"
+    pytest.fail(f"still running {seconds:g} s later; its threads then:\n{stderr[-8000:]}")
 
 
 def cmdline(pid: int) -> bytes:

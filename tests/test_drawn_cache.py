@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
+from lightning.pytorch.trainer.states import TrainerFn
 
 from digits.data import DigitsDataModule
 from digits.people import non_digits, pen_digits
@@ -80,29 +82,34 @@ def forget_what_this_process_drew() -> None:
         kept.cache_clear()
 
 
-def test_preparing_the_data_draws_it_once_for_every_process_on_the_machine(
+def test_preparing_the_data_draws_what_the_stage_reads_once_for_every_process_on_the_machine(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Lightning calls ``prepare_data`` in one process per machine, before any process sets
-    up: what it draws, the others read from the cache rather than each draw it at once."""
+    up: what it draws, the others read from the cache rather than each draw it at once.
+    It draws what the stage reads, no more: fitting never draws the test rows."""
+    drawings: list[int] = []  # how many images each drawing made
+
+    def drawn_by_count(points: np.ndarray, hand_list: list) -> np.ndarray:
+        drawings.append(len(points))
+        return np.zeros((len(points), 64), dtype=np.float32)
+
+    monkeypatch.setattr(pen_digits, "drawn_pixels", drawn_by_count)
+    monkeypatch.setattr(non_digits, "drawn_pixels", drawn_by_count)
     sources = [PenDigits(), NonDigits(count=40)]
+    rows = {split: len(kept) for split, kept in DrawnSplits().indices.items()}
+    data = DigitsDataModule(sources=sources)
+    data.trainer = L.Trainer(logger=False, enable_checkpointing=False)
     forget_what_this_process_drew()
-    DigitsDataModule(sources=sources).prepare_data()
-    kinds = sorted(path.name.split("-")[0] for path in cache.iterdir())
-    assert kinds == ["drawn", "drawn", "drawn", "non"]  # the pen digits' three splits
-
-    def draw_nothing(*args: object) -> np.ndarray:
-        raise AssertionError("drawn again, beside the process that prepared the data")
-
-    forget_what_this_process_drew()
-    monkeypatch.setattr(pen_digits, "drawn_pixels", draw_nothing)
-    monkeypatch.setattr(non_digits, "drawn_pixels", draw_nothing)
     try:
-        another_process = DigitsDataModule(sources=sources)
-        another_process.setup("fit")
-        another_process.setup("test")
+        data.trainer.state.fn = TrainerFn.FITTING
+        data.prepare_data()
+        assert sorted(drawings) == sorted([rows["train"], rows["val"], 40])
+        forget_what_this_process_drew()  # as another process of the run starts
+        DigitsDataModule(sources=sources).setup("fit")
+        assert len(drawings) == 3  # it read them all
+        data.trainer.state.fn = TrainerFn.TESTING
+        data.prepare_data()
+        assert drawings[3:] == [rows["test"]]
     finally:
-        forget_what_this_process_drew()  # nothing half-made is left to later tests
-    assert len(another_process.train_set) == len(another_process.splits.arrays("train")[1]) + (
-        len(DrawnSplits().indices["train"]) + 40
-    )
+        forget_what_this_process_drew()  # nothing drawn by the stand-in is left to later tests

@@ -396,3 +396,6 @@ class NonDigits(DataSource):
         classes = num_classes()  # the data set's
         targets = np.full((len(pixels), classes), self.weight / classes, dtype=np.float32)
         return pixels, targets
+
+    def prepare(self, split: Split, splits: DigitsSplits) -> None:
+        self.arrays(split, splits)  # drawn into the cache (``cached_pixels``)

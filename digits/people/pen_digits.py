@@ -206,6 +206,9 @@ class PenDigits(DataSource):
         ]
         return np.concatenate([pixels, *others]), np.concatenate([labels] * self.variants)
 
+    def prepare(self, split: Split, splits: DigitsSplits) -> None:
+        self.arrays(split, splits)  # drawn into the cache (``cached_pixels``)
+
 
 def as_another_writer(
     points: np.ndarray, generator: np.random.Generator, changes: tuple[float, float, float]
