@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a host LitServe does not serve on ends in its traceback once serving was announced",
+        "digits/reading/serve/__main__.py",
+        "    if options.host not in LITSERVE_HOSTS:",
+        "    if False:",
+        ("tests/test_serve.py", "-k", "litserve_would_refuse"),
+    ),
+    Mutant(
         "an ONNX export writes its weights into a second file beside it, over any there",
         "digits/reading/export.py",
         "            external_data=False,",

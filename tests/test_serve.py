@@ -37,6 +37,7 @@ from digits.people.pen_digits import (
     read_pen_digits,
 )
 from digits.reading.predict import main as predict
+from digits.reading.serve.__main__ import main as serve_main
 from digits.reading.trained import load_trained
 from tests.conftest import (
     children,
@@ -602,20 +603,25 @@ def test_a_port_another_program_holds_is_one_line_and_exit_2(trained_standard: P
     assert "serving" not in result.stdout
 
 
-def test_an_address_this_machine_does_not_have_is_one_line_that_names_the_host(
-    trained_standard: Path,
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # 192.0.2.1 is set aside for documentation (RFC 5737): no machine has it.
+        (["--host", "192.0.2.1"], "--host must be 0.0.0.0, 127.0.0.1 or ::"),
+        (["--host", "localhost"], "--host must be 0.0.0.0, 127.0.0.1 or ::"),
+        (["--port", "80"], "--port must be 1024 to 65535"),
+        (["--batch_timeout", "31"], "batch_timeout must be less than request_timeout"),
+    ],
+)
+def test_what_litserve_would_refuse_once_started_is_one_line_before_it_starts(
+    trained_standard: Path, capsys, args: list[str], expected: str
 ):
-    port = free_port()
-    command = ["digits.serve", "--ckpt_path", str(trained_standard), "--port", str(port)]
-    # 192.0.2.1 is set aside for documentation (RFC 5737): no machine has it.
-    result = subprocess.run(
-        [sys.executable, "-m", *command, "--host", "192.0.2.1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"error: cannot serve on 192.0.2.1:{port} (Cannot assign requested address): "
-        "this machine has no such address; check --host"
-    ]
+    """LitServe checks its host and port only as it starts, after this command has said
+    where it serves; a traceback came then."""
+    with pytest.raises(SystemExit) as exit_info:
+        serve_main(["--ckpt_path", str(trained_standard), "--port", str(free_port()), *args])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {expected}")
+    assert "serving" not in captured.out

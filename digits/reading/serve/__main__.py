@@ -53,10 +53,18 @@ def parser() -> ArgumentParser:
     return parser
 
 
+# What LitServe serves on; it refuses anything else only as it starts.
+LITSERVE_HOSTS = ("0.0.0.0", "127.0.0.1", "::")
+LITSERVE_PORTS = range(1024, 65536)
+
+
 def check(options: Namespace) -> None:
     """Every mistake found before the server starts, as one line."""
-    if not 0 < options.port < 65536:
-        raise ValueError(f"--port must be 1 to 65535, got {options.port}")
+    if options.host not in LITSERVE_HOSTS:
+        hosts = ", ".join(LITSERVE_HOSTS[:-1]) + f" or {LITSERVE_HOSTS[-1]}"
+        raise ValueError(f"--host must be {hosts} (LitServe's choice), got {options.host}")
+    if options.port not in LITSERVE_PORTS:
+        raise ValueError(f"--port must be 1024 to 65535 (LitServe's range), got {options.port}")
     if options.workers < 1 or options.max_batch_size < 1:
         raise ValueError("--workers and --max_batch_size must be at least 1")
     if options.batch_timeout < 0:
@@ -115,9 +123,11 @@ def main(args: list[str] | None = None) -> None:
     with reading_the_command_line():
         options = parser().parse_args(args)
         check(options)
-    kind = ConstantAPI if options.constant else DigitsAPI
-    api = kind(options.ckpt_path, options.max_batch_size, options.batch_timeout, options.threshold)
-    litserver = server(api, workers=options.workers)
+        kind = ConstantAPI if options.constant else DigitsAPI
+        api = kind(
+            options.ckpt_path, options.max_batch_size, options.batch_timeout, options.threshold
+        )
+        litserver = server(api, workers=options.workers)  # it checks the batch_timeout
     logging.getLogger("litserve").setLevel(logging.WARNING)
     print(f"serving {options.ckpt_path} on http://{options.host}:{options.port}", flush=True)
     stop_on_sigterm()
