@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "Ctrl-C in a sweep's fold is raised wherever it lands, even where Python drops it",
+        "digits/tools/sweep/objective.py",
+        "            InterruptCheckpoint(),\n        ]",
+        "        ]",
+        ("tests/test_sweep.py", "-k", "between_two_batches"),
+    ),
+    Mutant(
         "a host LitServe does not serve on ends in its traceback once serving was announced",
         "digits/reading/serve/__main__.py",
         "    if options.host not in LITSERVE_HOSTS:",

@@ -13,10 +13,12 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import lightning as L
 import optuna
 import pytest
 import sqlalchemy
@@ -27,6 +29,7 @@ from digits.bench.serve import free_port
 from digits.dataset import DigitsSplits
 from digits.fit import main as fit_main
 from digits.tools.sweep.__main__ import main, stop_workers
+from digits.tools.sweep.objective import FOLD_RUN, CrossValidation
 from digits.tools.sweep.report import write_best_config
 from digits.tools.sweep.space import load_space
 from digits.tools.sweep.study import held, held_in_database, work
@@ -558,6 +561,39 @@ def test_a_trial_ctrl_c_stops_between_folds_is_left_to_run_again(tmp_path: Path)
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
 
 
+class CtrlCDuringABatch(L.Callback):
+    """Sends this process SIGINT during epoch 1's third batch, as Ctrl-C lands anywhere,
+    and writes down the frame, epoch and batch where the KeyboardInterrupt surfaced (in a
+    file: the CLI imports this module under another name than pytest does)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (1, 2):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        frame = traceback.extract_tb(exception.__traceback__)[-1]
+        where = [frame.name, trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_idx]
+        Path("surfaced.json").write_text(json.dumps(where))
+
+
+def test_ctrl_c_during_a_folds_training_is_acted_on_between_two_batches(tmp_path: Path):
+    """Raised where it lands, a KeyboardInterrupt can land in a garbage collector's callback
+    (SQLAlchemy's, of the study's objects), where Python prints it and drops it: the worker
+    would train on. A fold run notes it and stops at the end of the batch, as digits.fit does."""
+    space = load_space(space_file(tmp_path, TINY))
+    signalled = ["--trainer.callbacks+=tests.test_sweep.CtrlCDuringABatch"]
+    cross_validation = CrossValidation(space, 2, tmp_path / "runs", signalled)
+    trial = optuna.create_study().ask()
+    args = [*signalled, *space.fit_args(space.lowest()), *FOLD_RUN]  # as a trial runs its folds
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
+            cross_validation.fold(trial, args, fold=1)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert json.loads(Path("surfaced.json").read_text()) == ["_stop_if_asked", 1, 2]
+
+
 def stand_in_worker(ignores_ctrl_c: bool) -> subprocess.Popen:
     """A process that prints ``ready`` and sleeps: one that ignores SIGINT stands in for a
     worker stuck in its shutdown, the other ends on it as a worker does."""
@@ -665,7 +701,7 @@ params:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert sweep.returncode == 130, stderr[-3000:]
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr[-6000:]
     assert stderr.strip().splitlines()[-1] == (
         "interrupted: the same command continues the study, and runs the stopped trials again"
     )

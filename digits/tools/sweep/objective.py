@@ -26,6 +26,7 @@ from digits.errors import one_line
 from digits.fit import build, train
 from digits.tools.sweep.space import SearchSpace, suggest
 from digits.training.divergence import StopOnDivergence
+from digits.training.interrupt import InterruptCheckpoint
 from digits.training.tensorboard import HParamsMetrics
 
 FIT_ARGS = "fit_args"  # a trial's attribute: its digits.fit arguments, without FOLD_RUN's
@@ -80,6 +81,9 @@ class CrossValidation:
             history,
             HParamsMetrics(("val/acc_best", "val/loss")),
             StopOnDivergence(),
+            # Ctrl-C is acted on between two batches, as in digits.fit: raised wherever it
+            # lands, it can land in a garbage collector's callback, which drops it.
+            InterruptCheckpoint(),
         ]
         if fold == 0:
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor=self.space.metric))
