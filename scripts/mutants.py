@@ -69,8 +69,8 @@ MUTANTS = [
     Mutant(
         "a taken version of a shared-folder logger ends in a traceback",
         "digits/training/resume.py",
-        '                raise UsageError(\n                    f"{path} holds',
-        '                raise RuntimeError(\n                    f"{path} holds',
+        "        raise SystemExit(USAGE_ERROR)\n    raise UsageError(message)",
+        "        raise SystemExit(USAGE_ERROR)\n    raise RuntimeError(message)",
         ("tests/test_trainer_flags.py", "-k", "taken_version"),
     ),
     Mutant(

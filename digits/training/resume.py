@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning as L
 import torch
@@ -195,6 +195,14 @@ def saved_config(trainer: L.Trainer, log_dir: Path) -> Path:
     return log_dir / (savers[0].config_filename if savers else "config.yaml")
 
 
+def refuse_in_every_process(trainer: L.Trainer, message: str) -> NoReturn:
+    """A user's mistake that every process finds at once, in a callback: the first process
+    says it in one line, the others end with the same exit code without a word."""
+    if not trainer.is_global_zero:
+        raise SystemExit(USAGE_ERROR)
+    raise UsageError(message)
+
+
 class ResumableSaveConfig(SaveConfigCallback):
     """Saves ``config.yaml`` in the run's own folder (``run_log_dir``), or for a resumed
     run ``config.resume-K.yaml`` beside it."""
@@ -221,11 +229,10 @@ class ResumableSaveConfig(SaveConfigCallback):
             path = self.folder / self.config_filename
             taken = trainer.strategy.broadcast(path.exists() if trainer.is_global_zero else False)
             if taken:
-                if not trainer.is_global_zero:
-                    raise SystemExit(USAGE_ERROR)  # the first process says it
-                raise UsageError(
+                refuse_in_every_process(
+                    trainer,
                     f"{path} holds an earlier run's config: give the logger another version, "
-                    "or none for a new run"
+                    "or none for a new run",
                 )
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -256,11 +263,10 @@ class ScheduleLengthKept(L.Callback):
         steps = trainer.estimated_stepping_batches
         if steps == self.laid_out:
             return
-        if not trainer.is_global_zero:
-            raise SystemExit(USAGE_ERROR)  # every process finds it; the first one says it
-        raise UsageError(
+        refuse_in_every_process(
+            trainer,
             f"model.lr_schedule={self.schedule} of {self.ckpt_path} spans {self.laid_out} "
-            f"steps, and this run {steps}: resume with the length the run started with"
+            f"steps, and this run {steps}: resume with the length the run started with",
         )
 
 
