@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "predict gives NumPy's allow_pickle hint for a file under a .npy name that is not one",
+        "digits/reading/predict.py",
+        "    if start != np.lib.format.MAGIC_PREFIX:",
+        "    if False:",
+        ("tests/test_predict.py", "-k", "bad_files"),
+    ),
+    Mutant(
         "Ctrl-C in a sweep's fold is raised wherever it lands, even where Python drops it",
         "digits/tools/sweep/objective.py",
         "            InterruptCheckpoint(),\n        ]",

@@ -107,17 +107,21 @@ def test_bad_files_get_an_error_and_the_others_are_still_predicted(
     (tmp_path / "empty.npy").write_bytes(b"")  # on which NumPy raises EOFError
     np.save(tmp_path / "none.npy", np.zeros((0, 64)))
     np.save(tmp_path / "complex.npy", np.zeros(64, dtype=complex))
+    np.savetxt(tmp_path / "text.npy", np.zeros((2, 64)))  # text under a .npy name
+    np.save(tmp_path / "objects.npy", np.array([[0] * 64], dtype=object), allow_pickle=True)
     names = ["good.npy", "junk.png", "wrong.npy", "range.npy", "blank.png", "missing.png"]
     names.insert(1, "broken.png")  # a TIFF on which Pillow fails with a TypeError
-    names += ["empty.npy", "none.npy", "complex.npy"]
+    names += ["empty.npy", "none.npy", "complex.npy", "text.npy", "objects.npy"]
     with pytest.raises(SystemExit) as exit_info:
         main(["--ckpt_path", str(trained), "--json", *[str(tmp_path / n) for n in names]])
     assert exit_info.value.code == 1
     results = json.loads(capsys.readouterr().out)
-    assert [r["error"] is None for r in results] == [True] + [False] * 9
+    assert [r["error"] is None for r in results] == [True] + [False] * 11
     assert results[7]["error"] == "an empty file, not a .npy array"
     assert results[8]["error"] == "no digits in it: shape (0, 64)"
     assert results[9]["error"] == "pixels must be real numbers, not complex"
+    assert results[10]["error"] == "not a .npy array: it does not begin as NumPy's .npy files do"
+    assert results[11]["error"] == "a .npy file of Python objects or a damaged one, not of numbers"
     assert results[0]["digit"] in range(10)
     assert results[1]["error"] == "not an image: expected PNG or JPEG data"
     assert results[2]["error"] == "not an image: expected PNG or JPEG data"

@@ -50,15 +50,29 @@ def read_digits(path: Path) -> tuple[np.ndarray, bool]:
     if not path.is_file():
         raise ValueError("no such file")
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except EOFError:  # what NumPy raises for an empty file
-            raise ValueError("an empty file, not a .npy array") from None
-        return checked_digits(array), False
+        return checked_digits(load_npy(path)), False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         drawing = read_drawing(open_image(path.read_bytes()))
         return drawing.pixels[None, :], drawing.too_small
     raise ValueError(f"unknown file type {path.suffix!r}; expected an image or .npy")
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """The array a ``.npy`` file holds, refused in words when it holds none.
+
+    Refused before NumPy reads it, since NumPy takes any other file for pickled data and
+    its error would tell the user to allow code to run (``allow_pickle``), never safe here.
+    """
+    with path.open("rb") as file:
+        start = file.read(len(np.lib.format.MAGIC_PREFIX))
+    if not start:
+        raise ValueError("an empty file, not a .npy array")
+    if start != np.lib.format.MAGIC_PREFIX:
+        raise ValueError("not a .npy array: it does not begin as NumPy's .npy files do")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError:  # a header NumPy cannot read, or an array of Python objects
+        raise ValueError("a .npy file of Python objects or a damaged one, not of numbers") from None
 
 
 @dataclass(frozen=True)
