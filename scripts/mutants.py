@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "under DDP every process prints a refusal found in a callback, not the first alone",
+        "digits/training/resume.py",
+        "        raise SystemExit(USAGE_ERROR)\n    raise UsageError(message)",
+        "        raise UsageError(message)\n    raise UsageError(message)",
+        ("tests/test_trust.py", "--runslow", "-k", "another_length_is_refused_once"),
+    ),
+    Mutant(
         "predict gives NumPy's allow_pickle hint for a file under a .npy name that is not one",
         "digits/reading/predict.py",
         "    if start != np.lib.format.MAGIC_PREFIX:",

@@ -921,21 +921,7 @@ def test_run_checkpoints_load_with_weights_only(checkpoint: Path):
 @pytest.mark.slow
 def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tmp_path: Path):
     """The multi-machine command of docs/scaling.md, both "machines" on 127.0.0.1."""
-    port = str(free_port())
-    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
-    node += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
-    fit = ["-m", "digits.fit", *QUIET, "--trainer.max_epochs", "3"]
-    fit += ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
-    fit += ["--trainer.num_nodes", "2", "--trainer.devices", "1"]
-    nodes = [
-        subprocess.Popen(
-            [*node, "--node-rank", str(rank), *fit],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
+    nodes = two_nodes(["--trainer.max_epochs", "3"])
     outputs = [process.communicate(timeout=240) for process in nodes]
     for process, (_, stderr) in zip(nodes, outputs, strict=True):
         assert process.returncode == 0, stderr[-2000:]
@@ -955,6 +941,53 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
     # The two nodes scored the test split as one process scores the same checkpoint.
     digits_main(["test", *QUIET, "--ckpt_path", str(best)])
     assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
+
+
+def two_nodes(fit_args: list[str]) -> list[subprocess.Popen]:
+    """``digits.fit`` started by torchrun as on two machines, one process each."""
+    port = str(free_port())
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
+    node += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
+    fit = ["-m", "digits.fit", *QUIET, "--trainer.accelerator", "cpu"]
+    fit += ["--trainer.strategy", "ddp", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
+    return [
+        subprocess.Popen(
+            [*node, "--node-rank", str(rank), *fit, *fit_args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for rank in (0, 1)
+    ]
+
+
+@pytest.mark.slow
+def test_a_two_node_resume_of_another_length_is_refused_once_and_no_node_waits(
+    tmp_path: Path,
+):
+    """Each process finds the mistake in a callback; the first says it, the others end
+    with the same exit code without a word. On one machine Lightning's launcher kills the
+    other processes when the first fails; a process on another machine it cannot kill,
+    so this is where the others' own silent exit is seen."""
+    onecycle = ["--model.lr_schedule", "onecycle"]
+    for process in two_nodes([*onecycle, "--trainer.max_epochs", "2"]):
+        _, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr[-2000:]
+    run = run_dir(tmp_path, 0)
+    last = run / "checkpoints/last.ckpt"
+    resume = ["--config", str(run / "config.yaml"), "--ckpt_path", str(last)]
+    nodes = two_nodes([*resume, *onecycle, "--trainer.max_epochs", "3"])
+    stderrs = [ended_within(process, 120, group=True) for process in nodes]
+    # torchrun reports a worker that failed (exit 2) in its own words, and fails too.
+    assert all(process.returncode != 0 for process in nodes)
+    errors = [
+        line for stderr in stderrs for line in stderr.splitlines() if line.startswith("error:")
+    ]
+    assert len(errors) == 1, stderrs
+    assert "resume with the length the run started with" in errors[0]
+    assert "error: model.lr_schedule" in stderrs[0]
+    assert not run_dir(tmp_path, 1).exists()
 
 
 DDP_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ddp_cpu.yaml"
