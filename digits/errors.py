@@ -128,15 +128,22 @@ def mark_usage_errors(*also: type[Exception]) -> Iterator[None]:
     except (ArgumentError, ValueError, *also) as error:
         if _caused_by(error, BugInYourCode):
             raise
-        raise UsageError(str(error)) from None
+        # A mistake found in a link's function (labels read for num_classes) is said in
+        # its own words, not in those of jsonargparse's error about the link.
+        raise UsageError(str(_cause_of_kind(error, UsageError) or error)) from None
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    return _cause_of_kind(error, kind) is not None
+
+
+def _cause_of_kind(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first of ``error`` and the errors it was raised from that is a ``kind``."""
     while error is not None:
         if isinstance(error, kind):
-            return True
+            return error
         error = error.__cause__
-    return False
+    return None
 
 
 @contextmanager

@@ -39,6 +39,27 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "labels 1..3 read for num_classes train a network with a class no image has",
+        "digits/training/own_data.py",
+        "    if not seen or min(seen) < 0 or unused:",
+        "    if not seen:",
+        ("tests/test_own_data.py", "-k", "count_from_0"),
+    ),
+    Mutant(
+        "a mistake found in a link's function is said in jsonargparse's words about the link",
+        "digits/errors.py",
+        "raise UsageError(str(_cause_of_kind(error, UsageError) or error)) from None",
+        "raise UsageError(str(error)) from None",
+        ("tests/test_own_data.py", "-k", "count_from_0"),
+    ),
+    Mutant(
+        "a run trained on reads its event files with TensorBoard's purge, and warns of a restart",
+        "digits/training/lightning_internals.py",
+        "purge_orphaned_data=False",
+        "purge_orphaned_data=True",
+        ("tests/test_trust.py", "-k", "files_whole_and_quietly"),
+    ),
+    Mutant(
         "under DDP every process prints a refusal found in a callback, not the first alone",
         "digits/training/resume.py",
         "        raise SystemExit(USAGE_ERROR)\n    raise UsageError(message)",

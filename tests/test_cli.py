@@ -52,18 +52,31 @@ def test_both_fit_commands_test_the_best_checkpoint_and_print_no_warning(command
     ((_, before),), ((_, after),) = scalars(run, "test/ece_unscaled"), scalars(run, "test/ece")
     ((_, temperature),) = scalars(run, "calibration/temperature")
     ((_, threshold),) = scalars(run, "calibration/threshold")
-    ((_, coverage),) = scalars(run, "calibration/val_coverage")
-    ((_, sure_error),) = scalars(run, "calibration/val_sure_error")
+    assert scalars(run, "calibration/val_coverage")[0][1] == 0
     assert result.stdout.splitlines()[-7:] == [
         f"best val/acc  {scalars(run, 'val/acc_best')[-1][1]:.4f}",
         f"test/acc      {scalars(run, 'test/acc')[0][1]:.4f}  (the best checkpoint)",
         f"test/ece      {before:.4f} -> {after:.4f}, temperature {temperature:.3f}",
-        f"sure          probability >= {threshold:.4f}: {coverage:.1%} of the validation "
-        f"readings, {sure_error:.1%} of those wrong",
+        # Nothing is read surely enough after two epochs: 0.0% of none wrong said nothing.
+        f"sure          probability >= {threshold:.4f}: none of the validation readings",
         f"checkpoint    {best.relative_to(tmp_path)}",
         "logs          lightning_logs/digits/version_0",
         "to look:      tensorboard --logdir lightning_logs",
     ]
+
+
+def test_a_run_with_sure_readings_says_their_share_and_how_many_were_wrong(tmp_path):
+    result = run_module("digits.fit", "--trainer.max_epochs", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "lightning_logs/digits/version_0"
+    ((_, threshold),) = scalars(run, "calibration/threshold")
+    ((_, coverage),) = scalars(run, "calibration/val_coverage")
+    ((_, sure_error),) = scalars(run, "calibration/val_sure_error")
+    assert coverage > 0
+    assert (
+        f"sure          probability >= {threshold:.4f}: {coverage:.1%} of the validation "
+        f"readings, {sure_error:.1%} of those wrong"
+    ) in result.stdout.splitlines()
 
 
 def test_help_says_what_each_subcommand_does():

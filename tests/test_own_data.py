@@ -84,7 +84,10 @@ def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples:
         refused = run(*command)
         assert refused.returncode == 2, refused.stderr
         lines = refused.stderr.strip().splitlines()
-        assert len(lines) == 1 and f"was trained on {DATA} (13 features)" in lines[0], command
+        assert lines == [
+            f"error: {last} was trained on {DATA} (13 features), not on 8x8 digits; score it "
+            "with python -m digits test --config RUN/config.yaml --ckpt_path CKPT"
+        ], command
     assert not (examples / "model.onnx").exists()
 
 
@@ -178,7 +181,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 class BuggyData(L.LightningDataModule):
     def setup(self, stage=None):
-        rows = np.array([[1.0, 2.0], [3.0]])  # ragged: numpy raises a ValueError here
+        rows = np.loadtxt(open("rows.csv"))  # not there: a FileNotFoundError here
         self.train = TensorDataset(torch.from_numpy(rows), torch.zeros(2, dtype=torch.long))
 
     def train_dataloader(self):
@@ -194,6 +197,37 @@ def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> Non
     assert "Traceback" in result.stderr
     assert 'buggy_data.py", line 10, in setup' in result.stderr
     assert "BuggyData failed while it was read for num_features" in result.stderr
+    # Its last line names the file, as the error itself does (its repr would not).
+    assert "No such file or directory: 'rows.csv'" in result.stderr.strip().splitlines()[-1]
+    assert not (in_tmp_path / "lightning_logs").exists()
+
+
+ONE_BASED = """
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class OneBased(L.LightningDataModule):
+    def setup(self, stage=None):
+        labels = torch.arange(60) % 3 + 1  # 1..3, as many data sets number their classes
+        self.data = TensorDataset(torch.randn(60, 4), labels)
+
+    def train_dataloader(self):
+        return DataLoader(self.data, batch_size=20)
+"""
+
+
+def test_labels_that_do_not_count_from_0_are_refused_in_one_line(in_tmp_path: Path) -> None:
+    """Read for num_classes, labels 1..3 made a network of four classes, one unused."""
+    (in_tmp_path / "one_based.py").write_text(ONE_BASED)
+    result = run("digits.fit", *QUIET, "--data", "one_based.OneBased")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: OneBased's training labels run 1..3, and no image has [0]: they must run from "
+        "0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or set "
+        "num_classes"
+    ]
     assert not (in_tmp_path / "lightning_logs").exists()
 
 

@@ -401,6 +401,27 @@ def test_a_resumed_run_stopped_again_says_to_resume_with_its_own_settings(capfd)
     assert read_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 7
 
 
+def test_a_finished_run_trained_on_reads_its_event_files_whole_and_quietly(caplog):
+    """Resumed in its folder, a run reads its own event files for the epoch-end values a
+    kill may have kept from them. TensorBoard's reader, by default, takes a new file's
+    first step after the earlier run's test as a restart: it dropped what came after
+    from what it read, and said so on stderr ("Detected out of order event.step")."""
+    first = main([*QUIET, "--trainer.max_epochs", "2"])
+    run = Path(first.log_dir)
+    resume = [
+        "--config",
+        str(run / "config.yaml"),
+        "--ckpt_path",
+        str(run / "checkpoints/last.ckpt"),
+    ]
+    caplog.clear()
+    main([*QUIET, *resume, "--trainer.max_epochs", "3"])
+    assert not [record for record in caplog.records if "out of order" in record.getMessage()]
+    losses = curves(run)["train/loss"]
+    assert [step for step, _ in losses] == sorted({step for step, _ in losses})
+    assert len(losses) == 3
+
+
 def test_a_checkpoint_callback_the_user_adds_keeps_its_files_and_takes_over_nothing(
     tmp_path: Path,
 ):

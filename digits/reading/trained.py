@@ -153,7 +153,7 @@ def check_trained_on_digits(
         raise ValueError(
             f"{ckpt_path} was trained on {data_class} ({num_features} features), not on "
             "8x8 digits; score it with python -m digits test --config RUN/config.yaml "
-            f"--ckpt_path {ckpt_path}"
+            "--ckpt_path CKPT"
         )
 
 

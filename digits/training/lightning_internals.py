@@ -128,7 +128,9 @@ def scalar_events(log_dir: str | Path) -> dict[str, list[Any]]:
     """Every scalar in a run's event files: tag -> events (``.step``, ``.value``, ...)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    # Every point the files hold: by default the reader takes a resumed run's first step
+    # after the earlier run's test for a restart, and drops (and warns about) what follows.
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}, purge_orphaned_data=False)
     events.Reload()
     return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
 

@@ -21,7 +21,7 @@ import lightning as L
 import yaml
 
 from digits.data import DigitsDataModule
-from digits.errors import BugInYourCode
+from digits.errors import BugInYourCode, UsageError
 from digits.extras import class_at
 
 
@@ -77,7 +77,9 @@ def check_data_class_imports(class_path: str) -> None:
             f"installed (pip install the package that provides it)"
         ) from None
     except Exception as error:
-        raise BugInYourCode(f"importing {module_name} failed: {error!r}") from error
+        raise BugInYourCode(
+            f"importing {module_name} failed: {type(error).__name__}: {error}"
+        ) from error
     if not hasattr(module, name):
         raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
 
@@ -134,9 +136,30 @@ def num_classes_of(data: L.LightningDataModule) -> int:
     """``data.num_classes``, else one more than the largest training label."""
     with _its_own_code(data, "num_classes"):
         declared = getattr(data, "num_classes", None)
-        if declared is None:
-            declared = max(int(labels.max()) for _, labels in _training_loader(data)) + 1
-        return int(declared)
+        if declared is not None:
+            return int(declared)
+        seen = set()
+        for _, labels in _training_loader(data):
+            seen.update(labels.unique().tolist())
+    check_labels_count_from_0(data, seen)
+    return max(seen) + 1
+
+
+def check_labels_count_from_0(data: L.LightningDataModule, seen: set[int]) -> None:
+    """Labels read for ``num_classes`` must be 0 to ``num_classes - 1``, each used.
+
+    Labels 1..3 (as many data sets number their classes) would otherwise train a network
+    of four classes, one of which no image has, and nothing would say so.
+    """
+    unused = sorted(set(range(max(seen) + 1)) - seen) if seen else []
+    if not seen or min(seen) < 0 or unused:
+        found = f"{min(seen)}..{max(seen)}" if seen else "none"
+        raise UsageError(
+            f"{type(data).__name__}'s training labels run {found}"
+            + (f", and no image has {unused[:5]}" if unused else "")
+            + ": they must run from 0 to the number of classes - 1 "
+            "(sklearn's LabelEncoder makes them so), or set num_classes"
+        )
 
 
 def _training_loader(data: L.LightningDataModule) -> Any:
@@ -158,5 +181,5 @@ def _its_own_code(data: L.LightningDataModule, attribute: str) -> Iterator[None]
     except Exception as error:
         raise BugInYourCode(
             f"{type(data).__name__} failed while it was read for {attribute} (its "
-            f"attribute, or else its training batches): {error!r}"
+            f"attribute, or else its training batches): {type(error).__name__}: {error}"
         ) from error

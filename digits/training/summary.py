@@ -81,9 +81,11 @@ class FitSummary:
         if self.calibration is None:
             return []
         fitted = self.calibration
-        sure = (
-            f"sure          probability >= {fitted.threshold:.4f}: {fitted.coverage:.1%} of the "
-            f"validation readings, {fitted.sure_error:.1%} of those wrong"
+        sure = f"sure          probability >= {fitted.threshold:.4f}: " + (
+            f"{fitted.coverage:.1%} of the validation readings, {fitted.sure_error:.1%} of "
+            "those wrong"
+            if fitted.coverage > 0
+            else "none of the validation readings"  # no share of none is wrong
         )
         if self.test_ece is None:
             return [sure]  # not tested: what validation chose is still worth saying
