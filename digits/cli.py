@@ -147,6 +147,8 @@ class DigitsCLI(CheckpointReadOnce):
             "parser_kwargs",
             {
                 **common,
+                # What to type, as usage says it, rather than the file Python ran.
+                "prog": "python -m digits.fit" if self.is_fit_script else "python -m digits",
                 "description": DESCRIPTION,
                 "fit": {**common, "description": FIT_DESCRIPTION},
                 **{subcommand: dict(common) for subcommand in ("validate", "test", "predict")},

@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "--data naming a module rather than its class says the module has no such name",
+        "digits/training/own_data.py",
+        "        if is_a_module(class_path):",
+        "        if False:",
+        ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
+    ),
+    Mutant(
         "labels 1..3 read for num_classes train a network with a class no image has",
         "digits/training/own_data.py",
         "    if not seen or min(seen) < 0 or unused:",

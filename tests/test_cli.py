@@ -82,6 +82,10 @@ def test_a_run_with_sure_readings_says_their_share_and_how_many_were_wrong(tmp_p
 def test_help_says_what_each_subcommand_does():
     result = run_module("digits", "--help")
     assert result.returncode == 0
+    # Usage names the command to type, not the file Python ran (__main__.py, fit.py).
+    assert result.stdout.startswith("usage: python -m digits [-c CONFIG] {fit,")
+    fit_help = run_module("digits.fit", "--help")
+    assert fit_help.stdout.startswith("usage: python -m digits.fit [-c CONFIG]")
     assert "fit: train, then test the best checkpoint" in " ".join(result.stdout.split())
     for subcommand in ("validate", "test", "predict"):
         assert subcommand in result.stdout

@@ -232,10 +232,10 @@ def test_labels_that_do_not_count_from_0_are_refused_in_one_line(in_tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_path: Path) -> None:
-    (in_tmp_path / "needs_a_package.py").write_text("import not_installed_here\n")
-    (in_tmp_path / "raises.py").write_text("1 / 0\n")
-    (in_tmp_path / "empty.py").write_text("")
+def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: Path) -> None:
+    (examples / "needs_a_package.py").write_text("import not_installed_here\n")
+    (examples / "raises.py").write_text("1 / 0\n")
+    (examples / "empty.py").write_text("")
     for data, line in (
         (
             "needs_a_package.MyData",
@@ -249,6 +249,15 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_pat
             "that holds it, or install its package",
         ),
         ("empty.MyData", "error: --data empty.MyData: empty has no 'MyData'"),
+        (
+            "empty.py",
+            "error: --data empty.py is a file; name the class in it: --data empty.ClassName",
+        ),
+        (
+            "examples.wine",
+            "error: --data examples.wine is a module; name the class in it: "
+            "--data examples.wine.ClassName",
+        ),
         ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):
         refused = run("digits.fit", "--data", data)
@@ -258,4 +267,4 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(in_tmp_pat
     failed = run("digits.fit", "--data", "raises.MyData")
     assert failed.returncode == 1
     assert "Traceback" in failed.stderr and "ZeroDivisionError" in failed.stderr
-    assert not (in_tmp_path / "lightning_logs").exists()
+    assert not (examples / "lightning_logs").exists()

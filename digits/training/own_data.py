@@ -10,6 +10,7 @@ training batch and its labels (docs/adapt.md).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import sys
 from collections.abc import Iterator
@@ -62,6 +63,10 @@ def check_data_class_imports(class_path: str) -> None:
     module raises while imported is a bug in it and keeps its traceback.
     """
     module_name, _, name = class_path.rpartition(".")
+    if name == "py":
+        raise ValueError(
+            f"--data {class_path} is a file; name the class in it: --data {module_name}.ClassName"
+        )
     if not module_name:
         return  # a bare name: jsonargparse looks it up among the classes it knows
     try:
@@ -81,11 +86,26 @@ def check_data_class_imports(class_path: str) -> None:
             f"importing {module_name} failed: {type(error).__name__}: {error}"
         ) from error
     if not hasattr(module, name):
+        if is_a_module(class_path):
+            raise ValueError(
+                f"--data {class_path} is a module; name the class in it: "
+                f"--data {class_path}.ClassName"
+            )
         raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
+
+
+def is_a_module(name: str) -> bool:
+    """Whether ``name`` is an importable module (``examples.wine``), without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # its parent is a module, not a package
+        return False
 
 
 def _data_class(value: str, whole_config: bool) -> str | None:
     """The data's class path a ``--data`` or ``--config`` value names, if it names one."""
+    if not whole_config and value.endswith(".py"):
+        return value  # a module's file for a class path: check_data_class_imports says so
     if Path(value).is_file():
         try:
             text = Path(value).read_text()
