@@ -50,7 +50,7 @@ class MLP(nn.Sequential):
 
 
 class ConvNet(nn.Module):
-    """Two 3x3 convolutions over the 8x8 grid, then a small classifier.
+    """Two 3x3 convolutions over the image's square grid (8x8 digits), then a small classifier.
 
     The pixels' neighbourhood is what an MLP has to learn from scratch; a convolution
     starts with it, and shares what it learns across positions.

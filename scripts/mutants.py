@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a run with no sure validation reading says 0.0% of them, 0.0% of those wrong",
+        "digits/training/summary.py",
+        "            if fitted.coverage > 0",
+        "            if True",
+        ("tests/test_cli.py", "-k", "both_fit"),
+    ),
+    Mutant(
         "--data naming a module rather than its class says the module has no such name",
         "digits/training/own_data.py",
         "        if is_a_module(class_path):",
@@ -48,16 +55,16 @@ MUTANTS = [
     Mutant(
         "labels 1..3 read for num_classes train a network with a class no image has",
         "digits/training/own_data.py",
-        "    if not seen or min(seen) < 0 or unused:",
-        "    if not seen:",
-        ("tests/test_own_data.py", "-k", "count_from_0"),
+        "    if seen[0] >= 0 and len(seen) == seen[-1] + 1:",
+        "    if True:",
+        ("tests/test_own_data.py", "-k", "class_indices_from_0"),
     ),
     Mutant(
         "a mistake found in a link's function is said in jsonargparse's words about the link",
         "digits/errors.py",
         "raise UsageError(str(_cause_of_kind(error, UsageError) or error)) from None",
         "raise UsageError(str(error)) from None",
-        ("tests/test_own_data.py", "-k", "count_from_0"),
+        ("tests/test_own_data.py", "-k", "class_indices_from_0"),
     ),
     Mutant(
         "a run trained on reads its event files with TensorBoard's purge, and warns of a restart",

@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
+from torch.utils.data import DataLoader, TensorDataset
 
+from digits.training.own_data import num_classes_of, num_features_of
 from tests.conftest import QUIET, scalars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +175,23 @@ def test_a_data_module_that_declares_no_shape_is_read_for_it(in_tmp_path: Path) 
     assert "test/acc" in result.stdout
 
 
+class SetsItsShapeInSetup(L.LightningDataModule):
+    """Features of 4 and labels 0..2, but setup says 6 features and 5 classes."""
+
+    def setup(self, stage: str | None = None) -> None:
+        self.num_features, self.num_classes = 6, 5
+        self.data = TensorDataset(torch.randn(60, 4), torch.arange(60) % 3)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=20)
+
+
+def test_the_shape_a_data_modules_setup_sets_is_the_one_read() -> None:
+    """No class attributes: what ``setup`` sets is read, whichever is read first."""
+    assert num_features_of(SetsItsShapeInSetup()) == 6
+    assert num_classes_of(SetsItsShapeInSetup()) == 5
+
+
 BUGGY = """
 import lightning as L
 import numpy as np
@@ -202,32 +222,48 @@ def test_a_bug_in_your_data_module_keeps_its_traceback(in_tmp_path: Path) -> Non
     assert not (in_tmp_path / "lightning_logs").exists()
 
 
-ONE_BASED = """
+LABELLED = """
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 
-class OneBased(L.LightningDataModule):
+class Labelled(L.LightningDataModule):
     def setup(self, stage=None):
-        labels = torch.arange(60) % 3 + 1  # 1..3, as many data sets number their classes
-        self.data = TensorDataset(torch.randn(60, 4), labels)
+        self.data = TensorDataset(torch.randn(60, 4), LABELS)
 
     def train_dataloader(self):
         return DataLoader(self.data, batch_size=20)
+
+    val_dataloader = test_dataloader = train_dataloader
 """
 
 
-def test_labels_that_do_not_count_from_0_are_refused_in_one_line(in_tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("labels", "line"),
+    [
+        (
+            "torch.arange(60) % 3 + 1",  # 1..3, as many data sets number their classes
+            "error: Labelled's training labels run 1..3, and no image has [0]: they must run "
+            "from 0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or "
+            "set num_classes",
+        ),
+        (
+            "(torch.arange(60) % 3).float()",
+            "error: Labelled's training labels are torch.float32: class indices must be "
+            "integers from 0 (int64), or set num_classes",
+        ),
+    ],
+    ids=["one-based", "float"],
+)
+def test_labels_that_are_not_class_indices_from_0_are_refused_in_one_line(
+    in_tmp_path: Path, labels: str, line: str
+) -> None:
     """Read for num_classes, labels 1..3 made a network of four classes, one unused."""
-    (in_tmp_path / "one_based.py").write_text(ONE_BASED)
-    result = run("digits.fit", *QUIET, "--data", "one_based.OneBased")
+    (in_tmp_path / "labelled.py").write_text(LABELLED.replace("LABELS", labels))
+    result = run("digits.fit", *QUIET, "--data", "labelled.Labelled")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines() == [
-        "error: OneBased's training labels run 1..3, and no image has [0]: they must run from "
-        "0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or set "
-        "num_classes"
-    ]
+    assert result.stderr.strip().splitlines() == [line]
     assert not (in_tmp_path / "lightning_logs").exists()
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -942,8 +944,8 @@ def test_run_checkpoints_load_with_weights_only(checkpoint: Path):
 @pytest.mark.slow
 def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tmp_path: Path):
     """The multi-machine command of docs/scaling.md, both "machines" on 127.0.0.1."""
-    nodes = two_nodes(["--trainer.max_epochs", "3"])
-    outputs = [process.communicate(timeout=240) for process in nodes]
+    with two_nodes(["--trainer.max_epochs", "3"]) as nodes:
+        outputs = [process.communicate(timeout=240) for process in nodes]
     for process, (_, stderr) in zip(nodes, outputs, strict=True):
         assert process.returncode == 0, stderr[-2000:]
     (first, _), (second, _) = outputs
@@ -964,14 +966,16 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
     assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
 
 
-def two_nodes(fit_args: list[str]) -> list[subprocess.Popen]:
-    """``digits.fit`` started by torchrun as on two machines, one process each."""
+@contextlib.contextmanager
+def two_nodes(fit_args: list[str]) -> Iterator[list[subprocess.Popen]]:
+    """``digits.fit`` started by torchrun as on two machines, one process each; whatever
+    of them is left when the test ends (a timeout, a failed assertion) is killed."""
     port = str(free_port())
     node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
     node += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
     fit = ["-m", "digits.fit", *QUIET, "--trainer.accelerator", "cpu"]
     fit += ["--trainer.strategy", "ddp", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
-    return [
+    nodes = [
         subprocess.Popen(
             [*node, "--node-rank", str(rank), *fit, *fit_args],
             stdout=subprocess.PIPE,
@@ -981,6 +985,12 @@ def two_nodes(fit_args: list[str]) -> list[subprocess.Popen]:
         )
         for rank in (0, 1)
     ]
+    try:
+        yield nodes
+    finally:
+        for process in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
@@ -992,16 +1002,20 @@ def test_a_two_node_resume_of_another_length_is_refused_once_and_no_node_waits(
     other processes when the first fails; a process on another machine it cannot kill,
     so this is where the others' own silent exit is seen."""
     onecycle = ["--model.lr_schedule", "onecycle"]
-    for process in two_nodes([*onecycle, "--trainer.max_epochs", "2"]):
-        _, stderr = process.communicate(timeout=240)
-        assert process.returncode == 0, stderr[-2000:]
+    with two_nodes([*onecycle, "--trainer.max_epochs", "2"]) as nodes:
+        for process in nodes:
+            _, stderr = process.communicate(timeout=240)
+            assert process.returncode == 0, stderr[-2000:]
     run = run_dir(tmp_path, 0)
     last = run / "checkpoints/last.ckpt"
     resume = ["--config", str(run / "config.yaml"), "--ckpt_path", str(last)]
-    nodes = two_nodes([*resume, *onecycle, "--trainer.max_epochs", "3"])
-    stderrs = [ended_within(process, 120, group=True) for process in nodes]
-    # torchrun reports a worker that failed (exit 2) in its own words, and fails too.
+    with two_nodes([*resume, *onecycle, "--trainer.max_epochs", "3"]) as nodes:
+        stderrs = [ended_within(process, 120, group=True) for process in nodes]
+    # torchrun reports each worker's exit code in its own words, and fails too: both
+    # workers ended by themselves with 2, neither stopped by torchrun for the other.
     assert all(process.returncode != 0 for process in nodes)
+    for stderr in stderrs:
+        assert re.search(r"exitcode\s*:\s*2\b", stderr), stderr[-3000:]
     errors = [
         line for stderr in stderrs for line in stderr.splitlines() if line.startswith("error:")
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import math
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 
 from digits.data import DigitsDataModule
@@ -64,8 +66,11 @@ def check_data_class_imports(class_path: str) -> None:
     """
     module_name, _, name = class_path.rpartition(".")
     if name == "py":
+        module_file = Path(f"{module_name}.py")  # as the shell completed it
         raise ValueError(
-            f"--data {class_path} is a file; name the class in it: --data {module_name}.ClassName"
+            f"--data {class_path} is a file; name the class in it: --data "
+            f"{module_file.stem}.ClassName"
+            + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
         )
     if not module_name:
         return  # a bare name: jsonargparse looks it up among the classes it knows
@@ -141,45 +146,62 @@ def further_eval_sets(data: L.LightningDataModule) -> list[str]:
 
 
 def num_features_of(data: L.LightningDataModule) -> int:
-    """``data.num_features``, else the size of Lightning's ``dims``, else of one training sample."""
+    """``data.num_features`` (or Lightning's older ``dims``), else the value ``setup`` set,
+    else the size of one training sample."""
     with _its_own_code(data, "num_features"):
         declared = getattr(data, "num_features", None)
         if declared is None and getattr(data, "dims", None):
             declared = math.prod(data.dims)
         if declared is None:
-            features, _ = next(iter(_training_loader(data)))
-            declared = features[0].numel()
+            loader = _training_loader(data)
+            declared = getattr(data, "num_features", None)  # set by setup
+            if declared is None:
+                features, _ = next(iter(loader))
+                declared = features[0].numel()
         return int(declared)
 
 
 def num_classes_of(data: L.LightningDataModule) -> int:
-    """``data.num_classes``, else one more than the largest training label."""
+    """``data.num_classes``, else the value ``setup`` set, else what the training labels show."""
     with _its_own_code(data, "num_classes"):
         declared = getattr(data, "num_classes", None)
+        if declared is None:
+            loader = _training_loader(data)
+            declared = getattr(data, "num_classes", None)  # set by setup
         if declared is not None:
             return int(declared)
-        seen = set()
-        for _, labels in _training_loader(data):
-            seen.update(labels.unique().tolist())
-    check_labels_count_from_0(data, seen)
-    return max(seen) + 1
+        targets = [labels for _, labels in loader]
+    return classes_in(type(data).__name__, targets)
 
 
-def check_labels_count_from_0(data: L.LightningDataModule, seen: set[int]) -> None:
-    """Labels read for ``num_classes`` must be 0 to ``num_classes - 1``, each used.
+def classes_in(data_name: str, targets: list[torch.Tensor]) -> int:
+    """How many classes training targets show: a distribution's width, else one more
+    than the largest class index, where every index from 0 must have an image.
 
     Labels 1..3 (as many data sets number their classes) would otherwise train a network
     of four classes, one of which no image has, and nothing would say so.
     """
-    unused = sorted(set(range(max(seen) + 1)) - seen) if seen else []
-    if not seen or min(seen) < 0 or unused:
-        found = f"{min(seen)}..{max(seen)}" if seen else "none"
+    if not targets:
+        raise UsageError(f"{data_name} yielded no training batches to read num_classes from")
+    if targets[0].ndim == 2:  # each target a distribution over the classes
+        return int(targets[0].shape[-1])
+    if targets[0].is_floating_point() or targets[0].is_complex():
         raise UsageError(
-            f"{type(data).__name__}'s training labels run {found}"
-            + (f", and no image has {unused[:5]}" if unused else "")
-            + ": they must run from 0 to the number of classes - 1 "
-            "(sklearn's LabelEncoder makes them so), or set num_classes"
+            f"{data_name}'s training labels are {targets[0].dtype}: class indices must be "
+            "integers from 0 (int64), or set num_classes"
         )
+    seen = torch.cat([labels.unique() for labels in targets]).unique().tolist()  # sorted
+    if seen[0] >= 0 and len(seen) == seen[-1] + 1:
+        return len(seen)
+    held = set(seen)
+    below = range(seen[-1])  # not built: labels may be ids as large as 10**12
+    unused = list(itertools.islice((n for n in below if n not in held), 5))
+    raise UsageError(
+        f"{data_name}'s training labels run {seen[0]}..{seen[-1]}"
+        + (f", and no image has {unused}" if unused else "")
+        + ": they must run from 0 to the number of classes - 1 (sklearn's LabelEncoder "
+        "makes them so), or set num_classes"
+    )
 
 
 def _training_loader(data: L.LightningDataModule) -> Any:
