@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "digits.drawn writes to X-2 when the --output X it was given exists",
+        "digits/people/drawn.py",
+        "        if options.output is not None and Path(options.output).exists():",
+        "        if False:",
+        ("tests/test_drawn.py", "-k", "exists_is_refused"),
+    ),
+    Mutant(
         "a run with no sure validation reading says 0.0% of them, 0.0% of those wrong",
         "digits/training/summary.py",
         "            if fitted.coverage > 0",

@@ -109,6 +109,26 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2_before_any_scor
     assert (tmp_path / "taken.txt").read_text() == "earlier work"
 
 
+@pytest.mark.parametrize("output", ["taken.txt", "report"])
+def test_an_output_that_exists_is_refused_not_renamed(
+    trained_drawn: Path, tmp_path: Path, capsys, output: str
+):
+    """A folder named by the user is theirs: numbering it (report-2) put the pictures
+    where they did not look, and a file's name became a folder's (taken.txt-2)."""
+    (tmp_path / "taken.txt").write_text("earlier work")
+    (tmp_path / "report").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained_drawn), "--output", output])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {output} exists; choose another --output"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "lightning_logs") == [
+        "report",
+        "taken.txt",
+    ]
+
+
 def test_a_run_on_drawn_digits_shows_their_curve_beside_val_acc(trained_drawn: Path):
     run = trained_drawn.parent.parent
     val, drawn = scalars(run, "val/acc"), scalars(run, "val/drawn_acc")

@@ -367,7 +367,7 @@ def parser() -> ArgumentParser:
         "--output",
         type=str | None,
         default=None,
-        help="Folder for the pictures (default: RUN/drawn/CKPT; never an existing one).",
+        help="Folder for the pictures, not there yet (default: RUN/drawn/CKPT, or CKPT-2...).",
     )
     add_threshold_argument(parser)
     parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
@@ -380,7 +380,10 @@ def main(args: list[str] | None = None) -> DrawnScore:
         check_threshold(options.threshold)
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
-        output = unused_path(Path(options.output or default_output(options.ckpt_path)))
+        if options.output is not None and Path(options.output).exists():
+            raise ValueError(f"{options.output} exists; choose another --output")
+        # Only the default is numbered past earlier reports; a folder named is the user's.
+        output = Path(options.output or unused_path(default_output(options.ckpt_path)))
         check_can_hold_files(output)
     result = score(trained, drawings, output, options.threshold)
     if options.json:
