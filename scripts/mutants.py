@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a TorchScript export given as a checkpoint gets torch's warning and a line cut mid-word",
+        "digits/reading/checkpoint.py",
+        "    if is_torchscript_archive(file):",
+        "    if False:",
+        ("tests/test_predict.py", "-k", "folder_or_an_export"),
+    ),
+    Mutant(
         "digits.drawn writes to X-2 when the --output X it was given exists",
         "digits/people/drawn.py",
         "        if options.output is not None and Path(options.output).exists():",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from digits import DigitsDataModule
@@ -135,6 +136,26 @@ def test_a_bad_checkpoint_is_exit_2(tmp_path: Path, capsys):
         main(["--ckpt_path", str(tmp_path / "none.ckpt"), str(tmp_path / "x.npy")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: checkpoint not found: {tmp_path}/none.ckpt"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_a_folder_or_an_export_given_as_the_checkpoint_is_named_as_such(tmp_path: Path, capsys):
+    """An export read as a checkpoint printed torch's warning and a line cut mid-word."""
+    np.save(tmp_path / "x.npy", np.zeros(64))
+    exported = tmp_path / "best.pt"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(64, 10), torch.zeros(1, 64)), exported)
+    for given, line in (
+        (tmp_path, f"error: {tmp_path} is a folder; give a checkpoint file in it (.ckpt)"),
+        (
+            exported,
+            f"error: {exported} is a TorchScript export, not a training checkpoint; give the "
+            ".ckpt it was exported from",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--ckpt_path", str(given), str(tmp_path / "x.npy")])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines() == [line]
 
 
 def test_a_reading_below_the_threshold_says_not_sure_and_names_the_two_likeliest(

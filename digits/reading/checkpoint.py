@@ -14,6 +14,7 @@ Only torch and the standard library: the tools that read a checkpoint without tr
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,15 @@ def write_atomically(checkpoint: dict[str, Any], path: str | os.PathLike) -> Non
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """A Lightning checkpoint, loaded with ``weights_only=True`` and upgraded; or why not."""
     file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{file} is a folder; give a checkpoint file in it (.ckpt)")
     if not file.is_file():
         raise ValueError(f"checkpoint not found: {file}")
+    if is_torchscript_archive(file):
+        raise ValueError(
+            f"{file} is a TorchScript export, not a training checkpoint; give the .ckpt it "
+            "was exported from"
+        )
     try:
         checkpoint = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -91,6 +99,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{file} is not a Lightning checkpoint (no state_dict in it)")
     return upgrade(checkpoint)
+
+
+def is_torchscript_archive(file: Path) -> bool:
+    """Whether ``file`` is what ``torch.jit.save`` writes: a zip whose archive holds its
+    ``constants.pkl`` beside the code (``torch.save`` writes ``data.pkl`` alone)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:  # not a zip, or a damaged one: torch.load says which
+        return False
 
 
 def _last_words(message: str) -> str:
