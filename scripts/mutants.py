@@ -39,6 +39,27 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "digits.baseline with no model prints an empty table and exits 0",
+        "digits/tools/baseline.py",
+        "        if not config.models:",
+        "        if False:",
+        ("tests/test_baseline.py", "-k", "no_model"),
+    ),
+    Mutant(
+        "digits.compare lets --fit_args set a split seed that each split's own overrides",
+        "digits/tools/compare.py",
+        "        check_fit_args_leave_the_split(config.fit_args)\n",
+        "",
+        ("tests/test_compare.py", "-k", "mistake_is_one_line"),
+    ),
+    Mutant(
+        "digits.drawn --pen_digits of a binary file says Python's codec error, not the file",
+        "digits/people/drawn.py",
+        "        except UnicodeDecodeError:  # a .npy",
+        "        except KeyError:  # a .npy",
+        ("tests/test_drawn.py", "-k", "binary_file"),
+    ),
+    Mutant(
         "a TorchScript export given as a checkpoint gets torch's warning and a line cut mid-word",
         "digits/reading/checkpoint.py",
         "    if is_torchscript_archive(file):",

@@ -54,6 +54,16 @@ def test_unknown_model_is_a_one_line_error(capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_no_model_is_a_one_line_error_rather_than_an_empty_table(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--models", "[]"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --models is empty; name one or more of ['random_forest', 'svc', 'knn', "
+        "'logistic_regression']"
+    ]
+
+
 def test_pixels_divided_by_16_read_as_well_as_raw_ones():
     """configs/best.yaml divides by 16; digits.compare trains the baselines on its pixels.
 

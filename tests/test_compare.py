@@ -124,6 +124,12 @@ def test_a_comparison_stopped_midway_keeps_the_scores_of_the_splits_it_finished(
     ("args", "expected"),
     [
         (["--fit_args", "[--trainer.max_epochz, '1']"], "error: unrecognized arguments"),
+        (
+            ["--fit_args", "[--data.split_seed, '3']"],
+            "error: --fit_args sets --data.split_seed, which compare sets for each split; "
+            "give the splits as --split_seeds",
+        ),
+        (["--fit_args", "[--data.split_seed=3]"], "error: --fit_args sets --data.split_seed"),
         (["--output", "taken.csv/scores.csv"], "error: taken.csv is a file, not a folder"),
         (["--output", "/sys/digits/scores.csv"], "error: /sys cannot be written in ("),
     ],

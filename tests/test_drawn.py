@@ -95,6 +95,19 @@ def test_a_bad_file_is_one_line_and_exit_2(trained_drawn: Path, tmp_path: Path, 
     assert not (tmp_path / "drawn").exists()
 
 
+def test_a_binary_file_of_pen_digits_is_named_in_its_one_line(
+    trained_drawn: Path, tmp_path: Path, capsys
+):
+    np.save(tmp_path / "points.npy", np.zeros((3, 17)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained_drawn), "--pen_digits", "points.npy"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: points.npy: not a text file; expected rows of 16 coordinates and a digit "
+        "(UCI pen digits' CSV)"
+    ]
+
+
 @pytest.mark.parametrize("output", ["taken.txt/pictures", "/sys/digits-pictures"])
 def test_an_output_that_cannot_be_written_is_one_line_and_exit_2_before_any_scoring(
     trained_drawn: Path, tmp_path: Path, capsys, output: str

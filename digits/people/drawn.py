@@ -131,7 +131,13 @@ class Drawings:
 def choose_drawings(trained: TrainedNetwork, rows: Rows, pen_digits: str | None) -> Drawings:
     """The rows to read: another file's, or a part of the project's by the checkpoint's split."""
     if pen_digits is not None:
-        points, labels = read_pen_digits(pen_digits)
+        try:
+            points, labels = read_pen_digits(pen_digits)
+        except UnicodeDecodeError:  # a .npy, say: Python's words would not name the file
+            raise ValueError(
+                f"{pen_digits}: not a text file; expected rows of 16 coordinates and a digit "
+                "(UCI pen digits' CSV)"
+            ) from None
         return Drawings(points, labels, hands(len(labels)), f"every row of {pen_digits}")
     points, labels = read_pen_digits()
     every_hand = hands(len(labels))

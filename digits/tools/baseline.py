@@ -129,6 +129,8 @@ def parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> list[BaselineResult]:
     with reading_the_command_line():
         config = parser().parse_args(args)
+        if not config.models:
+            raise ValueError(f"--models is empty; name one or more of {list(baseline_models())}")
         splits = DigitsSplits(**config.data.as_dict())
         sizes = {split: len(rows) for split, rows in splits.indices.items()}
     data = config.data

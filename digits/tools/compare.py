@@ -131,6 +131,17 @@ def summary_table(scores: Sequence[Score]) -> str:
     return "\n".join(lines)
 
 
+def check_fit_args_leave_the_split(fit_args: Sequence[str]) -> None:
+    """Each split's run is given its seed after ``--fit_args``: one there would be
+    overridden without a word, and the CSV would say the other seed."""
+    for arg in fit_args:
+        if arg.split("=", 1)[0] in ("--data.split_seed", "--data.split-seed"):
+            raise ValueError(
+                "--fit_args sets --data.split_seed, which compare sets for each split; "
+                "give the splits as --split_seeds"
+            )
+
+
 CSV_COLUMNS = ["split_seed", "model", "test_acc", "fit_seconds", "drawn_test_acc"]
 
 
@@ -211,6 +222,7 @@ def main(args: list[str] | None = None) -> list[Score]:
             raise ValueError(f"{config.output} exists; choose another --output")
         if config.output is not None:
             check_can_hold_files(config.output.parent)
+        check_fit_args_leave_the_split(config.fit_args)
     # The default is numbered past earlier comparisons' files, never written over.
     output = config.output or unused_path(Path(DEFAULT_OUTPUT), is_file=True)
     scores: list[Score] = []
