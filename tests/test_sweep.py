@@ -178,11 +178,14 @@ def test_a_trial_that_recorded_no_arguments_gets_this_commands_under_its_values(
     assert config["model"]["network"]["init_args"]["hidden_sizes"] == [32, 16]
 
 
-def test_the_same_command_continues_the_study(tmp_path: Path):
+def test_the_same_command_continues_the_study(tmp_path: Path, capsys):
     space = str(space_file(tmp_path))
     main(["--space", space, *FAST, "--trials", "2"])
     first = [(t.number, t.params, t.value) for t in load("tiny").get_trials()]
+    assert capsys.readouterr().out.startswith("sweep tiny: 2 trials of 2 folds in all, ")
     main(["--space", space, *FAST, "--trials", "4"])
+    said = capsys.readouterr().out
+    assert said.startswith("sweep tiny: 4 trials of 2 folds in all (2 finished already), ")
     trials = load("tiny").get_trials()
     assert [(t.number, t.params, t.value) for t in trials[:2]] == first
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4

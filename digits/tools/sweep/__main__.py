@@ -239,9 +239,13 @@ def sweep_and_report(args: list[str] | None) -> optuna.Study:
         sweep = plan(options)
         check_space_accepted(sweep)
         study = open_study(sweep)
+    # --trials is what the study ends with: say what it holds already, or a study that
+    # holds more would seem to run fewer than it then reports finished.
+    held = len(finished(study.get_trials()))
     print(
-        f"sweep {sweep.study}: {sweep.trials} trials of {sweep.folds} folds, "
-        f"{sweep.n_jobs} worker(s), storage {sweep.storage}",
+        f"sweep {sweep.study}: {sweep.trials} trials of {sweep.folds} folds in all"
+        + (f" ({held} finished already)" if held else "")
+        + f", {sweep.n_jobs} worker(s), storage {sweep.storage}",
         flush=True,
     )
     try:
