@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a bad value in the sweep's --fit_args is blamed on the space file",
+        "digits/tools/sweep/__main__.py",
+        "        if refused([]) == error:",
+        "        if False:",
+        ("tests/test_sweep.py", "-k", "blamed_on_fit_args"),
+    ),
+    Mutant(
         "digits.baseline with no model prints an empty table and exits 0",
         "digits/tools/baseline.py",
         "        if not config.models:",

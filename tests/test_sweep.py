@@ -304,6 +304,15 @@ def test_a_bad_space_is_refused_in_one_line_before_any_trial(
     assert not Path("sweeps/bad/study.db").exists() and not Path("sweeps/bad/runs").exists()
 
 
+def test_a_bad_fit_args_value_is_blamed_on_fit_args_not_on_the_space(tmp_path: Path, capsys):
+    space = space_file(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", str(space), *FAST, "--fit_args", "[--trainer.max_epochs, x]"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith('error: --config and --fit_args: Parser key "trainer.max_epochs"')
+
+
 class Bug(Exception):
     """What a bug raises while a run is built: neither a bad value nor one of its types."""
 

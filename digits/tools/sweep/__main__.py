@@ -142,18 +142,20 @@ def check_space_accepted(sweep: Sweep) -> None:
     space = sweep.space
     fold_run = [*FOLD_RUN, "--data.folds", str(sweep.folds), "--trainer.logger", "false"]
 
-    def refused(values: dict) -> str | None:
+    def refused(space_args: list[str]) -> str | None:
         try:
-            build([*sweep.base_args, *space.fit_args(values), *fold_run])
+            build([*sweep.base_args, *space_args, *fold_run])
         except UsageError as error:  # what DigitsCLI found while reading and building
             return str(error)
         return None
 
-    error = refused(space.lowest())
+    error = refused(space.fit_args(space.lowest()))
     if error is not None:
+        if refused([]) == error:  # the command's own --config and --fit_args, space or not
+            raise ValueError(f"--config and --fit_args: {error}")
         raise ValueError(f"{sweep.space_file}: {error}")
     for key, value, values in space.every_edge():
-        error = refused(values)
+        error = refused(space.fit_args(values))
         if error is not None:
             raise ValueError(f"{sweep.space_file}: {key}={decode(value)} is refused: {error}")
 
