@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "a refused continuation of a sweep follows Optuna's note that it is using the study",
+        "digits/tools/sweep/study.py",
+        "    optuna.logging.set_verbosity(optuna.logging.WARNING)\n",
+        "",
+        ("tests/test_sweep.py", "-k", "only_line_the_command"),
+    ),
+    Mutant(
         "a bad value in the sweep's --fit_args is blamed on the space file",
         "digits/tools/sweep/__main__.py",
         "        if refused([]) == error:",

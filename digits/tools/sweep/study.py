@@ -88,7 +88,14 @@ def open_study(sweep: Sweep, create: bool = True) -> optuna.Study:
     }
     if not create:
         return optuna.load_study(**options)
-    study = optuna.create_study(direction=space.direction, load_if_exists=True, **options)
+    # Without Optuna's "Using an existing study" on stderr: the study may yet be refused
+    # below, and the sweep's first line says what it holds.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(direction=space.direction, load_if_exists=True, **options)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     if study.direction.name.lower() != space.direction:
         raise ValueError(
             f"study {sweep.study!r} in {sweep.storage} {study.direction.name.lower()}s; "
