@@ -39,6 +39,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "digits.export writes TorchScript under an .onnx name without a word",
+        "digits/reading/export.py",
+        "        check_suffix_fits(config.output, config.format)\n",
+        "",
+        ("tests/test_export.py", "-k", "other_format"),
+    ),
+    Mutant(
         "a refused continuation of a sweep follows Optuna's note that it is using the study",
         "digits/tools/sweep/study.py",
         "    optuna.logging.set_verbosity(optuna.logging.WARNING)\n",

@@ -81,6 +81,22 @@ def test_existing_output_is_not_overwritten(trained: Path, tmp_path: Path, capsy
     assert capsys.readouterr().err.strip() == f"error: {taken} exists; choose another --output"
 
 
+@pytest.mark.parametrize(
+    ("format", "name", "other"),
+    [("torchscript", "y.onnx", "onnx"), ("onnx", "y.pt", "torchscript")],
+)
+def test_an_output_named_for_the_other_format_is_one_line_and_exit_2(
+    trained: Path, tmp_path: Path, capsys, format: str, name: str, other: str
+):
+    output = tmp_path / name
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(trained), "--format", format, "--output", str(output)])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --output {output} names a {other} file, and --format is")
+    assert not output.exists()
+
+
 def test_an_output_inside_a_file_is_one_line_and_exit_2(trained: Path, tmp_path: Path, capsys):
     taken = tmp_path / "taken.pt"
     taken.write_text("earlier work")

@@ -97,6 +97,20 @@ def write_metadata(path: Path, values: dict[str, float]) -> None:
     onnx.save(model, str(path))
 
 
+# What each format's files are called; a name that says the other format is a mistake.
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts")}
+
+
+def check_suffix_fits(output: Path, format: str) -> None:
+    """``y.onnx`` written as TorchScript would be opened by an ONNX runtime, and fail there."""
+    for other, suffixes in SUFFIXES.items():
+        if other != format and output.suffix.lower() in suffixes:
+            raise ValueError(
+                f"--output {output} names a {other} file, and --format is {format}: give "
+                f"--format {other}, or a name ending in {SUFFIXES[format][0]}"
+            )
+
+
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m digits.export", exit_on_error=False)
     parser.add_argument("--ckpt_path", type=str, required=True, help="A trained checkpoint.")
@@ -111,6 +125,7 @@ def main(args: list[str] | None = None) -> Path:
         if config.output.exists():
             raise ValueError(f"{config.output} exists; choose another --output")
         check_can_hold_files(config.output.parent)
+        check_suffix_fits(config.output, config.format)
         if config.format == "onnx":
             try:
                 import onnxscript  # noqa: F401  # the exporter needs it
