@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def check_not_there(path: Path, option: str = "--output") -> None:
+    """An output is never written over: one given that exists already is refused."""
+    if path.exists():
+        raise ValueError(f"{path} exists; choose another {option}")
+
+
 def check_can_hold_files(folder: Path, option: str = "--output") -> None:
     """The folder, or the nearest part of it that exists, must be a folder this process can
     write in: a one-line ``ValueError`` naming ``option`` if not, found before the work

@@ -90,8 +90,8 @@ MUTANTS = [
     Mutant(
         "digits.drawn writes to X-2 when the --output X it was given exists",
         "digits/people/drawn.py",
-        "        if options.output is not None and Path(options.output).exists():",
-        "        if False:",
+        "            check_not_there(Path(options.output))\n",
+        "            pass\n",
         ("tests/test_drawn.py", "-k", "exists_is_refused"),
     ),
     Mutant(

@@ -32,7 +32,7 @@ from jsonargparse import ArgumentParser
 
 from digits.dataset import Split
 from digits.errors import reading_the_command_line
-from digits.paths import check_can_hold_files, unused_path
+from digits.paths import check_can_hold_files, check_not_there, unused_path
 from digits.people.non_digits import (
     FAMILIES,
     MADE_OF_PEN_DIGITS,
@@ -386,8 +386,8 @@ def main(args: list[str] | None = None) -> DrawnScore:
         check_threshold(options.threshold)
         trained = load_trained(options.ckpt_path)
         drawings = choose_drawings(trained, options.rows, options.pen_digits)
-        if options.output is not None and Path(options.output).exists():
-            raise ValueError(f"{options.output} exists; choose another --output")
+        if options.output is not None:
+            check_not_there(Path(options.output))
         # Only the default is numbered past earlier reports; a folder named is the user's.
         output = Path(options.output or unused_path(default_output(options.ckpt_path)))
         check_can_hold_files(output)

@@ -29,7 +29,7 @@ from jsonargparse import ArgumentParser
 from torch import nn
 
 from digits.errors import reading_the_command_line
-from digits.paths import check_can_hold_files
+from digits.paths import check_can_hold_files, check_not_there
 from digits.reading.trained import TrainedNetwork, load_trained
 
 Format = Literal["onnx", "torchscript"]
@@ -122,8 +122,7 @@ def parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> Path:
     with reading_the_command_line():  # reading the command line and the checkpoint
         config = parser().parse_args(args)
-        if config.output.exists():
-            raise ValueError(f"{config.output} exists; choose another --output")
+        check_not_there(config.output)
         check_can_hold_files(config.output.parent)
         check_suffix_fits(config.output, config.format)
         if config.format == "onnx":

@@ -30,7 +30,7 @@ from digits.dataset import DigitsSplits
 from digits.errors import exit_130_on_ctrl_c, reading_the_command_line
 from digits.extras import settings_of
 from digits.fit import main as fit_main
-from digits.paths import check_can_hold_files, unused_path
+from digits.paths import check_can_hold_files, check_not_there, unused_path
 from digits.people.pen_digits import DrawnSplits, PenDigits
 from digits.tools.baseline import Model, baseline_models, run_baselines
 
@@ -218,9 +218,8 @@ def main(args: list[str] | None = None) -> list[Score]:
         for path in configs:
             if not Path(path).is_file():
                 raise ValueError(f"config not found: {path}")
-        if config.output is not None and config.output.exists():
-            raise ValueError(f"{config.output} exists; choose another --output")
         if config.output is not None:
+            check_not_there(config.output)
             check_can_hold_files(config.output.parent)
         check_fit_args_leave_the_split(config.fit_args)
     # The default is numbered past earlier comparisons' files, never written over.
