@@ -116,6 +116,20 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "class_indices_from_0"),
     ),
     Mutant(
+        "labels read for num_classes are judged by their first batch alone",
+        "digits/training/own_data.py",
+        "labels.dtype for labels in targets if labels.is_floating_point()",
+        "labels.dtype for labels in targets[:1] if labels.is_floating_point()",
+        ("tests/test_own_data.py", "-k", "class_indices_from_0"),
+    ),
+    Mutant(
+        "distributions of another width in a later batch are read by the first batch's",
+        "digits/training/own_data.py",
+        "        if len(widths) > 1 or any(",
+        "        if False and any(",
+        ("tests/test_own_data.py", "-k", "batch_by_batch"),
+    ),
+    Mutant(
         "a mistake found in a link's function is said in jsonargparse's words about the link",
         "digits/errors.py",
         "raise UsageError(str(_cause_of_kind(error, UsageError) or error)) from None",

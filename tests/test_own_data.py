@@ -17,7 +17,13 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from digits.training.own_data import num_classes_of, num_features_of
+from digits.errors import UsageError
+from digits.training.own_data import (
+    classes_in,
+    label_summary,
+    num_classes_of,
+    num_features_of,
+)
 from tests.conftest import QUIET, scalars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +198,19 @@ def test_the_shape_a_data_modules_setup_sets_is_the_one_read() -> None:
     assert num_classes_of(SetsItsShapeInSetup()) == 5
 
 
+def test_targets_are_read_batch_by_batch_and_every_batch_is_judged() -> None:
+    """Distributions are read for their width, a batch at a time: one batch of another
+    width, or of class indices, is refused rather than the first batch's width used."""
+    distributions = [torch.full((4, 3), 1 / 3), torch.full((2, 3), 1 / 3)]
+    summaries = [label_summary(batch) for batch in distributions]
+    assert [tuple(summary.shape) for summary in summaries] == [(0, 3), (0, 3)]
+    assert classes_in("Soft", summaries) == 3
+    for other in (torch.full((2, 4), 0.25), torch.tensor([0, 1])):
+        with pytest.raises(UsageError, match="distributions in some batches"):
+            classes_in("Soft", [*summaries, label_summary(other)])
+    assert label_summary(torch.tensor([2, 0, 2, 1, 0])).tolist() == [0, 1, 2]
+
+
 BUGGY = """
 import lightning as L
 import numpy as np
@@ -230,7 +249,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 class Labelled(L.LightningDataModule):
     def setup(self, stage=None):
-        self.data = TensorDataset(torch.randn(60, 4), LABELS)
+        self.data = list(zip(torch.randn(60, 4), LABELS))
 
     def train_dataloader(self):
         return DataLoader(self.data, batch_size=20)
@@ -253,8 +272,19 @@ class Labelled(L.LightningDataModule):
             "error: Labelled's training labels are torch.float32: class indices must be "
             "integers from 0 (int64), or set num_classes",
         ),
+        (
+            # Read from a file where one row says 3.0: the batches after the first are floats.
+            "[0, 1, 2] * 10 + [0.0, 1.0, 2.0] * 10",
+            "error: Labelled's training labels are torch.float32 in some batches: class "
+            "indices must be integers from 0 (int64), or set num_classes",
+        ),
+        (
+            '["cat", "dog", "eel"] * 20',
+            "error: Labelled's training labels are a tuple of str, not a tensor: class indices "
+            "must be integers from 0 (sklearn's LabelEncoder makes them so), or set num_classes",
+        ),
     ],
-    ids=["one-based", "float"],
+    ids=["one-based", "float", "float-later", "strings"],
 )
 def test_labels_that_are_not_class_indices_from_0_are_refused_in_one_line(
     in_tmp_path: Path, labels: str, line: str

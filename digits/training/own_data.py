@@ -170,27 +170,58 @@ def num_classes_of(data: L.LightningDataModule) -> int:
             declared = getattr(data, "num_classes", None)  # set by setup
         if declared is not None:
             return int(declared)
-        targets = [labels for _, labels in loader]
+        targets = [label_summary(labels) for _, labels in loader]
     return classes_in(type(data).__name__, targets)
 
 
-def classes_in(data_name: str, targets: list[torch.Tensor]) -> int:
+def label_summary(labels: Any) -> Any:
+    """What ``classes_in`` needs of one batch's targets, not the batch itself: its
+    distinct class indices, or an empty row of a distribution's width. A data set too
+    large to hold its labels twice is read a batch at a time."""
+    if not isinstance(labels, torch.Tensor):
+        return labels  # said as it is by classes_in
+    return labels[:0] if labels.ndim == 2 else labels.unique()
+
+
+def classes_in(data_name: str, targets: list[Any]) -> int:
     """How many classes training targets show: a distribution's width, else one more
     than the largest class index, where every index from 0 must have an image.
 
     Labels 1..3 (as many data sets number their classes) would otherwise train a network
-    of four classes, one of which no image has, and nothing would say so.
+    of four classes, one of which no image has, and nothing would say so. Every batch is
+    judged, not the first alone: a CSV where one row says 3.0 makes the batches that
+    hold it floats.
     """
     if not targets:
         raise UsageError(f"{data_name} yielded no training batches to read num_classes from")
-    if targets[0].ndim == 2:  # each target a distribution over the classes
-        return int(targets[0].shape[-1])
-    if targets[0].is_floating_point() or targets[0].is_complex():
+    for labels in targets:
+        if not isinstance(labels, torch.Tensor):
+            kind = type(labels).__name__
+            if isinstance(labels, (list, tuple)) and labels:  # how a DataLoader batches str
+                kind += f" of {type(labels[0]).__name__}"
+            raise UsageError(
+                f"{data_name}'s training labels are a {kind}, not a tensor: class indices "
+                "must be integers from 0 (sklearn's LabelEncoder makes them so), or set "
+                "num_classes"
+            )
+    widths = {labels.shape[-1] for labels in targets if labels.ndim == 2}
+    if widths:  # each target a distribution over the classes
+        if len(widths) > 1 or any(labels.ndim != 2 for labels in targets):
+            raise UsageError(
+                f"{data_name}'s training targets are distributions in some batches and of "
+                "other widths or class indices in others: set num_classes"
+            )
+        return int(widths.pop())
+    floats = [
+        labels.dtype for labels in targets if labels.is_floating_point() or labels.is_complex()
+    ]
+    if floats:
+        some = " in some batches" if len(floats) < len(targets) else ""
         raise UsageError(
-            f"{data_name}'s training labels are {targets[0].dtype}: class indices must be "
+            f"{data_name}'s training labels are {floats[0]}{some}: class indices must be "
             "integers from 0 (int64), or set num_classes"
         )
-    seen = torch.cat([labels.unique() for labels in targets]).unique().tolist()  # sorted
+    seen = torch.cat(targets).unique().tolist()  # sorted
     if seen[0] >= 0 and len(seen) == seen[-1] + 1:
         return len(seen)
     held = set(seen)
