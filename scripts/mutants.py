@@ -130,6 +130,13 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "batch_by_batch"),
     ),
     Mutant(
+        "--data.help CLASS without --data CLASS is refused as an unrecognized argument",
+        "digits/training/own_data.py",
+        'if flag in ("--data", "--data.help"):',
+        'if flag == "--data":',
+        ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
+    ),
+    Mutant(
         "a mistake found in a link's function is said in jsonargparse's words about the link",
         "digits/errors.py",
         "raise UsageError(str(_cause_of_kind(error, UsageError) or error)) from None",

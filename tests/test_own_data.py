@@ -71,6 +71,19 @@ def test_a_data_module_of_your_own_trains_resumes_and_is_summarised(examples: Pa
     assert "best val/acc" in resumed.stdout and "test/acc" in resumed.stdout
 
 
+@pytest.mark.parametrize("also_named", [False, True], ids=["help-alone", "with-data"])
+def test_the_help_of_a_data_class_of_your_own(examples: Path, also_named: bool) -> None:
+    """``--data.help CLASS`` says the class's own arguments, with ``--data CLASS`` or
+    without it (it was "unrecognized arguments" alone), and writes nothing."""
+    named = ["--data", DATA] if also_named else []
+    result = run("digits.fit", *named, "--data.help", DATA)
+    assert result.returncode == 0, result.stderr
+    assert f"Help for --data.help={DATA}" in result.stdout
+    assert "The wine data set, split 60/20/20 by class" in result.stdout
+    assert "--data.batch_size BATCH_SIZE" in result.stdout
+    assert not (examples / "lightning_logs").exists()
+
+
 @pytest.mark.slow
 def test_its_checkpoint_is_refused_in_one_line_where_digits_are_needed(examples: Path) -> None:
     trained = run("digits.fit", *QUIET, "--data", DATA, "--trainer.max_epochs", "1")

@@ -39,6 +39,9 @@ def names_other_data(args: Any) -> bool:
     return any(not is_default_data(class_path) for class_path in named_data_classes(args))
 
 
+DATA_FLAGS = ("--data", "--data.help", "--config", "-c")  # flags whose value may name data
+
+
 def named_data_classes(args: Any) -> list[str]:
     """The class paths a command line names for its data, in its order."""
     if args is None:
@@ -48,9 +51,9 @@ def named_data_classes(args: Any) -> list[str]:
     named = []
     for index, token in enumerate(args):
         flag, _, value = str(token).partition("=")
-        if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
+        if flag in DATA_FLAGS and not value and index + 1 < len(args):
             value = str(args[index + 1])
-        if flag == "--data":
+        if flag in ("--data", "--data.help"):  # the help of a class of your own too
             named.append(_data_class(value, whole_config=False))
         elif flag in ("--config", "-c"):
             named.append(_data_class(value, whole_config=True))
