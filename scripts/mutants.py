@@ -123,6 +123,13 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "class_indices_from_0"),
     ),
     Mutant(
+        "labels in a column, (batch, 1), are read as distributions over one class",
+        "digits/training/own_data.py",
+        "        if labels.ndim != 1 and not (",
+        "        if False and not (",
+        ("tests/test_own_data.py", "-k", "class_indices_from_0"),
+    ),
+    Mutant(
         "distributions of another width in a later batch are read by the first batch's",
         "digits/training/own_data.py",
         "        if len(widths) > 1 or any(",

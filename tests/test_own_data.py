@@ -296,8 +296,14 @@ class Labelled(L.LightningDataModule):
             "error: Labelled's training labels are a tuple of str, not a tensor: class indices "
             "must be integers from 0 (sklearn's LabelEncoder makes them so), or set num_classes",
         ),
+        (
+            "(torch.arange(60) % 3)[:, None]",  # a column, as df[["label"]].values is
+            "error: Labelled's training labels have the shape (batch, 1): one class index per "
+            "image, of the shape (batch,), or a distribution of floats over the classes per "
+            "image, (batch, classes)",
+        ),
     ],
-    ids=["one-based", "float", "float-later", "strings"],
+    ids=["one-based", "float", "float-later", "strings", "column"],
 )
 def test_labels_that_are_not_class_indices_from_0_are_refused_in_one_line(
     in_tmp_path: Path, labels: str, line: str

@@ -207,6 +207,14 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
                 "must be integers from 0 (sklearn's LabelEncoder makes them so), or set "
                 "num_classes"
             )
+    for labels in targets:
+        if labels.ndim != 1 and not (labels.ndim == 2 and labels.is_floating_point()):
+            shape = f"({', '.join(['batch', *map(str, labels.shape[1:])])})"
+            raise UsageError(
+                f"{data_name}'s training labels have the shape {shape}: one class index "
+                "per image, of the shape (batch,), or a distribution of floats over the "
+                "classes per image, (batch, classes)"
+            )
     widths = {labels.shape[-1] for labels in targets if labels.ndim == 2}
     if widths:  # each target a distribution over the classes
         if len(widths) > 1 or any(labels.ndim != 2 for labels in targets):
