@@ -71,15 +71,25 @@ def test_a_data_module_of_your_own_trains_resumes_and_is_summarised(examples: Pa
     assert "best val/acc" in resumed.stdout and "test/acc" in resumed.stdout
 
 
-@pytest.mark.parametrize("also_named", [False, True], ids=["help-alone", "with-data"])
-def test_the_help_of_a_data_class_of_your_own(examples: Path, also_named: bool) -> None:
+@pytest.mark.parametrize(
+    ("named", "help_of", "says"),
+    [
+        ([], DATA, "The wine data set, split 60/20/20 by class"),
+        (["--data", DATA], DATA, "The wine data set, split 60/20/20 by class"),
+        ([], "digits.DigitsDataModule", "--data.split_seed SPLIT_SEED"),
+    ],
+    ids=["help-alone", "with-data", "this-projects"],
+)
+def test_the_help_of_a_data_class(
+    examples: Path, named: list[str], help_of: str, says: str
+) -> None:
     """``--data.help CLASS`` says the class's own arguments, with ``--data CLASS`` or
-    without it (it was "unrecognized arguments" alone), and writes nothing."""
-    named = ["--data", DATA] if also_named else []
-    result = run("digits.fit", *named, "--data.help", DATA)
+    without it, for this project's class too (each was "unrecognized arguments"), and
+    writes nothing."""
+    result = run("digits.fit", *named, "--data.help", help_of)
     assert result.returncode == 0, result.stderr
-    assert f"Help for --data.help={DATA}" in result.stdout
-    assert "The wine data set, split 60/20/20 by class" in result.stdout
+    assert f"Help for --data.help={help_of}" in result.stdout
+    assert says in result.stdout
     assert "--data.batch_size BATCH_SIZE" in result.stdout
     assert not (examples / "lightning_logs").exists()
 
@@ -222,6 +232,35 @@ def test_targets_are_read_batch_by_batch_and_every_batch_is_judged() -> None:
         with pytest.raises(UsageError, match="distributions in some batches"):
             classes_in("Soft", [*summaries, label_summary(other)])
     assert label_summary(torch.tensor([2, 0, 2, 1, 0])).tolist() == [0, 1, 2]
+    # A summary holds none of the batch's memory: a view of no rows would keep it all.
+    assert label_summary(torch.full((4096, 3), 1 / 3)).untyped_storage().nbytes() == 0
+
+
+class Endless(L.LightningDataModule):
+    """Batches from an IterableDataset that never ends, as a stream of samples may."""
+
+    def train_dataloader(self) -> DataLoader:
+        class Stream(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                # Long, not endless: were it read to the end, the test fails, not hangs.
+                yield from ((torch.randn(4), torch.tensor(n % 3)) for n in range(20_000))
+
+        return DataLoader(Stream(), batch_size=10)
+
+
+class DictBatches(L.LightningDataModule):
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader([{"x": torch.randn(4), "y": n % 3} for n in range(30)], batch_size=10)
+
+
+def test_batches_that_cannot_be_read_for_num_classes_are_refused_in_one_line() -> None:
+    """A stream would be read for ever; a dict's keys would be taken for its labels."""
+    with pytest.raises(UsageError, match="IterableDataset, which may not end: set num_classes"):
+        num_classes_of(Endless())
+    with pytest.raises(UsageError, match=r"a dict with keys \['x', 'y'\]: they must be"):
+        num_classes_of(DictBatches())
+    with pytest.raises(UsageError, match=r"a dict with keys \['x', 'y'\]: they must be"):
+        num_features_of(DictBatches())
 
 
 BUGGY = """
@@ -302,8 +341,40 @@ class Labelled(L.LightningDataModule):
             "image, of the shape (batch,), or a distribution of floats over the classes per "
             "image, (batch, classes)",
         ),
+        (
+            "(torch.arange(60) % 3).float()[:, None]",  # np.loadtxt's column, as floats
+            "error: Labelled's training labels have the shape (batch, 1): one class index per "
+            "image, of the shape (batch,), or a distribution of floats over the classes per "
+            "image, (batch, classes)",
+        ),
+        (
+            "(torch.arange(60) % 3)[:, None, None]",
+            "error: Labelled's training labels have the shape (batch, 1, 1): one class index "
+            "per image, of the shape (batch,), or a distribution of floats over the classes "
+            "per image, (batch, classes)",
+        ),
+        (
+            "(torch.arange(60) % 3).int()",  # NumPy's default integer on Windows
+            "error: Labelled's training labels are torch.int32: class indices must be "
+            "integers from 0 (int64), or set num_classes",
+        ),
+        (
+            "torch.arange(60) % 3, torch.ones(60)",  # zipped: batches of three tensors
+            "error: Labelled's training batches are a list of 3: they must be (features, "
+            "labels) pairs",
+        ),
     ],
-    ids=["one-based", "float", "float-later", "strings", "column"],
+    ids=[
+        "one-based",
+        "float",
+        "float-later",
+        "strings",
+        "column",
+        "float-column",
+        "3-d",
+        "int32",
+        "triples",
+    ],
 )
 def test_labels_that_are_not_class_indices_from_0_are_refused_in_one_line(
     in_tmp_path: Path, labels: str, line: str

@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from torch.utils.data import IterableDataset
 
 from digits.data import DigitsDataModule
 from digits.errors import BugInYourCode, UsageError
@@ -35,11 +36,15 @@ def names_other_data(args: Any) -> bool:
     config file whose ``data`` has a ``class_path``. LightningCLI's subclass mode would
     write every run's data settings as ``class_path`` and ``init_args``, so it is used
     only where it is needed, and runs on this project's data keep their configs' form.
+    ``--data.help CLASS`` asks for it whatever the class (``DigitsDataModule`` too): only
+    subclass mode lists a class's arguments, and help writes nothing.
     """
+    tokens = sys.argv[1:] if args is None else args
+    if isinstance(tokens, (list, tuple)) and any(
+        str(token).partition("=")[0] == "--data.help" for token in tokens
+    ):
+        return True
     return any(not is_default_data(class_path) for class_path in named_data_classes(args))
-
-
-DATA_FLAGS = ("--data", "--data.help", "--config", "-c")  # flags whose value may name data
 
 
 def named_data_classes(args: Any) -> list[str]:
@@ -51,9 +56,9 @@ def named_data_classes(args: Any) -> list[str]:
     named = []
     for index, token in enumerate(args):
         flag, _, value = str(token).partition("=")
-        if flag in DATA_FLAGS and not value and index + 1 < len(args):
+        if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
             value = str(args[index + 1])
-        if flag in ("--data", "--data.help"):  # the help of a class of your own too
+        if flag == "--data":
             named.append(_data_class(value, whole_config=False))
         elif flag in ("--config", "-c"):
             named.append(_data_class(value, whole_config=True))
@@ -159,7 +164,7 @@ def num_features_of(data: L.LightningDataModule) -> int:
             loader = _training_loader(data)
             declared = getattr(data, "num_features", None)  # set by setup
             if declared is None:
-                features, _ = next(iter(loader))
+                features, _ = training_pair(type(data).__name__, next(iter(loader)))
                 declared = features[0].numel()
         return int(declared)
 
@@ -173,17 +178,45 @@ def num_classes_of(data: L.LightningDataModule) -> int:
             declared = getattr(data, "num_classes", None)  # set by setup
         if declared is not None:
             return int(declared)
-        targets = [label_summary(labels) for _, labels in loader]
-    return classes_in(type(data).__name__, targets)
+        data_name = type(data).__name__
+        if isinstance(getattr(loader, "dataset", None), IterableDataset):
+            raise UsageError(
+                f"{data_name}'s training batches come from an IterableDataset, which may not "
+                "end: set num_classes"
+            )
+        targets = [label_summary(training_pair(data_name, batch)[1]) for batch in loader]
+    return classes_in(data_name, targets)
+
+
+def training_pair(data_name: str, batch: Any) -> Any:
+    """A training batch as the model takes it, ``(features, labels)``; said otherwise,
+    since unpacking a dict would take its keys for the features and the labels."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch
+    if isinstance(batch, dict):
+        kind = f"a dict with keys {list(batch)}"
+    elif isinstance(batch, (tuple, list)):
+        kind = f"a {type(batch).__name__} of {len(batch)}"
+    else:
+        kind = f"a {type(batch).__name__}"
+    raise UsageError(
+        f"{data_name}'s training batches are {kind}: they must be (features, labels) pairs"
+    )
+
+
+CLASS_INDEX_DTYPES = (torch.int64, torch.uint8)  # what cross-entropy takes as class indices
 
 
 def label_summary(labels: Any) -> Any:
     """What ``classes_in`` needs of one batch's targets, not the batch itself: its
-    distinct class indices, or an empty row of a distribution's width. A data set too
+    distinct class indices, or else an empty tensor of its dtype and its shape but the
+    batch's (a new one: a view of no rows would keep the whole batch). A data set too
     large to hold its labels twice is read a batch at a time."""
     if not isinstance(labels, torch.Tensor):
         return labels  # said as it is by classes_in
-    return labels[:0] if labels.ndim == 2 else labels.unique()
+    if labels.ndim == 1 and not labels.is_complex():  # torch has no unique of complex
+        return labels.unique()
+    return labels.new_empty((0, *labels.shape[1:]))
 
 
 def classes_in(data_name: str, targets: list[Any]) -> int:
@@ -208,7 +241,8 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
                 "num_classes"
             )
     for labels in targets:
-        if labels.ndim != 1 and not (labels.ndim == 2 and labels.is_floating_point()):
+        distribution = labels.ndim == 2 and labels.is_floating_point() and labels.shape[1] > 1
+        if labels.ndim != 1 and not distribution:
             shape = f"({', '.join(['batch', *map(str, labels.shape[1:])])})"
             raise UsageError(
                 f"{data_name}'s training labels have the shape {shape}: one class index "
@@ -223,16 +257,16 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
                 "other widths or class indices in others: set num_classes"
             )
         return int(widths.pop())
-    floats = [
-        labels.dtype for labels in targets if labels.is_floating_point() or labels.is_complex()
-    ]
-    if floats:
-        some = " in some batches" if len(floats) < len(targets) else ""
+    others = [labels.dtype for labels in targets if labels.dtype not in CLASS_INDEX_DTYPES]
+    if others:
+        some = " in some batches" if len(others) < len(targets) else ""
         raise UsageError(
-            f"{data_name}'s training labels are {floats[0]}{some}: class indices must be "
+            f"{data_name}'s training labels are {others[0]}{some}: class indices must be "
             "integers from 0 (int64), or set num_classes"
         )
     seen = torch.cat(targets).unique().tolist()  # sorted
+    if not seen:
+        raise UsageError(f"{data_name}'s training batches hold no labels to read num_classes from")
     if seen[0] >= 0 and len(seen) == seen[-1] + 1:
         return len(seen)
     held = set(seen)
@@ -262,6 +296,8 @@ def _its_own_code(data: L.LightningDataModule, attribute: str) -> Iterator[None]
     """What fails in the data module's own code is its bug: it keeps its traceback."""
     try:
         yield
+    except UsageError:
+        raise  # found in what it gave, not in its code: said in one line
     except Exception as error:
         raise BugInYourCode(
             f"{type(data).__name__} failed while it was read for {attribute} (its "
