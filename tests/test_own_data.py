@@ -310,76 +310,102 @@ class Labelled(L.LightningDataModule):
 """
 
 
+LABEL_CASES = [
+    (
+        "torch.arange(60) % 3 + 1",  # 1..3, as many data sets number their classes
+        "error: Labelled's training labels run 1..3, and no image has [0]: they must run "
+        "from 0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or "
+        "set num_classes",
+    ),
+    (
+        "(torch.arange(60) % 3).float()",
+        "error: Labelled's training labels are torch.float32: class indices must be "
+        "integers from 0 (int64), or set num_classes",
+    ),
+    (
+        # Read from a file where one row says 3.0: the batches after the first are floats.
+        "[0, 1, 2] * 10 + [0.0, 1.0, 2.0] * 10",
+        "error: Labelled's training labels are torch.float32 in some batches: class "
+        "indices must be integers from 0 (int64), or set num_classes",
+    ),
+    (
+        '["cat", "dog", "eel"] * 20',
+        "error: Labelled's training labels are a tuple of str, not a tensor: class indices "
+        "must be integers from 0 (sklearn's LabelEncoder makes them so), or set num_classes",
+    ),
+    (
+        "(torch.arange(60) % 3)[:, None]",  # a column, as df[["label"]].values is
+        "error: Labelled's training labels have the shape (batch, 1): one class index per "
+        "image, of the shape (batch,), or a distribution of floats over the classes per "
+        "image, (batch, classes)",
+    ),
+    (
+        "(torch.arange(60) % 3).float()[:, None]",  # np.loadtxt's column, as floats
+        "error: Labelled's training labels have the shape (batch, 1): one class index per "
+        "image, of the shape (batch,), or a distribution of floats over the classes per "
+        "image, (batch, classes)",
+    ),
+    (
+        "(torch.arange(60) % 3)[:, None, None]",
+        "error: Labelled's training labels have the shape (batch, 1, 1): one class index "
+        "per image, of the shape (batch,), or a distribution of floats over the classes "
+        "per image, (batch, classes)",
+    ),
+    (
+        "(torch.arange(60) % 3).int()",  # NumPy's default integer on Windows
+        "error: Labelled's training labels are torch.int32: class indices must be "
+        "integers from 0 (int64), or set num_classes",
+    ),
+    (
+        "torch.arange(60) % 3, torch.ones(60)",  # zipped: batches of three tensors
+        "error: Labelled's training batches are a list of 3: they must be (features, labels) pairs",
+    ),
+]
+LABEL_CASE_NAMES = [
+    "one-based",
+    "float",
+    "float-later",
+    "strings",
+    "column",
+    "float-column",
+    "3-d",
+    "int32",
+    "triples",
+]
+
+
+class Labelled(L.LightningDataModule):
+    """LABELLED in memory: its labels a Python expression, zipped with random features."""
+
+    def __init__(self, labels: str) -> None:
+        super().__init__()
+        self.labels = labels
+
+    def train_dataloader(self) -> DataLoader:
+        pairs = eval(f"zip(torch.randn(60, 4), {self.labels})", {"torch": torch})
+        return DataLoader(list(pairs), batch_size=20)
+
+
+@pytest.mark.parametrize(("labels", "line"), LABEL_CASES, ids=LABEL_CASE_NAMES)
+def test_labels_that_are_not_class_indices_from_0_are_refused_with_their_reason(
+    labels: str, line: str
+) -> None:
+    """Read for num_classes, labels 1..3 made a network of four classes, one unused."""
+    with pytest.raises(UsageError) as refused:
+        num_classes_of(Labelled(labels))
+    assert f"error: {refused.value}" == line
+
+
 @pytest.mark.parametrize(
     ("labels", "line"),
-    [
-        (
-            "torch.arange(60) % 3 + 1",  # 1..3, as many data sets number their classes
-            "error: Labelled's training labels run 1..3, and no image has [0]: they must run "
-            "from 0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or "
-            "set num_classes",
-        ),
-        (
-            "(torch.arange(60) % 3).float()",
-            "error: Labelled's training labels are torch.float32: class indices must be "
-            "integers from 0 (int64), or set num_classes",
-        ),
-        (
-            # Read from a file where one row says 3.0: the batches after the first are floats.
-            "[0, 1, 2] * 10 + [0.0, 1.0, 2.0] * 10",
-            "error: Labelled's training labels are torch.float32 in some batches: class "
-            "indices must be integers from 0 (int64), or set num_classes",
-        ),
-        (
-            '["cat", "dog", "eel"] * 20',
-            "error: Labelled's training labels are a tuple of str, not a tensor: class indices "
-            "must be integers from 0 (sklearn's LabelEncoder makes them so), or set num_classes",
-        ),
-        (
-            "(torch.arange(60) % 3)[:, None]",  # a column, as df[["label"]].values is
-            "error: Labelled's training labels have the shape (batch, 1): one class index per "
-            "image, of the shape (batch,), or a distribution of floats over the classes per "
-            "image, (batch, classes)",
-        ),
-        (
-            "(torch.arange(60) % 3).float()[:, None]",  # np.loadtxt's column, as floats
-            "error: Labelled's training labels have the shape (batch, 1): one class index per "
-            "image, of the shape (batch,), or a distribution of floats over the classes per "
-            "image, (batch, classes)",
-        ),
-        (
-            "(torch.arange(60) % 3)[:, None, None]",
-            "error: Labelled's training labels have the shape (batch, 1, 1): one class index "
-            "per image, of the shape (batch,), or a distribution of floats over the classes "
-            "per image, (batch, classes)",
-        ),
-        (
-            "(torch.arange(60) % 3).int()",  # NumPy's default integer on Windows
-            "error: Labelled's training labels are torch.int32: class indices must be "
-            "integers from 0 (int64), or set num_classes",
-        ),
-        (
-            "torch.arange(60) % 3, torch.ones(60)",  # zipped: batches of three tensors
-            "error: Labelled's training batches are a list of 3: they must be (features, "
-            "labels) pairs",
-        ),
-    ],
-    ids=[
-        "one-based",
-        "float",
-        "float-later",
-        "strings",
-        "column",
-        "float-column",
-        "3-d",
-        "int32",
-        "triples",
-    ],
+    [LABEL_CASES[LABEL_CASE_NAMES.index(name)] for name in ("one-based", "strings")],
+    ids=["one-based", "strings"],
 )
 def test_labels_that_are_not_class_indices_from_0_are_refused_in_one_line(
     in_tmp_path: Path, labels: str, line: str
 ) -> None:
-    """Read for num_classes, labels 1..3 made a network of four classes, one unused."""
+    """The command's own words: one line, exit 2, nothing written (strings are found in
+    a jsonargparse link, whose words were said before)."""
     (in_tmp_path / "labelled.py").write_text(LABELLED.replace("LABELS", labels))
     result = run("digits.fit", *QUIET, "--data", "labelled.Labelled")
     assert result.returncode == 2, result.stderr[-2000:]
