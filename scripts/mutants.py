@@ -139,8 +139,8 @@ MUTANTS = [
     Mutant(
         "--data.help naming this project's own data module is an unrecognized argument",
         "digits/training/own_data.py",
-        '        str(token).partition("=")[0] == "--data.help" for token in tokens',
-        '        str(token).partition("=")[0] == "--data.hel" for token in tokens',
+        'token.partition("=")[0] == "--data.help" for token in _tokens(args)',
+        'token.partition("=")[0] == "--data.hel" for token in _tokens(args)',
         ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
     ),
     Mutant(

@@ -39,30 +39,32 @@ def names_other_data(args: Any) -> bool:
     ``--data.help CLASS`` asks for it whatever the class (``DigitsDataModule`` too): only
     subclass mode lists a class's arguments, and help writes nothing.
     """
-    tokens = sys.argv[1:] if args is None else args
-    if isinstance(tokens, (list, tuple)) and any(
-        str(token).partition("=")[0] == "--data.help" for token in tokens
-    ):
+    if any(token.partition("=")[0] == "--data.help" for token in _tokens(args)):
         return True
     return any(not is_default_data(class_path) for class_path in named_data_classes(args))
 
 
 def named_data_classes(args: Any) -> list[str]:
     """The class paths a command line names for its data, in its order."""
-    if args is None:
-        args = sys.argv[1:]
-    if not isinstance(args, (list, tuple)):
-        return []  # a dict or Namespace of settings: this project's data
+    args = _tokens(args)
     named = []
     for index, token in enumerate(args):
-        flag, _, value = str(token).partition("=")
+        flag, _, value = token.partition("=")
         if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
-            value = str(args[index + 1])
+            value = args[index + 1]
         if flag == "--data":
             named.append(_data_class(value, whole_config=False))
         elif flag in ("--config", "-c"):
             named.append(_data_class(value, whole_config=True))
     return [class_path for class_path in named if class_path]
+
+
+def _tokens(args: Any) -> list[str]:
+    """A command line's words: ``sys.argv``'s when none is given, none for a dict or
+    Namespace of settings (which name this project's data)."""
+    if args is None:
+        args = sys.argv[1:]
+    return [str(token) for token in args] if isinstance(args, (list, tuple)) else []
 
 
 def check_data_class_imports(class_path: str) -> None:
@@ -230,7 +232,7 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
     """
     if not targets:
         raise UsageError(f"{data_name} yielded no training batches to read num_classes from")
-    for labels in targets:
+    for labels in targets:  # each batch's, judged before any is counted
         if not isinstance(labels, torch.Tensor):
             kind = type(labels).__name__
             if isinstance(labels, (list, tuple)) and labels:  # how a DataLoader batches str
@@ -240,7 +242,6 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
                 "must be integers from 0 (sklearn's LabelEncoder makes them so), or set "
                 "num_classes"
             )
-    for labels in targets:
         distribution = labels.ndim == 2 and labels.is_floating_point() and labels.shape[1] > 1
         if labels.ndim != 1 and not distribution:
             shape = f"({', '.join(['batch', *map(str, labels.shape[1:])])})"

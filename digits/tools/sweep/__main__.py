@@ -243,7 +243,7 @@ def sweep_and_report(args: list[str] | None) -> optuna.Study:
         study = open_study(sweep)
     # --trials is what the study ends with: say what it holds already, or a study that
     # holds more would seem to run fewer than it then reports finished.
-    held = len(finished(study.get_trials()))
+    held = len(finished(study.get_trials(deepcopy=False)))
     print(
         f"sweep {sweep.study}: {sweep.trials} trials of {sweep.folds} folds in all"
         + (f" ({held} finished already)" if held else "")
