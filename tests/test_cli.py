@@ -141,15 +141,24 @@ def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
         assert columns == expected
 
 
+def test_a_checkpoint_is_required_to_score_or_use_as_a_whole_command(tmp_path: Path):
+    """Without --ckpt_path Lightning would score or use the untrained network, and exit 0."""
+    result = run_module("digits", "test")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: python -m digits test needs --ckpt_path")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
 @pytest.mark.parametrize(
     ("subcommand", "given"),
     [("validate", []), ("test", []), ("predict", []), ("test", ["--ckpt_path", ""])],
 )
-def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: Path):
-    """Without --ckpt_path Lightning would score or use the untrained network, and exit 0."""
-    result = run_module("digits", subcommand, *given)
-    assert result.returncode == 2, result.stderr[-2000:]
-    (line,) = result.stderr.strip().splitlines()
+def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        digits_main([subcommand, *given])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: python -m digits {subcommand} needs --ckpt_path")
     assert not (tmp_path / "lightning_logs").exists()
 
@@ -161,11 +170,12 @@ def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: P
         ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "5"],
     ],
 )
-def test_lightnings_optimizer_flags_are_refused_for_the_models_own(flags, tmp_path: Path):
+def test_lightnings_optimizer_flags_are_refused_for_the_models_own(flags, tmp_path: Path, capsys):
     """LightningCLI would train with them while the saved config shows model.lr too."""
-    result = run_module("digits.fit", *flags)
-    assert result.returncode == 2, result.stderr[-2000:]
-    (line,) = result.stderr.strip().splitlines()
+    with pytest.raises(SystemExit) as stopped:
+        digits_main(["fit", *flags])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {flags[0]} ")
     assert "--model.lr" in line and "--model.lr_schedule" in line
     assert not (tmp_path / "lightning_logs").exists()

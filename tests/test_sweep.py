@@ -233,9 +233,9 @@ def test_a_study_of_other_trials_is_not_continued(
 def test_a_refused_continuation_is_the_only_line_the_command_prints_on_stderr(tmp_path: Path):
     """Optuna says "Using an existing study" when it opens one: before a refusal, a
     second line that contradicted it."""
-    sweep = [sys.executable, "-m", "digits.sweep", "--space", str(space_file(tmp_path))]
-    first = subprocess.run([*sweep, *FAST, "--trials", "1"], capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-2000:]
+    space = ["--space", str(space_file(tmp_path))]
+    main([*space, *FAST, "--trials", "1"])  # the study, made in this process
+    sweep = [sys.executable, "-m", "digits.sweep", *space]
     other_folds = subprocess.run([*sweep, "--folds", "3"], capture_output=True, text=True)
     assert other_folds.returncode == 2
     assert other_folds.stderr.strip().splitlines() == [
