@@ -48,6 +48,12 @@ class MLP(nn.Sequential):
         layers.append(nn.Linear(width, num_classes))
         super().__init__(*layers)
 
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # Images of any shape, (N, H, W) as an image folder gives them, read as (N, H*W);
+        # flattened here rather than by an nn.Flatten layer, so that every checkpoint's
+        # layer numbers stay what they were.
+        return super().forward(features.flatten(start_dim=1))
+
 
 class ConvNet(nn.Module):
     """Two 3x3 convolutions over the image's square grid (8x8 digits), then a small classifier.

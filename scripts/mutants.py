@@ -971,6 +971,13 @@ MUTANTS = [
         ("tests/test_fit.py", "tests/test_model.py", "-k", "accuracy or tutorials_network"),
     ),
     Mutant(
+        "the MLP takes flattened images only",
+        "digits/networks.py",
+        "return super().forward(features.flatten(start_dim=1))",
+        "return super().forward(features)",
+        ("tests/test_model.py", "tests/test_own_data.py", "-k", "flatten"),
+    ),
+    Mutant(
         "the epoch loss is a mean over batches",
         "digits/model.py",
         "metrics.update(value=losses.detach(),",

@@ -26,6 +26,12 @@ def test_mlp_shapes_follow_its_arguments():
     assert sum(isinstance(layer, nn.Dropout) for layer in network) == 2
 
 
+def test_mlp_flattens_images_as_they_come():
+    network = MLP(num_features=16, num_classes=3)
+    images = torch.randn(5, 4, 4)
+    assert torch.equal(network(images), network(images.reshape(5, 16)))
+
+
 def test_classifier_outputs_one_logit_per_class():
     model = DigitsClassifier(num_features=64, num_classes=10)
     assert model(torch.randn(7, 64)).shape == (7, 10)

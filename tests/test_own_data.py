@@ -18,6 +18,7 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from digits.errors import UsageError
+from digits.fit import main as fit_main
 from digits.training.own_data import (
     classes_in,
     label_summary,
@@ -219,6 +220,34 @@ def test_the_shape_a_data_modules_setup_sets_is_the_one_read() -> None:
     """No class attributes: what ``setup`` sets is read, whichever is read first."""
     assert num_features_of(SetsItsShapeInSetup()) == 6
     assert num_classes_of(SetsItsShapeInSetup()) == 5
+
+
+class SquareImages(L.LightningDataModule):
+    """Images as an image folder gives them, (batch, 4, 4), not flattened; labels 0..2."""
+
+    def setup(self, stage: str | None = None) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.data = TensorDataset(torch.rand(60, 4, 4, generator=generator), torch.arange(60) % 3)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=20)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=20)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=20)
+
+
+@pytest.mark.parametrize(
+    "network", [[], ["--model.network", "ConvNet", "--model.network.init_args.channels", "2"]]
+)
+def test_images_not_flattened_train_with_either_network(network: list[str], in_tmp_path: Path):
+    """The MLP took (batch, 16) only: (batch, 4, 4) images failed in its first layer."""
+    data = f"{__name__}.SquareImages"
+    fit_main([*QUIET, "--data", data, "--trainer.max_epochs", "1", *network])
+    last = in_tmp_path / "lightning_logs" / "digits" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["hyper_parameters"]["num_features"] == 16
 
 
 def test_targets_are_read_batch_by_batch_and_every_batch_is_judged() -> None:
