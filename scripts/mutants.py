@@ -971,6 +971,15 @@ MUTANTS = [
         ("tests/test_fit.py", "tests/test_model.py", "-k", "accuracy or tutorials_network"),
     ),
     Mutant(
+        "--data of a bare module name is left to jsonargparse's words",
+        "digits/training/own_data.py",
+        """        if is_a_module(name):
+            raise names_a_module(name)
+""",
+        "",
+        ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
+    ),
+    Mutant(
         "the MLP takes flattened images only",
         "digits/networks.py",
         "return super().forward(features.flatten(start_dim=1))",

@@ -469,6 +469,10 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
             "error: --data examples.wine is a module; name the class in it: "
             "--data examples.wine.ClassName",
         ),
+        (
+            "empty",
+            "error: --data empty is a module; name the class in it: --data empty.ClassName",
+        ),
         ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):
         refused = run("digits.fit", "--data", data)

@@ -83,7 +83,9 @@ def check_data_class_imports(class_path: str) -> None:
             + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
         )
     if not module_name:
-        return  # a bare name: jsonargparse looks it up among the classes it knows
+        if is_a_module(name):
+            raise names_a_module(name)
+        return  # a bare class name: jsonargparse looks it up among the classes it knows
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -102,11 +104,13 @@ def check_data_class_imports(class_path: str) -> None:
         ) from error
     if not hasattr(module, name):
         if is_a_module(class_path):
-            raise ValueError(
-                f"--data {class_path} is a module; name the class in it: "
-                f"--data {class_path}.ClassName"
-            )
+            raise names_a_module(class_path)
         raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
+
+
+def names_a_module(name: str) -> ValueError:
+    """``--data examples.wine`` (or ``--data mymodule``): a module where a class belongs."""
+    return ValueError(f"--data {name} is a module; name the class in it: --data {name}.ClassName")
 
 
 def is_a_module(name: str) -> bool:
