@@ -107,6 +107,25 @@ FIT_DESCRIPTION = (
 )
 
 
+class CommandParser(LightningArgumentParser):
+    """Lightning's parser, whose usage names the command to type when given no ``prog``.
+
+    Nested help (``--data.help CLASS``) builds its parser from the CLI's parser class
+    with a description only, and argparse's default names the file Python ran
+    (``usage: __main__.py``).
+    """
+
+    command = "python -m digits"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prog", self.command)
+        super().__init__(*args, **kwargs)
+
+
+class FitScriptParser(CommandParser):
+    command = "python -m digits.fit"
+
+
 class DigitsCLI(CheckpointReadOnce):
     """LightningCLI with this project's defaults, links and checks.
 
@@ -143,12 +162,14 @@ class DigitsCLI(CheckpointReadOnce):
         # Raise instead of printing a usage block, so that main() prints one line; read
         # config files with the settings that moved in their new places.
         common = {"exit_on_error": False, "parser_mode": register_loader()}
+        # What to type, as usage says it, rather than the file Python ran.
+        parser_class = FitScriptParser if self.is_fit_script else CommandParser
+        kwargs.setdefault("parser_class", parser_class)
         kwargs.setdefault(
             "parser_kwargs",
             {
                 **common,
-                # What to type, as usage says it, rather than the file Python ran.
-                "prog": "python -m digits.fit" if self.is_fit_script else "python -m digits",
+                "prog": parser_class.command,
                 "description": DESCRIPTION,
                 "fit": {**common, "description": FIT_DESCRIPTION},
                 **{subcommand: dict(common) for subcommand in ("validate", "test", "predict")},

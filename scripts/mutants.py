@@ -980,6 +980,13 @@ MUTANTS = [
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
     Mutant(
+        "nested help names the file Python ran",
+        "digits/cli.py",
+        'kwargs.setdefault("prog", self.command)',
+        "pass",
+        ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
+    ),
+    Mutant(
         "the MLP takes flattened images only",
         "digits/networks.py",
         "return super().forward(features.flatten(start_dim=1))",

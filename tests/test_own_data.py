@@ -86,9 +86,10 @@ def test_the_help_of_a_data_class(
 ) -> None:
     """``--data.help CLASS`` says the class's own arguments, with ``--data CLASS`` or
     without it, for this project's class too (each was "unrecognized arguments"), and
-    writes nothing."""
+    writes nothing; its usage names the command (it said ``usage: fit.py``)."""
     result = run("digits.fit", *named, "--data.help", help_of)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m digits.fit [--data.batch_size")
     assert f"Help for --data.help={help_of}" in result.stdout
     assert says in result.stdout
     assert "--data.batch_size BATCH_SIZE" in result.stdout
