@@ -49,10 +49,14 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # Images of any shape, (N, H, W) as an image folder gives them, read as (N, H*W);
-        # flattened here rather than by an nn.Flatten layer, so that every checkpoint's
-        # layer numbers stay what they were.
-        return super().forward(features.flatten(start_dim=1))
+        # Images, (N, H, W) or (N, C, H, W), read as one vector each; flattened here
+        # rather than by an nn.Flatten layer, so that every checkpoint's layer numbers
+        # stay what they were. One sample alone, (num_features,), stays as it is.
+        if features.dim() > 2:
+            features = features.flatten(start_dim=1)
+        for layer in self:
+            features = layer(features)
+        return features
 
 
 class ConvNet(nn.Module):

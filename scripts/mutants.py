@@ -104,7 +104,7 @@ MUTANTS = [
     Mutant(
         "--data naming a module rather than its class says the module has no such name",
         "digits/training/own_data.py",
-        "        if is_a_module(class_path):",
+        "        if kind := module_kind(class_path):",
         "        if False:",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
@@ -973,8 +973,8 @@ MUTANTS = [
     Mutant(
         "--data of a bare module name is left to jsonargparse's words",
         "digits/training/own_data.py",
-        """        if is_a_module(name):
-            raise names_a_module(name)
+        """        if kind := module_kind(name):
+            raise names_a_module(name, kind)
 """,
         "",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
@@ -987,10 +987,17 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
     ),
     Mutant(
+        "--data of a package (any folder) says it is a module",
+        "digits/training/own_data.py",
+        'if kind == "package":',
+        "if False:",
+        ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
+    ),
+    Mutant(
         "the MLP takes flattened images only",
         "digits/networks.py",
-        "return super().forward(features.flatten(start_dim=1))",
-        "return super().forward(features)",
+        "features = features.flatten(start_dim=1)",
+        "pass",
         ("tests/test_model.py", "tests/test_own_data.py", "-k", "flatten"),
     ),
     Mutant(

@@ -11,6 +11,7 @@ import torch
 
 from digits.__main__ import main as digits_main
 from digits.dataset import DigitsSplits
+from digits.fit import main as fit_main
 from digits.reading.sure import Calibration
 from digits.training.summary import FitSummary
 from tests.conftest import QUIET, figures_by_loader, scalars
@@ -163,6 +164,7 @@ def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: P
     assert not (tmp_path / "lightning_logs").exists()
 
 
+@pytest.mark.parametrize("command", ["digits fit", "digits.fit"])
 @pytest.mark.parametrize(
     "flags",
     [
@@ -170,10 +172,13 @@ def test_a_checkpoint_is_required_to_score_or_use(subcommand, given, tmp_path: P
         ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "5"],
     ],
 )
-def test_lightnings_optimizer_flags_are_refused_for_the_models_own(flags, tmp_path: Path, capsys):
+def test_lightnings_optimizer_flags_are_refused_for_the_models_own(
+    flags, command: str, tmp_path: Path, capsys
+):
     """LightningCLI would train with them while the saved config shows model.lr too."""
+    main = fit_main if command == "digits.fit" else (lambda args: digits_main(["fit", *args]))
     with pytest.raises(SystemExit) as stopped:
-        digits_main(["fit", *flags])
+        main(flags)
     assert stopped.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {flags[0]} ")

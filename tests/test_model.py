@@ -27,9 +27,15 @@ def test_mlp_shapes_follow_its_arguments():
 
 
 def test_mlp_flattens_images_as_they_come():
-    network = MLP(num_features=16, num_classes=3)
-    images = torch.randn(5, 4, 4)
-    assert torch.equal(network(images), network(images.reshape(5, 16)))
+    with torch.random.fork_rng():  # seeded here, and the other tests' generator untouched
+        torch.manual_seed(0)
+        network = MLP(num_features=16, num_classes=3)
+        images = torch.randn(5, 4, 4)
+    flat = network(images.reshape(5, 16))
+    assert torch.equal(network(images), flat)
+    assert torch.equal(network(images.unsqueeze(1)), flat)  # (N, C, H, W), one channel
+    # One sample, unbatched: a matrix-vector product, equal to rounding.
+    assert torch.allclose(network(images[0].reshape(16)), flat[0], atol=1e-6)
 
 
 def test_classifier_outputs_one_logit_per_class():

@@ -474,6 +474,11 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
             "empty",
             "error: --data empty is a module; name the class in it: --data empty.ClassName",
         ),
+        (
+            "examples",
+            "error: --data examples is a package (a folder of modules); name a class in one "
+            "of its modules: --data examples.module.ClassName",
+        ),
         ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):
         refused = run("digits.fit", "--data", data)

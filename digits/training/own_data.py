@@ -83,8 +83,8 @@ def check_data_class_imports(class_path: str) -> None:
             + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
         )
     if not module_name:
-        if is_a_module(name):
-            raise names_a_module(name)
+        if kind := module_kind(name):
+            raise names_a_module(name, kind)
         return  # a bare class name: jsonargparse looks it up among the classes it knows
     try:
         module = importlib.import_module(module_name)
@@ -103,22 +103,32 @@ def check_data_class_imports(class_path: str) -> None:
             f"importing {module_name} failed: {type(error).__name__}: {error}"
         ) from error
     if not hasattr(module, name):
-        if is_a_module(class_path):
-            raise names_a_module(class_path)
+        if kind := module_kind(class_path):
+            raise names_a_module(class_path, kind)
         raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
 
 
-def names_a_module(name: str) -> ValueError:
-    """``--data examples.wine`` (or ``--data mymodule``): a module where a class belongs."""
+def names_a_module(name: str, kind: str) -> ValueError:
+    """``--data examples.wine`` (or ``--data my_data``, ``--data examples``): a module or a
+    package where a class belongs."""
+    if kind == "package":
+        return ValueError(
+            f"--data {name} is a package (a folder of modules); name a class in one of its "
+            f"modules: --data {name}.module.ClassName"
+        )
     return ValueError(f"--data {name} is a module; name the class in it: --data {name}.ClassName")
 
 
-def is_a_module(name: str) -> bool:
-    """Whether ``name`` is an importable module (``examples.wine``), without importing it."""
+def module_kind(name: str) -> str | None:
+    """ "module" or "package" where ``name`` is importable as one (``examples.wine``,
+    ``examples``: any folder on the path is a namespace package), without importing it."""
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):  # its parent is a module, not a package
-        return False
+        return None
+    if spec is None:
+        return None
+    return "module" if spec.submodule_search_locations is None else "package"
 
 
 def _data_class(value: str, whole_config: bool) -> str | None:
