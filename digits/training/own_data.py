@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -108,7 +108,10 @@ def check_data_class_imports(class_path: str) -> None:
         raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
 
 
-def names_a_module(name: str, kind: str) -> ValueError:
+ModuleKind = Literal["module", "package"]
+
+
+def names_a_module(name: str, kind: ModuleKind) -> ValueError:
     """``--data examples.wine`` (or ``--data my_data``, ``--data examples``): a module or a
     package where a class belongs."""
     if kind == "package":
@@ -119,9 +122,9 @@ def names_a_module(name: str, kind: str) -> ValueError:
     return ValueError(f"--data {name} is a module; name the class in it: --data {name}.ClassName")
 
 
-def module_kind(name: str) -> str | None:
-    """ "module" or "package" where ``name`` is importable as one (``examples.wine``,
-    ``examples``: any folder on the path is a namespace package), without importing it."""
+def module_kind(name: str) -> ModuleKind | None:
+    """What ``name`` is importable as, without importing it: a module (``examples.wine``)
+    or a package (``examples``: any folder on the path is a namespace package)."""
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):  # its parent is a module, not a package
