@@ -77,7 +77,10 @@ class ConvNet(nn.Module):
         super().__init__()
         side = round(num_features**0.5)
         if side * side != num_features:
-            raise ValueError(f"ConvNet needs square images, got {num_features} pixels")
+            raise ValueError(
+                "ConvNet reads square images of one channel, side x side features (64 for "
+                f"8x8), got {num_features} features; the MLP reads any shape"
+            )
         if channels < 1 or hidden_size < 1:
             raise ValueError("model.network.channels and hidden_size must be at least 1")
         check_dropout(dropout)

@@ -38,6 +38,16 @@ def test_mlp_flattens_images_as_they_come():
     assert torch.allclose(network(images[0].reshape(16)), flat[0], atol=1e-6)
 
 
+def test_convnet_says_it_reads_one_channel_square_images():
+    """RGB 16x16 images are 768 features: "needs square images" left a stranger stuck."""
+    with pytest.raises(ValueError) as refused:
+        ConvNet(num_features=3 * 16 * 16)
+    assert str(refused.value) == (
+        "ConvNet reads square images of one channel, side x side features (64 for 8x8), "
+        "got 768 features; the MLP reads any shape"
+    )
+
+
 def test_classifier_outputs_one_logit_per_class():
     model = DigitsClassifier(num_features=64, num_classes=10)
     assert model(torch.randn(7, 64)).shape == (7, 10)

@@ -343,48 +343,48 @@ class Labelled(L.LightningDataModule):
 LABEL_CASES = [
     (
         "torch.arange(60) % 3 + 1",  # 1..3, as many data sets number their classes
-        "error: Labelled's training labels run 1..3, and no image has [0]: they must run "
-        "from 0 to the number of classes - 1 (sklearn's LabelEncoder makes them so), or "
-        "set num_classes",
+        "error: Labelled's training labels run 1..3, and no sample has [0]: they must run "
+        "from 0 to the number of classes - 1 (sklearn's LabelEncoder makes them so); set "
+        "num_classes only where a class has no training sample",
     ),
     (
         "(torch.arange(60) % 3).float()",
         "error: Labelled's training labels are torch.float32: class indices must be "
-        "integers from 0 (int64), or set num_classes",
+        "int64 integers from 0 (torch.as_tensor(labels, dtype=torch.int64))",
     ),
     (
         # Read from a file where one row says 3.0: the batches after the first are floats.
         "[0, 1, 2] * 10 + [0.0, 1.0, 2.0] * 10",
         "error: Labelled's training labels are torch.float32 in some batches: class "
-        "indices must be integers from 0 (int64), or set num_classes",
+        "indices must be int64 integers from 0 (torch.as_tensor(labels, dtype=torch.int64))",
     ),
     (
         '["cat", "dog", "eel"] * 20',
         "error: Labelled's training labels are a tuple of str, not a tensor: class indices "
-        "must be integers from 0 (sklearn's LabelEncoder makes them so), or set num_classes",
+        "must be integers from 0 (sklearn's LabelEncoder makes them so)",
     ),
     (
         "(torch.arange(60) % 3)[:, None]",  # a column, as df[["label"]].values is
         "error: Labelled's training labels have the shape (batch, 1): one class index per "
-        "image, of the shape (batch,), or a distribution of floats over the classes per "
-        "image, (batch, classes)",
+        "sample, of the shape (batch,), or a distribution of floats over the classes per "
+        "sample, (batch, classes)",
     ),
     (
         "(torch.arange(60) % 3).float()[:, None]",  # np.loadtxt's column, as floats
         "error: Labelled's training labels have the shape (batch, 1): one class index per "
-        "image, of the shape (batch,), or a distribution of floats over the classes per "
-        "image, (batch, classes)",
+        "sample, of the shape (batch,), or a distribution of floats over the classes per "
+        "sample, (batch, classes)",
     ),
     (
         "(torch.arange(60) % 3)[:, None, None]",
         "error: Labelled's training labels have the shape (batch, 1, 1): one class index "
-        "per image, of the shape (batch,), or a distribution of floats over the classes "
-        "per image, (batch, classes)",
+        "per sample, of the shape (batch,), or a distribution of floats over the classes "
+        "per sample, (batch, classes)",
     ),
     (
         "(torch.arange(60) % 3).int()",  # NumPy's default integer on Windows
         "error: Labelled's training labels are torch.int32: class indices must be "
-        "integers from 0 (int64), or set num_classes",
+        "int64 integers from 0 (torch.as_tensor(labels, dtype=torch.int64))",
     ),
     (
         "torch.arange(60) % 3, torch.ones(60)",  # zipped: batches of three tensors
@@ -476,8 +476,9 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
         ),
         (
             "examples",
-            "error: --data examples is a package (a folder of modules); name a class in one "
-            "of its modules: --data examples.module.ClassName",
+            "error: --data examples is a folder, not a data module class: name the class by "
+            "its module, --data module.ClassName (a folder your class reads is one of its "
+            "settings, --data.NAME examples)",
         ),
         ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):

@@ -116,8 +116,9 @@ def names_a_module(name: str, kind: ModuleKind) -> ValueError:
     package where a class belongs."""
     if kind == "package":
         return ValueError(
-            f"--data {name} is a package (a folder of modules); name a class in one of its "
-            f"modules: --data {name}.module.ClassName"
+            f"--data {name} is a folder, not a data module class: name the class by its "
+            f"module, --data module.ClassName (a folder your class reads is one of its "
+            f"settings, --data.NAME {name})"
         )
     return ValueError(f"--data {name} is a module; name the class in it: --data {name}.ClassName")
 
@@ -240,10 +241,10 @@ def label_summary(labels: Any) -> Any:
 
 def classes_in(data_name: str, targets: list[Any]) -> int:
     """How many classes training targets show: a distribution's width, else one more
-    than the largest class index, where every index from 0 must have an image.
+    than the largest class index, where every index from 0 must have a sample.
 
     Labels 1..3 (as many data sets number their classes) would otherwise train a network
-    of four classes, one of which no image has, and nothing would say so. Every batch is
+    of four classes, one of which no sample has, and nothing would say so. Every batch is
     judged, not the first alone: a CSV where one row says 3.0 makes the batches that
     hold it floats.
     """
@@ -256,16 +257,15 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
                 kind += f" of {type(labels[0]).__name__}"
             raise UsageError(
                 f"{data_name}'s training labels are a {kind}, not a tensor: class indices "
-                "must be integers from 0 (sklearn's LabelEncoder makes them so), or set "
-                "num_classes"
+                "must be integers from 0 (sklearn's LabelEncoder makes them so)"
             )
         distribution = labels.ndim == 2 and labels.is_floating_point() and labels.shape[1] > 1
         if labels.ndim != 1 and not distribution:
             shape = f"({', '.join(['batch', *map(str, labels.shape[1:])])})"
             raise UsageError(
                 f"{data_name}'s training labels have the shape {shape}: one class index "
-                "per image, of the shape (batch,), or a distribution of floats over the "
-                "classes per image, (batch, classes)"
+                "per sample, of the shape (batch,), or a distribution of floats over the "
+                "classes per sample, (batch, classes)"
             )
     widths = {labels.shape[-1] for labels in targets if labels.ndim == 2}
     if widths:  # each target a distribution over the classes
@@ -280,7 +280,7 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
         some = " in some batches" if len(others) < len(targets) else ""
         raise UsageError(
             f"{data_name}'s training labels are {others[0]}{some}: class indices must be "
-            "integers from 0 (int64), or set num_classes"
+            "int64 integers from 0 (torch.as_tensor(labels, dtype=torch.int64))"
         )
     seen = torch.cat(targets).unique().tolist()  # sorted
     if not seen:
@@ -292,9 +292,9 @@ def classes_in(data_name: str, targets: list[Any]) -> int:
     unused = list(itertools.islice((n for n in below if n not in held), 5))
     raise UsageError(
         f"{data_name}'s training labels run {seen[0]}..{seen[-1]}"
-        + (f", and no image has {unused}" if unused else "")
+        + (f", and no sample has {unused}" if unused else "")
         + ": they must run from 0 to the number of classes - 1 (sklearn's LabelEncoder "
-        "makes them so), or set num_classes"
+        "makes them so); set num_classes only where a class has no training sample"
     )
 
 
