@@ -42,7 +42,11 @@ from digits.training.familiar import DeclineUnfamiliar
 from digits.training.folders import place_run
 from digits.training.interrupt import InterruptCheckpoint
 from digits.training.lightning_internals import CheckpointReadOnce
-from digits.training.output import quiet_resumed_run, say_trained_on_in_a_new_folder
+from digits.training.output import (
+    quiet_resumed_run,
+    say_trained_on_in_a_new_folder,
+    say_where_scores_went,
+)
 from digits.training.own_data import (
     check_data_class_imports,
     further_eval_sets,
@@ -315,6 +319,12 @@ class DigitsCLI(CheckpointReadOnce):
 
     def after_fit(self) -> None:
         self.summary = evaluate_best_and_summarize(self.trainer, self.model, self.datamodule)
+
+    def after_validate(self) -> None:
+        say_where_scores_went(self.trainer)
+
+    def after_test(self) -> None:
+        say_where_scores_went(self.trainer)
 
 
 def holds_familiarity(checkpoint: dict[str, Any] | None) -> bool:

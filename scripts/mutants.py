@@ -994,6 +994,15 @@ MUTANTS = [
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
     Mutant(
+        "test does not say the folder its scores went to",
+        "digits/cli.py",
+        """    def after_test(self) -> None:
+        say_where_scores_went(self.trainer)""",
+        """    def after_test(self) -> None:
+        pass""",
+        ("tests/test_cli.py", "-k", "say_the_folder"),
+    ),
+    Mutant(
         "the MLP takes flattened images only",
         "digits/networks.py",
         "features = features.flatten(start_dim=1)",

@@ -142,6 +142,18 @@ def test_test_and_validate_list_each_sets_figures_under_its_own_loader(
         assert columns == expected
 
 
+def test_test_and_validate_say_the_folder_their_scores_went_to(
+    trained: Path, tmp_path: Path, capfd
+):
+    """Each writes its scores to a run folder of its own, which it named nowhere."""
+    capfd.readouterr()
+    for number, (subcommand, stage) in enumerate((("test", "test"), ("validate", "val"))):
+        digits_main([subcommand, *QUIET, "--ckpt_path", str(trained)])
+        folder = Path("lightning_logs", "digits", f"version_{number}")
+        assert capfd.readouterr().out.splitlines()[-1] == f"logs          {folder}"
+        assert scalars(tmp_path / folder, f"{stage}/acc")
+
+
 def test_a_checkpoint_is_required_to_score_or_use_as_a_whole_command(tmp_path: Path):
     """Without --ckpt_path Lightning would score or use the untrained network, and exit 0."""
     result = run_module("digits", "test")

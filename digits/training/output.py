@@ -11,7 +11,10 @@ import logging
 import sys
 import warnings
 
+import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
+
+from digits.training.folders import run_log_dir
 
 
 class WithoutCloudLoggingTip(logging.Filter):
@@ -74,3 +77,14 @@ def say_trained_on_in_a_new_folder(ckpt_path: str) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def say_where_scores_went(trainer: L.Trainer) -> None:
+    """``validate`` and ``test`` write their scores to a run folder of their own
+    (``version_N``, beside the run that trained): named as a fit's summary names its own,
+    so that they can be found in TensorBoard."""
+    if not trainer.loggers or trainer.fast_dev_run:
+        return  # nothing written
+    log_dir = run_log_dir(trainer)  # every process: a collective call under DDP
+    if trainer.is_global_zero:
+        print(f"logs          {log_dir}")
