@@ -166,14 +166,13 @@ class DigitsCLI(CheckpointReadOnce):
         # Raise instead of printing a usage block, so that main() prints one line; read
         # config files with the settings that moved in their new places.
         common = {"exit_on_error": False, "parser_mode": register_loader()}
-        # What to type, as usage says it, rather than the file Python ran.
-        parser_class = FitScriptParser if self.is_fit_script else CommandParser
-        kwargs.setdefault("parser_class", parser_class)
+        # What to type, as usage says it, rather than the file Python ran: the parser
+        # class's own default, for the main parser and nested help alike.
+        kwargs.setdefault("parser_class", FitScriptParser if self.is_fit_script else CommandParser)
         kwargs.setdefault(
             "parser_kwargs",
             {
                 **common,
-                "prog": parser_class.command,
                 "description": DESCRIPTION,
                 "fit": {**common, "description": FIT_DESCRIPTION},
                 **{subcommand: dict(common) for subcommand in ("validate", "test", "predict")},

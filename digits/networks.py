@@ -51,7 +51,8 @@ class MLP(nn.Sequential):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         # Images, (N, H, W) or (N, C, H, W), read as one vector each; flattened here
         # rather than by an nn.Flatten layer, so that every checkpoint's layer numbers
-        # stay what they were. One sample alone, (num_features,), stays as it is.
+        # stay what they were. One sample alone, (num_features,), stays as it is. The
+        # loop is nn.Sequential's own, written out: TorchScript cannot script super().
         if features.dim() > 2:
             features = features.flatten(start_dim=1)
         for layer in self:

@@ -233,11 +233,7 @@ class SquareImages(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.data, batch_size=20)
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.data, batch_size=20)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.data, batch_size=20)
+    val_dataloader = test_dataloader = train_dataloader
 
 
 @pytest.mark.parametrize(
