@@ -228,8 +228,8 @@ class DigitsCLI(CheckpointReadOnce):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         with mark_usage_errors(MisconfigurationException):
             check_old_flags(sys.argv[1:] if args is None else args)
-            for class_path in named_data_classes(args):
-                check_data_class_imports(class_path)
+            for flag, class_path in named_data_classes(args):
+                check_data_class_imports(class_path, flag)
             super().parse_arguments(parser, args)
             check_seed(self.stage_config.get("seed_everything"))  # seeded before building
             defaults = self.defaults_parser.get_defaults()

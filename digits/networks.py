@@ -103,6 +103,14 @@ class ConvNet(nn.Module):
         )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # Flat rows are read as squares; images must be squares already, or reshaping
+        # would read 8x32 (or four 8x8 channels) as one 16x16 image without a word.
+        if pixels.dim() > 2 and tuple(pixels.shape[-2:]) != (self.side, self.side):
+            size = "x".join(str(side) for side in pixels.shape[1:])
+            raise ValueError(
+                f"ConvNet reads images of one channel, {self.side}x{self.side} here "
+                f"({self.side**2} features), got {size}; the MLP reads any shape"
+            )
         images = pixels.reshape(-1, 1, self.side, self.side)
         return self.classifier(self.features(images))
 

@@ -139,8 +139,8 @@ MUTANTS = [
     Mutant(
         "--data.help naming this project's own data module is an unrecognized argument",
         "digits/training/own_data.py",
-        'token.partition("=")[0] == "--data.help" for token in _tokens(args)',
-        'token.partition("=")[0] == "--data.hel" for token in _tokens(args)',
+        "flag == HELP_FLAG or not is_default_data(class_path)",
+        "not is_default_data(class_path)",
         ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
     ),
     Mutant(
@@ -974,7 +974,7 @@ MUTANTS = [
         "--data of a bare module name is left to jsonargparse's words",
         "digits/training/own_data.py",
         """        if kind := module_kind(name):
-            raise names_a_module(name, kind)
+            raise names_a_module(name, kind, flag)
 """,
         "",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
@@ -1117,7 +1117,7 @@ MUTANTS = [
     Mutant(
         "a data class that cannot be imported is said as a wrong type",
         "digits/cli.py",
-        "                check_data_class_imports(class_path)\n",
+        "                check_data_class_imports(class_path, flag)\n",
         "                pass\n",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
@@ -1212,8 +1212,35 @@ MUTANTS = [
         "if False:",
         ("tests/test_trust.py", "-k", "user_errors"),
     ),
+    Mutant(
+        "--data.help is left to jsonargparse's words",
+        "digits/training/own_data.py",
+        "named.append((flag, value))  # a class path or name, never a config",
+        "pass",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
+    Mutant(
+        "a data class named without its module is left to jsonargparse",
+        "digits/training/own_data.py",
+        "if name not in imported_data_class_names():",
+        "if False:",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
+    Mutant(
+        "--data ./folder is left to jsonargparse",
+        "digits/training/own_data.py",
+        'if "/" in class_path and Path(class_path).is_dir():',
+        "if False:",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
+    Mutant(
+        "ConvNet reads images that are not its square as if they were",
+        "digits/networks.py",
+        "if pixels.dim() > 2 and tuple(pixels.shape[-2:]) != (self.side, self.side):",
+        "if False:",
+        ("tests/test_model.py", "-k", "reshape"),
+    ),
 ]
-
 
 def copy_of_repository(into: Path) -> Path:
     ignored = shutil.ignore_patterns(".git", ".venv", "lightning_logs", "__pycache__", "*.egg-info")

@@ -38,6 +38,22 @@ def test_mlp_flattens_images_as_they_come():
     assert torch.allclose(network(images[0].reshape(16)), flat[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 32), (2, 4, 8, 8), (2, 1, 8, 32)])
+def test_convnet_refuses_images_it_would_reshape_into_others(shape: tuple[int, ...]):
+    """256 features make a 16x16 square: 8x32 images or four 8x8 channels were read as
+    one 16x16 image without a word."""
+    network = ConvNet(num_features=256)
+    for fine in ((2, 256), (2, 16, 16), (2, 1, 16, 16)):
+        assert network(torch.zeros(fine)).shape == (2, 10)
+    with pytest.raises(ValueError) as refused:
+        network(torch.zeros(shape))
+    size = "x".join(str(side) for side in shape[1:])
+    assert str(refused.value) == (
+        f"ConvNet reads images of one channel, 16x16 here (256 features), got {size}; "
+        "the MLP reads any shape"
+    )
+
+
 def test_convnet_says_it_reads_one_channel_square_images():
     """RGB 16x16 images are 768 features: "needs square images" left a stranger stuck."""
     with pytest.raises(ValueError) as refused:

@@ -486,3 +486,58 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
     assert failed.returncode == 1
     assert "Traceback" in failed.stderr and "ZeroDivisionError" in failed.stderr
     assert not (examples / "lightning_logs").exists()
+
+
+FOLDER_LINE = (
+    "error: {flag} {name} is a folder, not a data module class: name the class by its "
+    "module, {flag} module.ClassName (a folder your class reads is one of its settings, "
+    "--data.NAME {name})"
+)
+
+
+@pytest.mark.parametrize(
+    ("words", "line"),
+    [
+        (
+            ["--data.help", "empty"],
+            "error: --data.help empty is a module; name the class in it: "
+            "--data.help empty.ClassName",
+        ),
+        (
+            ["--data.help=empty.py"],
+            "error: --data.help empty.py is a file; name the class in it: "
+            "--data.help empty.ClassName",
+        ),
+        (
+            ["--data.help", "nowhere.MyData"],
+            "error: --data.help nowhere.MyData: no module 'nowhere' here; run from the "
+            "folder that holds it, or install its package",
+        ),
+        (
+            ["--data", "MyOwnData"],
+            "error: --data MyOwnData: no data module class of that name is imported; name "
+            "it by its module: --data module.MyOwnData",
+        ),
+        (
+            ["--data.help", "MyOwnData"],
+            "error: --data.help MyOwnData: no data module class of that name is imported; "
+            "name it by its module: --data.help module.MyOwnData",
+        ),
+        (["--data", "./examples"], FOLDER_LINE.format(flag="--data", name="./examples")),
+        (["--data", "examples/"], FOLDER_LINE.format(flag="--data", name="examples/")),
+        (["--data.help", "examples"], FOLDER_LINE.format(flag="--data.help", name="examples")),
+    ],
+)
+def test_a_data_class_misnamed_is_said_in_one_line(
+    words: list[str], line: str, examples: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``--data.help`` is read as ``--data`` is, and a class without its module or a
+    folder's path is told how to name a class (jsonargparse said "expected one of
+    [LightningDataModule, NoneType]" or "Expected a dot import path string")."""
+    (examples / "empty.py").write_text("")
+    monkeypatch.syspath_prepend(examples)  # as python -m finds modules in its folder
+    with pytest.raises(SystemExit) as stopped:
+        fit_main(words)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+    assert not (examples / "lightning_logs").exists()

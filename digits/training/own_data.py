@@ -39,24 +39,31 @@ def names_other_data(args: Any) -> bool:
     ``--data.help CLASS`` asks for it whatever the class (``DigitsDataModule`` too): only
     subclass mode lists a class's arguments, and help writes nothing.
     """
-    if any(token.partition("=")[0] == "--data.help" for token in _tokens(args)):
-        return True
-    return any(not is_default_data(class_path) for class_path in named_data_classes(args))
+    return any(
+        flag == HELP_FLAG or not is_default_data(class_path)
+        for flag, class_path in named_data_classes(args)
+    )
 
 
-def named_data_classes(args: Any) -> list[str]:
-    """The class paths a command line names for its data, in its order."""
+HELP_FLAG = "--data.help"
+
+
+def named_data_classes(args: Any) -> list[tuple[str, str]]:
+    """The class paths a command line names for its data, in its order, each with the flag
+    to name it by (``--data`` for a config file's, ``--data.help`` for help's)."""
     args = _tokens(args)
     named = []
     for index, token in enumerate(args):
         flag, _, value = token.partition("=")
-        if flag in ("--data", "--config", "-c") and not value and index + 1 < len(args):
+        if flag in ("--data", HELP_FLAG, "--config", "-c") and not value and index + 1 < len(args):
             value = args[index + 1]
-        if flag == "--data":
-            named.append(_data_class(value, whole_config=False))
+        if flag == HELP_FLAG:
+            named.append((flag, value))  # a class path or name, never a config
+        elif flag == "--data":
+            named.append((flag, _data_class(value, whole_config=False)))
         elif flag in ("--config", "-c"):
-            named.append(_data_class(value, whole_config=True))
-    return [class_path for class_path in named if class_path]
+            named.append(("--data", _data_class(value, whole_config=True)))
+    return [(flag, class_path) for flag, class_path in named if class_path]
 
 
 def _tokens(args: Any) -> list[str]:
@@ -67,35 +74,43 @@ def _tokens(args: Any) -> list[str]:
     return [str(token) for token in args] if isinstance(args, (list, tuple)) else []
 
 
-def check_data_class_imports(class_path: str) -> None:
-    """A data class that cannot be imported, said with the reason (jsonargparse only says
-    that the value is not a ``LightningDataModule``).
+def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
+    """A data class that cannot be imported, said with the reason and in the words of the
+    ``flag`` that named it (jsonargparse only says that the value is not a
+    ``LightningDataModule``, or not "a dot import path").
 
     A module or package missing is the user's to fix (one line); anything else its
     module raises while imported is a bug in it and keeps its traceback.
     """
+    if "/" in class_path and Path(class_path).is_dir():
+        raise names_a_module(class_path, "package", flag)  # --data ./folder
     module_name, _, name = class_path.rpartition(".")
     if name == "py":
         module_file = Path(f"{module_name}.py")  # as the shell completed it
         raise ValueError(
-            f"--data {class_path} is a file; name the class in it: --data "
+            f"{flag} {class_path} is a file; name the class in it: {flag} "
             f"{module_file.stem}.ClassName"
             + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
         )
     if not module_name:
         if kind := module_kind(name):
-            raise names_a_module(name, kind)
-        return  # a bare class name: jsonargparse looks it up among the classes it knows
+            raise names_a_module(name, kind, flag)
+        if name not in imported_data_class_names():
+            raise ValueError(
+                f"{flag} {name}: no data module class of that name is imported; name it by "
+                f"its module: {flag} module.{name}"
+            )
+        return  # a class already imported: jsonargparse finds it by its name alone
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and f"{module_name}.".startswith(f"{error.name}."):
             raise ValueError(
-                f"--data {class_path}: no module {module_name!r} here; run from the folder "
+                f"{flag} {class_path}: no module {module_name!r} here; run from the folder "
                 "that holds it, or install its package"
             ) from None
         raise ValueError(
-            f"--data {class_path}: {module_name} imports {error.name!r}, which is not "
+            f"{flag} {class_path}: {module_name} imports {error.name!r}, which is not "
             f"installed (pip install the package that provides it)"
         ) from None
     except Exception as error:
@@ -104,23 +119,35 @@ def check_data_class_imports(class_path: str) -> None:
         ) from error
     if not hasattr(module, name):
         if kind := module_kind(class_path):
-            raise names_a_module(class_path, kind)
-        raise ValueError(f"--data {class_path}: {module_name} has no {name!r}")
+            raise names_a_module(class_path, kind, flag)
+        raise ValueError(f"{flag} {class_path}: {module_name} has no {name!r}")
+
+
+def imported_data_class_names() -> set[str]:
+    """The names of the data module classes imported so far (``DigitsDataModule``'s among
+    them): those jsonargparse resolves from a name without its module."""
+    found, unseen = set(), [L.LightningDataModule]
+    while unseen:
+        for subclass in unseen.pop().__subclasses__():
+            if subclass.__name__ not in found:
+                found.add(subclass.__name__)
+                unseen.append(subclass)
+    return found
 
 
 ModuleKind = Literal["module", "package"]
 
 
-def names_a_module(name: str, kind: ModuleKind) -> ValueError:
+def names_a_module(name: str, kind: ModuleKind, flag: str = "--data") -> ValueError:
     """``--data examples.wine`` (or ``--data my_data``, ``--data examples``): a module or a
-    package where a class belongs."""
+    package (or a folder) where a class belongs."""
     if kind == "package":
         return ValueError(
-            f"--data {name} is a folder, not a data module class: name the class by its "
-            f"module, --data module.ClassName (a folder your class reads is one of its "
+            f"{flag} {name} is a folder, not a data module class: name the class by its "
+            f"module, {flag} module.ClassName (a folder your class reads is one of its "
             f"settings, --data.NAME {name})"
         )
-    return ValueError(f"--data {name} is a module; name the class in it: --data {name}.ClassName")
+    return ValueError(f"{flag} {name} is a module; name the class in it: {flag} {name}.ClassName")
 
 
 def module_kind(name: str) -> ModuleKind | None:
@@ -146,6 +173,8 @@ def _data_class(value: str, whole_config: bool) -> str | None:
             return None  # the parser itself says what is wrong with the file
     elif not whole_config and value.lstrip().startswith("{"):
         text = value  # --data '{class_path: ...}'
+    elif not whole_config and "/" in value and Path(value).is_dir():
+        return value  # a folder for a class path: check_data_class_imports says so
     elif whole_config or value.endswith((".yaml", ".yml", ".json")) or "/" in value:
         return None  # a file that is not there: the parser says so
     else:
