@@ -130,6 +130,32 @@ class FitScriptParser(CommandParser):
     command = "python -m digits.fit"
 
 
+# One class per subcommand, so that nested help under it names it too (module-level, as
+# a parser must be picklable).
+class FitCommandParser(CommandParser):
+    command = "python -m digits fit"
+
+
+class ValidateCommandParser(CommandParser):
+    command = "python -m digits validate"
+
+
+class TestCommandParser(CommandParser):
+    command = "python -m digits test"
+
+
+class PredictCommandParser(CommandParser):
+    command = "python -m digits predict"
+
+
+SUBCOMMAND_PARSERS = {
+    "fit": FitCommandParser,
+    "validate": ValidateCommandParser,
+    "test": TestCommandParser,
+    "predict": PredictCommandParser,
+}
+
+
 class DigitsCLI(CheckpointReadOnce):
     """LightningCLI with this project's defaults, links and checks.
 
@@ -169,16 +195,26 @@ class DigitsCLI(CheckpointReadOnce):
         # What to type, as usage says it, rather than the file Python ran: the parser
         # class's own default, for the main parser and nested help alike.
         kwargs.setdefault("parser_class", FitScriptParser if self.is_fit_script else CommandParser)
-        kwargs.setdefault(
-            "parser_kwargs",
-            {
-                **common,
-                "description": DESCRIPTION,
-                "fit": {**common, "description": FIT_DESCRIPTION},
-                **{subcommand: dict(common) for subcommand in ("validate", "test", "predict")},
-            },
-        )
+        subcommands = {
+            subcommand: {**common, "subcommand_parser": parser_class}
+            for subcommand, parser_class in SUBCOMMAND_PARSERS.items()
+        }
+        subcommands["fit"]["description"] = FIT_DESCRIPTION
+        kwargs.setdefault("parser_kwargs", {**common, "description": DESCRIPTION, **subcommands})
         super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """A subcommand's parser is of its own class (its ``subcommand_parser`` in
+        ``parser_kwargs``): nested help under it (``--data.help CLASS``) builds a parser
+        of that class with a description only, and its usage names the subcommand."""
+        parser_class = kwargs.pop("subcommand_parser", None)
+        if parser_class is None:
+            return super().init_parser(**kwargs)
+        main_parser_class, self.parser_class = self.parser_class, parser_class
+        try:
+            return super().init_parser(**kwargs)
+        finally:
+            self.parser_class = main_parser_class
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Added as plain argument groups, not as Lightning's auto-added callbacks, so that

@@ -1261,6 +1261,13 @@ MUTANTS = [
         "elif False:",
         ("tests/test_own_data.py", "-k", "declared"),
     ),
+    Mutant(
+        "nested help under a subcommand does not name it",
+        "digits/cli.py",
+        "main_parser_class, self.parser_class = self.parser_class, parser_class",
+        "main_parser_class = self.parser_class",
+        ("tests/test_cli.py", "-k", "nested_help"),
+    ),
 ]
 
 

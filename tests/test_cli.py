@@ -96,6 +96,25 @@ def test_help_says_what_each_subcommand_does():
         assert subcommand in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("subcommand", "nested"),
+    [
+        ("fit", ["--data.help", "digits.DigitsDataModule"]),
+        ("test", ["--model.network.help", "ConvNet"]),
+        ("predict", ["--model.network.help", "MLP"]),
+    ],
+)
+def test_nested_help_under_a_subcommand_names_it(subcommand: str, nested: list[str], capsys):
+    """Its usage said ``python -m digits [...]``, a command that does not take the flags
+    it lists; nested help builds its parser from the subcommand parser's class alone."""
+    with pytest.raises(SystemExit) as stopped:
+        digits_main([subcommand, *nested])
+    assert stopped.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith(f"usage: python -m digits {subcommand} [--"), usage[:200]
+    assert f"Help for {nested[0]}=" in usage
+
+
 def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, capsys):
     fitted = digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
     run = tmp_path / "lightning_logs/digits/version_0"
