@@ -1241,27 +1241,6 @@ MUTANTS = [
         ("tests/test_model.py", "-k", "reshape"),
     ),
     Mutant(
-        "a declared num_features is taken without a look at the batches",
-        "digits/training/own_data.py",
-        "if declared is not None and int(declared) != held:",
-        "if False:",
-        ("tests/test_own_data.py", "-k", "declared"),
-    ),
-    Mutant(
-        "a declared num_classes is taken without a look at the labels",
-        "digits/training/own_data.py",
-        "check_declared_classes(data_name, int(declared), labels)",
-        "pass",
-        ("tests/test_own_data.py", "-k", "declared"),
-    ),
-    Mutant(
-        "a declared num_classes is not held to distributions' width",
-        "digits/training/own_data.py",
-        "elif labels.is_floating_point() and labels.dim() == 2 and labels.shape[1] != declared:",
-        "elif False:",
-        ("tests/test_own_data.py", "-k", "declared"),
-    ),
-    Mutant(
         "nested help under a subcommand does not name it",
         "digits/cli.py",
         "main_parser_class, self.parser_class = self.parser_class, parser_class",

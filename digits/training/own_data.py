@@ -204,43 +204,30 @@ def further_eval_sets(data: L.LightningDataModule) -> list[str]:
 
 def num_features_of(data: L.LightningDataModule) -> int:
     """``data.num_features`` (or Lightning's older ``dims``), else the value ``setup`` set,
-    else the size of one training sample; a size declared is held to that sample's."""
+    else the size of one training sample."""
     with _its_own_code(data, "num_features"):
         declared = getattr(data, "num_features", None)
         if declared is None and getattr(data, "dims", None):
             declared = math.prod(data.dims)
-        if declared is not None and isinstance(data, DigitsDataModule):
-            return int(declared)  # this project's own, which is not read ahead of training
-        loader = _training_loader(data)
         if declared is None:
+            loader = _training_loader(data)
             declared = getattr(data, "num_features", None)  # set by setup
-        features, _ = training_pair(type(data).__name__, next(iter(loader)))
-        held = features[0].numel()
-        if declared is not None and int(declared) != held:
-            shape = f" ({'x'.join(map(str, features.shape[1:]))})" if features[0].dim() > 1 else ""
-            raise UsageError(
-                f"{type(data).__name__}.num_features is {declared}, but its training samples "
-                f"hold {held} features{shape}: set num_features to {held}, or leave it out "
-                "to have it read"
-            )
-        return held
+            if declared is None:
+                features, _ = training_pair(type(data).__name__, next(iter(loader)))
+                declared = features[0].numel()
+        return int(declared)
 
 
 def num_classes_of(data: L.LightningDataModule) -> int:
-    """``data.num_classes``, else the value ``setup`` set, else what the training labels
-    show; a number declared is held to the labels of the first training batch."""
+    """``data.num_classes``, else the value ``setup`` set, else what the training labels show."""
     with _its_own_code(data, "num_classes"):
         declared = getattr(data, "num_classes", None)
-        if declared is not None and isinstance(data, DigitsDataModule):
-            return int(declared)
-        loader = _training_loader(data)
         if declared is None:
+            loader = _training_loader(data)
             declared = getattr(data, "num_classes", None)  # set by setup
-        data_name = type(data).__name__
         if declared is not None:
-            _, labels = training_pair(data_name, next(iter(loader)))
-            check_declared_classes(data_name, int(declared), labels)
             return int(declared)
+        data_name = type(data).__name__
         if isinstance(getattr(loader, "dataset", None), IterableDataset):
             raise UsageError(
                 f"{data_name}'s training batches come from an IterableDataset, which may not "
@@ -248,27 +235,6 @@ def num_classes_of(data: L.LightningDataModule) -> int:
             )
         targets = [label_summary(training_pair(data_name, batch)[1]) for batch in loader]
     return classes_in(data_name, targets)
-
-
-def check_declared_classes(data_name: str, declared: int, labels: Any) -> None:
-    """Class indices at or above ``num_classes`` (cross-entropy's "Target 9 is out of
-    bounds"), or distributions of another width, in one batch: the copy's own number
-    left in is the usual cause. Labels of other kinds are not judged here."""
-    if not isinstance(labels, torch.Tensor) or labels.numel() == 0:
-        return
-    if labels.dtype in CLASS_INDEX_DTYPES and labels.dim() == 1:
-        if (largest := int(labels.max())) >= declared:
-            raise UsageError(
-                f"{data_name}.num_classes is {declared}, but its first training batch has "
-                f"label {largest}: labels are class indices below num_classes; set it to "
-                "the number of classes, or leave it out to have it read"
-            )
-    elif labels.is_floating_point() and labels.dim() == 2 and labels.shape[1] != declared:
-        raise UsageError(
-            f"{data_name}.num_classes is {declared}, but its first training batch holds "
-            f"distributions over {labels.shape[1]} classes: set num_classes to "
-            f"{labels.shape[1]}, or leave it out to have it read"
-        )
 
 
 def training_pair(data_name: str, batch: Any) -> Any:
