@@ -103,13 +103,20 @@ class ConvNet(nn.Module):
         )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        # Flat rows are read as squares; images must be squares already, or reshaping
-        # would read 8x32 (or four 8x8 channels) as one 16x16 image without a word.
-        if pixels.dim() > 2 and tuple(pixels.shape[-2:]) != (self.side, self.side):
-            size = "x".join(str(side) for side in pixels.shape[1:])
+        # Rows of side x side features, or square one-channel images; anything else would
+        # be reshaped into squares it is not (8x32 read as 16x16) without a word. Written
+        # out, with no generator, so that TorchScript can script it.
+        side = self.side
+        sample = pixels.shape[1:] if pixels.dim() > 1 else pixels.shape
+        if not (
+            (len(sample) == 1 and sample[0] == side * side)
+            or (len(sample) == 2 and sample[0] == side and sample[1] == side)
+            or (len(sample) == 3 and sample[0] == 1 and sample[1] == side and sample[2] == side)
+        ):
+            size = "x".join([str(length) for length in sample])
             raise ValueError(
-                f"ConvNet reads images of one channel, {self.side}x{self.side} here "
-                f"({self.side**2} features), got {size}; the MLP reads any shape"
+                f"ConvNet reads images of one channel, {side}x{side} here "
+                f"({side * side} features), got {size}; the MLP reads any shape"
             )
         images = pixels.reshape(-1, 1, self.side, self.side)
         return self.classifier(self.features(images))

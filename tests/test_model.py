@@ -38,20 +38,31 @@ def test_mlp_flattens_images_as_they_come():
     assert torch.allclose(network(images[0].reshape(16)), flat[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 32), (2, 4, 8, 8), (2, 1, 8, 32)])
-def test_convnet_refuses_images_it_would_reshape_into_others(shape: tuple[int, ...]):
-    """256 features make a 16x16 square: 8x32 images or four 8x8 channels were read as
-    one 16x16 image without a word."""
+@pytest.mark.parametrize(
+    "shape", [(2, 8, 32), (2, 4, 8, 8), (2, 1, 8, 32), (2, 2, 16, 16), (2, 128), (128,)]
+)
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "torchscript"])
+# Scripting is deprecated in torch 2.13 but still what a TorchScript user reaches for.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_convnet_refuses_images_it_would_reshape_into_others(
+    shape: tuple[int, ...], scripted: bool
+):
+    """256 features make a 16x16 square: 8x32 images, four 8x8 channels, two 16x16 ones
+    or rows of 128 were read as 16x16 images without a word (or failed later, in the
+    loss, for a batch size they changed)."""
     network = ConvNet(num_features=256)
+    if scripted:
+        network = torch.jit.script(network)
     for fine in ((2, 256), (2, 16, 16), (2, 1, 16, 16)):
         assert network(torch.zeros(fine)).shape == (2, 10)
-    with pytest.raises(ValueError) as refused:
+    assert network(torch.zeros(256)).shape == (1, 10)  # one sample, unbatched
+    with pytest.raises((ValueError, torch.jit.Error)) as refused:
         network(torch.zeros(shape))
-    size = "x".join(str(side) for side in shape[1:])
-    assert str(refused.value) == (
+    size = "x".join(str(side) for side in (shape[1:] if len(shape) > 1 else shape))
+    assert (
         f"ConvNet reads images of one channel, 16x16 here (256 features), got {size}; "
         "the MLP reads any shape"
-    )
+    ) in str(refused.value)
 
 
 def test_convnet_says_it_reads_one_channel_square_images():
