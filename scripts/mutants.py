@@ -1215,7 +1215,7 @@ MUTANTS = [
     Mutant(
         "--data.help is left to jsonargparse's words",
         "digits/training/own_data.py",
-        "named.append((flag, value))  # a class path or name, never a config",
+        "named.append((flag, value))  # a class path or name (or none), never a config",
         "pass",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
@@ -1229,7 +1229,7 @@ MUTANTS = [
     Mutant(
         "--data ./folder is left to jsonargparse",
         "digits/training/own_data.py",
-        'if "/" in class_path and Path(class_path).is_dir():',
+        "if Path(class_path).is_dir() and not is_dotted_name(class_path):",
         "if False:",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
@@ -1246,6 +1246,22 @@ MUTANTS = [
         "main_parser_class, self.parser_class = self.parser_class, parser_class",
         "main_parser_class = self.parser_class",
         ("tests/test_cli.py", "-k", "nested_help"),
+    ),
+    Mutant(
+        "--data.help without a class is left to jsonargparse",
+        "digits/training/own_data.py",
+        'if flag == HELP_FLAG and (not class_path or class_path.startswith("-")):',
+        "if False:",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
+    Mutant(
+        "a --data value that is no class path is looked up as a module",
+        "digits/training/own_data.py",
+        """    if not is_dotted_name(class_path):
+        raise ValueError(""",
+        """    if False:
+        raise ValueError(""",
+        ("tests/test_own_data.py", "-k", "misnamed"),
     ),
 ]
 

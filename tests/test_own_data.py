@@ -488,6 +488,10 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
     assert not (examples / "lightning_logs").exists()
 
 
+HELP_LINE = (
+    "error: --data.help needs a class: --data.help digits.DigitsDataModule, or "
+    "--data.help module.ClassName"
+)
 FOLDER_LINE = (
     "error: {flag} {name} is a folder, not a data module class: name the class by its "
     "module, {flag} module.ClassName (a folder your class reads is one of its settings, "
@@ -526,6 +530,16 @@ FOLDER_LINE = (
         (["--data", "./examples"], FOLDER_LINE.format(flag="--data", name="./examples")),
         (["--data", "examples/"], FOLDER_LINE.format(flag="--data", name="examples/")),
         (["--data.help", "examples"], FOLDER_LINE.format(flag="--data.help", name="examples")),
+        (["--data", "."], FOLDER_LINE.format(flag="--data", name=".")),
+        (["--data", ".."], FOLDER_LINE.format(flag="--data", name="..")),
+        (
+            ["--data", "2nd.MyData"],
+            "error: --data 2nd.MyData is not a class path: name the class by its module, "
+            "--data module.ClassName",
+        ),
+        (["--data.help"], HELP_LINE),
+        (["--data.help="], HELP_LINE),
+        (["--data.help", "--trainer.max_epochs", "1"], HELP_LINE),
     ],
 )
 def test_a_data_class_misnamed_is_said_in_one_line(

@@ -28,6 +28,8 @@ from digits.data import DigitsDataModule
 from digits.errors import BugInYourCode, UsageError
 from digits.extras import class_at
 
+HELP_FLAG = "--data.help"
+
 
 def names_other_data(args: Any) -> bool:
     """Whether a command line names a data module other than ``DigitsDataModule``.
@@ -45,9 +47,6 @@ def names_other_data(args: Any) -> bool:
     )
 
 
-HELP_FLAG = "--data.help"
-
-
 def named_data_classes(args: Any) -> list[tuple[str, str]]:
     """The class paths a command line names for its data, in its order, each with the flag
     to name it by (``--data`` for a config file's, ``--data.help`` for help's)."""
@@ -58,12 +57,12 @@ def named_data_classes(args: Any) -> list[tuple[str, str]]:
         if flag in ("--data", HELP_FLAG, "--config", "-c") and not value and index + 1 < len(args):
             value = args[index + 1]
         if flag == HELP_FLAG:
-            named.append((flag, value))  # a class path or name, never a config
+            named.append((flag, value))  # a class path or name (or none), never a config
         elif flag == "--data":
             named.append((flag, _data_class(value, whole_config=False)))
         elif flag in ("--config", "-c"):
             named.append(("--data", _data_class(value, whole_config=True)))
-    return [(flag, class_path) for flag, class_path in named if class_path]
+    return [(flag, class_path) for flag, class_path in named if class_path or flag == HELP_FLAG]
 
 
 def _tokens(args: Any) -> list[str]:
@@ -82,8 +81,12 @@ def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
     A module or package missing is the user's to fix (one line); anything else its
     module raises while imported is a bug in it and keeps its traceback.
     """
-    if "/" in class_path and Path(class_path).is_dir():
-        raise names_a_module(class_path, "package", flag)  # --data ./folder
+    if flag == HELP_FLAG and (not class_path or class_path.startswith("-")):
+        raise ValueError(
+            f"{flag} needs a class: {flag} digits.DigitsDataModule, or {flag} module.ClassName"
+        )
+    if Path(class_path).is_dir() and not is_dotted_name(class_path):
+        raise names_a_module(class_path, "package", flag)  # --data ./folder, --data .
     module_name, _, name = class_path.rpartition(".")
     if name == "py":
         module_file = Path(f"{module_name}.py")  # as the shell completed it
@@ -91,6 +94,11 @@ def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
             f"{flag} {class_path} is a file; name the class in it: {flag} "
             f"{module_file.stem}.ClassName"
             + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
+        )
+    if not is_dotted_name(class_path):
+        raise ValueError(
+            f"{flag} {class_path} is not a class path: name the class by its module, "
+            f"{flag} module.ClassName"
         )
     if not module_name:
         if kind := module_kind(name):
@@ -123,6 +131,11 @@ def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
         raise ValueError(f"{flag} {class_path}: {module_name} has no {name!r}")
 
 
+def is_dotted_name(name: str) -> bool:
+    """Whether ``name`` could be a class path: Python names joined by dots."""
+    return all(part.isidentifier() for part in name.split("."))
+
+
 def imported_data_class_names() -> set[str]:
     """The names of the data module classes imported so far (``DigitsDataModule``'s among
     them): those jsonargparse resolves from a name without its module."""
@@ -138,7 +151,7 @@ def imported_data_class_names() -> set[str]:
 ModuleKind = Literal["module", "package"]
 
 
-def names_a_module(name: str, kind: ModuleKind, flag: str = "--data") -> ValueError:
+def names_a_module(name: str, kind: ModuleKind, flag: str) -> ValueError:
     """``--data examples.wine`` (or ``--data my_data``, ``--data examples``): a module or a
     package (or a folder) where a class belongs."""
     if kind == "package":
@@ -173,7 +186,7 @@ def _data_class(value: str, whole_config: bool) -> str | None:
             return None  # the parser itself says what is wrong with the file
     elif not whole_config and value.lstrip().startswith("{"):
         text = value  # --data '{class_path: ...}'
-    elif not whole_config and "/" in value and Path(value).is_dir():
+    elif not whole_config and Path(value).is_dir():
         return value  # a folder for a class path: check_data_class_imports says so
     elif whole_config or value.endswith((".yaml", ".yml", ".json")) or "/" in value:
         return None  # a file that is not there: the parser says so
@@ -191,6 +204,8 @@ def _data_class(value: str, whole_config: bool) -> str | None:
 
 def is_default_data(class_path: str) -> bool:
     """Whether a class path names ``DigitsDataModule`` (also as ``digits.DigitsDataModule``)."""
+    if not is_dotted_name(class_path):
+        return False  # a folder, or no name at all: check_data_class_imports says which
     try:
         return class_at(class_path) is DigitsDataModule
     except ValueError:
