@@ -1263,6 +1263,13 @@ MUTANTS = [
         raise ValueError(""",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
+    Mutant(
+        "reading a data module for its shape draws from the seeded generators",
+        "digits/training/own_data.py",
+        "        with isolate_rng(include_cuda=False):\n            yield",
+        "        if True:\n            yield",
+        ("tests/test_own_data.py", "-k", "leaves_the_seeded"),
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from digits.errors import UsageError
 from digits.fit import main as fit_main
@@ -221,6 +221,42 @@ def test_the_shape_a_data_modules_setup_sets_is_the_one_read() -> None:
     """No class attributes: what ``setup`` sets is read, whichever is read first."""
     assert num_features_of(SetsItsShapeInSetup()) == 6
     assert num_classes_of(SetsItsShapeInSetup()) == 5
+
+
+class SplitAtRandom(L.LightningDataModule):
+    """A split and shuffled batches drawn from the global generators, which the seed
+    sets: reading it ahead for its shape would draw from them too."""
+
+    def setup(self, stage: str | None = None) -> None:
+        rows = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+        self.train, self.val = random_split(TensorDataset(rows, torch.arange(60) % 3), [40, 20])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train, batch_size=10, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val, batch_size=10)
+
+    test_dataloader = val_dataloader
+
+
+class SplitAtRandomDeclared(SplitAtRandom):
+    num_features, num_classes = 4, 3
+
+
+def test_reading_a_data_module_for_its_shape_leaves_the_seeded_run_as_it_was(
+    in_tmp_path: Path,
+) -> None:
+    """The same seed trained other weights when the shape was left out."""
+    runs = in_tmp_path / "lightning_logs" / "digits"
+    for data in ("SplitAtRandom", "SplitAtRandomDeclared"):
+        fit_main([*QUIET, "--data", f"{__name__}.{data}", "--trainer.max_epochs", "2"])
+    read, declared = (
+        torch.load(runs / version / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        for version in ("version_0", "version_1")
+    )
+    assert read.keys() == declared.keys()
+    assert all(torch.equal(read[key], declared[key]) for key in read)
 
 
 class SquareImages(L.LightningDataModule):

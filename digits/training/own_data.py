@@ -22,6 +22,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import IterableDataset
 
 from digits.data import DigitsDataModule
@@ -220,7 +221,7 @@ def further_eval_sets(data: L.LightningDataModule) -> list[str]:
 def num_features_of(data: L.LightningDataModule) -> int:
     """``data.num_features`` (or Lightning's older ``dims``), else the value ``setup`` set,
     else the size of one training sample."""
-    with _its_own_code(data, "num_features"):
+    with _read_ahead(data, "num_features"):
         declared = getattr(data, "num_features", None)
         if declared is None and getattr(data, "dims", None):
             declared = math.prod(data.dims)
@@ -235,7 +236,7 @@ def num_features_of(data: L.LightningDataModule) -> int:
 
 def num_classes_of(data: L.LightningDataModule) -> int:
     """``data.num_classes``, else the value ``setup`` set, else what the training labels show."""
-    with _its_own_code(data, "num_classes"):
+    with _read_ahead(data, "num_classes"):
         declared = getattr(data, "num_classes", None)
         if declared is None:
             loader = _training_loader(data)
@@ -354,10 +355,18 @@ def _training_loader(data: L.LightningDataModule) -> Any:
 
 
 @contextmanager
-def _its_own_code(data: L.LightningDataModule, attribute: str) -> Iterator[None]:
-    """What fails in the data module's own code is its bug: it keeps its traceback."""
+def _read_ahead(data: L.LightningDataModule, attribute: str) -> Iterator[None]:
+    """A data module read for ``attribute`` before training, as if it had not been.
+
+    What fails in its own code is its bug, and keeps its traceback. Whatever its
+    ``setup`` and batches draw from the global generators, which the seed has set by
+    now, is given back, so that the run trains as it would had it declared ``attribute``
+    (CUDA's generator aside: the data is read on the CPU here, and reading CUDA's state
+    would start CUDA before the trainer chooses its devices).
+    """
     try:
-        yield
+        with isolate_rng(include_cuda=False):
+            yield
     except UsageError:
         raise  # found in what it gave, not in its code: said in one line
     except Exception as error:
