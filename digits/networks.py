@@ -108,12 +108,14 @@ class ConvNet(nn.Module):
         # out, with no generator, so that TorchScript can script it.
         side = self.side
         sample = pixels.shape[1:] if pixels.dim() > 1 else pixels.shape
-        if not (
+        if not torch.jit.is_tracing() and not (  # a trace is of flat rows (export.py)
             (len(sample) == 1 and sample[0] == side * side)
             or (len(sample) == 2 and sample[0] == side and sample[1] == side)
             or (len(sample) == 3 and sample[0] == 1 and sample[1] == side and sample[2] == side)
         ):
             size = "x".join([str(length) for length in sample])
+            if pixels.dim() == 2 and pixels.shape[0] == side and pixels.shape[1] == side:
+                size += " (one image? give it a batch dimension: image[None])"
             raise ValueError(
                 f"ConvNet reads images of one channel, {side}x{side} here "
                 f"({side * side} features), got {size}; the MLP reads any shape"

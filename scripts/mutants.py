@@ -1236,8 +1236,8 @@ MUTANTS = [
     Mutant(
         "ConvNet reads images that are not its square as if they were",
         "digits/networks.py",
-        "        if not (\n            (len(sample) == 1 and sample[0] == side * side)",
-        "        if False and not (\n            (len(sample) == 1 and sample[0] == side * side)",
+        "        if not torch.jit.is_tracing() and not (",
+        "        if False and not (",
         ("tests/test_model.py", "-k", "reshape"),
     ),
     Mutant(
@@ -1269,6 +1269,13 @@ MUTANTS = [
         "        with isolate_rng(include_cuda=False):\n            yield",
         "        if True:\n            yield",
         ("tests/test_own_data.py", "-k", "leaves_the_seeded"),
+    ),
+    Mutant(
+        "ConvNet's shape check warns in every TorchScript export",
+        "digits/networks.py",
+        "        if not torch.jit.is_tracing() and not (",
+        "        if not (",
+        ("tests/test_model.py", "-k", "traces_without"),
     ),
 ]
 

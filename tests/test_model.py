@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import pytest
 import torch
@@ -63,6 +64,23 @@ def test_convnet_refuses_images_it_would_reshape_into_others(
         f"ConvNet reads images of one channel, 16x16 here (256 features), got {size}; "
         "the MLP reads any shape"
     ) in str(refused.value)
+
+
+def test_convnet_traces_without_a_warning_and_says_how_to_give_one_image():
+    """Its shape check compared traced sizes (a TracerWarning on every TorchScript export),
+    and an 8x8 image without its batch dimension was said to be "8"."""
+    network = ConvNet().eval()  # as export.py traces it: dropout off
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace's own
+        traced = torch.jit.trace(network, torch.zeros(2, 64))
+    assert traced(torch.zeros(5, 64)).shape == (5, 10)
+    with pytest.raises(ValueError) as refused:
+        network(torch.zeros(8, 8))
+    assert str(refused.value) == (
+        "ConvNet reads images of one channel, 8x8 here (64 features), got 8 (one image? "
+        "give it a batch dimension: image[None]); the MLP reads any shape"
+    )
 
 
 def test_convnet_says_it_reads_one_channel_square_images():
