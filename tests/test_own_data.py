@@ -524,10 +524,11 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
     assert not (examples / "lightning_logs").exists()
 
 
-HELP_LINE = (
-    "error: --data.help needs a class: --data.help digits.DigitsDataModule, or "
-    "--data.help module.ClassName"
+NEEDS_A_CLASS = (
+    "error: {flag} needs a class: {flag} module.ClassName (digits.DigitsDataModule is "
+    "this project's)"
 )
+HELP_LINE = NEEDS_A_CLASS.format(flag="--data.help")
 FOLDER_LINE = (
     "error: {flag} {name} is a folder, not a data module class: name the class by its "
     "module, {flag} module.ClassName (a folder your class reads is one of its settings, "
@@ -576,6 +577,8 @@ FOLDER_LINE = (
         (["--data.help"], HELP_LINE),
         (["--data.help="], HELP_LINE),
         (["--data.help", "--trainer.max_epochs", "1"], HELP_LINE),
+        (["--data.help=", "examples.wine.WineDataModule"], HELP_LINE),
+        (["--data", "--trainer.max_epochs", "1"], NEEDS_A_CLASS.format(flag="--data")),
     ],
 )
 def test_a_data_class_misnamed_is_said_in_one_line(

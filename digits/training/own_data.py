@@ -54,9 +54,9 @@ def named_data_classes(args: Any) -> list[tuple[str, str]]:
     args = _tokens(args)
     named = []
     for index, token in enumerate(args):
-        flag, _, value = token.partition("=")
-        if flag in ("--data", HELP_FLAG, "--config", "-c") and not value and index + 1 < len(args):
-            value = args[index + 1]
+        flag, equals, value = token.partition("=")
+        if flag in ("--data", HELP_FLAG, "--config", "-c") and not equals and index + 1 < len(args):
+            value = args[index + 1]  # --data VALUE, not --data=VALUE (nor --data=, empty)
         if flag == HELP_FLAG:
             named.append((flag, value))  # a class path or name (or none), never a config
         elif flag == "--data":
@@ -82,9 +82,10 @@ def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
     A module or package missing is the user's to fix (one line); anything else its
     module raises while imported is a bug in it and keeps its traceback.
     """
-    if flag == HELP_FLAG and (not class_path or class_path.startswith("-")):
+    if not class_path or class_path.startswith("-"):  # --data.help, --data --other.flag
         raise ValueError(
-            f"{flag} needs a class: {flag} digits.DigitsDataModule, or {flag} module.ClassName"
+            f"{flag} needs a class: {flag} module.ClassName (digits.DigitsDataModule is this "
+            "project's)"
         )
     if Path(class_path).is_dir() and not is_dotted_name(class_path):
         raise names_a_module(class_path, "package", flag)  # --data ./folder, --data .
