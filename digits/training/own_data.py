@@ -363,7 +363,8 @@ def _read_ahead(data: L.LightningDataModule, attribute: str) -> Iterator[None]:
     ``setup`` and batches draw from the global generators, which the seed has set by
     now, is given back, so that the run trains as it would had it declared ``attribute``
     (CUDA's generator aside: the data is read on the CPU here, and reading CUDA's state
-    would start CUDA before the trainer chooses its devices).
+    would start CUDA before the trainer chooses its devices). A ``setup`` that draws only
+    the first time it runs, or a loader's own generator, is not given back.
     """
     try:
         with isolate_rng(include_cuda=False):
