@@ -1277,6 +1277,13 @@ MUTANTS = [
         "        if not (",
         ("tests/test_model.py", "-k", "traces_without"),
     ),
+    Mutant(
+        "--data digits.DigitsDataModule is taken for a config file's path",
+        "digits/training/own_data.py",
+        "if flag != HELP_FLAG and is_default_data(class_path):",
+        "if False:",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
 ]
 
 

@@ -529,6 +529,11 @@ NEEDS_A_CLASS = (
     "this project's)"
 )
 HELP_LINE = NEEDS_A_CLASS.format(flag="--data.help")
+DEFAULT_LINE = (
+    "error: --data {} is this project's data module, used when --data is left out: leave "
+    "it out and give its settings as --data.NAME VALUE (in a config file, under data: "
+    "without class_path)"
+)
 FOLDER_LINE = (
     "error: {flag} {name} is a folder, not a data module class: name the class by its "
     "module, {flag} module.ClassName (a folder your class reads is one of its settings, "
@@ -579,6 +584,12 @@ FOLDER_LINE = (
         (["--data.help", "--trainer.max_epochs", "1"], HELP_LINE),
         (["--data.help=", "examples.wine.WineDataModule"], HELP_LINE),
         (["--data", "--trainer.max_epochs", "1"], NEEDS_A_CLASS.format(flag="--data")),
+        (["--data", "digits.DigitsDataModule"], DEFAULT_LINE.format("digits.DigitsDataModule")),
+        (
+            ["--data=digits.data.DigitsDataModule", "--data.batch_size", "32"],
+            DEFAULT_LINE.format("digits.data.DigitsDataModule"),
+        ),
+        (["--config", "default.yaml"], DEFAULT_LINE.format("digits.DigitsDataModule")),
     ],
 )
 def test_a_data_class_misnamed_is_said_in_one_line(
@@ -588,6 +599,9 @@ def test_a_data_class_misnamed_is_said_in_one_line(
     folder's path is told how to name a class (jsonargparse said "expected one of
     [LightningDataModule, NoneType]" or "Expected a dot import path string")."""
     (examples / "empty.py").write_text("")
+    (examples / "default.yaml").write_text(
+        "data:\n  class_path: digits.DigitsDataModule\n  init_args:\n    batch_size: 32\n"
+    )
     monkeypatch.syspath_prepend(examples)  # as python -m finds modules in its folder
     with pytest.raises(SystemExit) as stopped:
         fit_main(words)

@@ -97,6 +97,14 @@ def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
             f"{module_file.stem}.ClassName"
             + (f", run from {module_file.parent}" if module_file.parent != Path() else "")
         )
+    if flag != HELP_FLAG and is_default_data(class_path):
+        # Named, it would be parsed as a config file's path: the plain data group holds
+        # its settings, which keeps runs on this project's data in their configs' form.
+        raise ValueError(
+            f"{flag} {class_path} is this project's data module, used when --data is left "
+            "out: leave it out and give its settings as --data.NAME VALUE (in a config "
+            "file, under data: without class_path)"
+        )
     if not is_dotted_name(class_path):
         raise ValueError(
             f"{flag} {class_path} is not a class path: name the class by its module, "
