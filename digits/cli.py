@@ -406,11 +406,31 @@ def check_trainer_settings(trainer: Namespace, fitting: bool) -> None:
             f"trainer.precision={trainer.precision} keeps the weights and Adam's state in "
             "float16, where this training overflows in its first epoch; use 16-mixed or bf16-true"
         )
+    if launched_from_here := strategy_starting_processes_here(trainer.strategy):
+        raise ValueError(
+            f"trainer.strategy={launched_from_here} trains in processes started from this "
+            "one, whose summary and checkpoints would miss what they did; use "
+            "--trainer.strategy ddp, which starts each process anew"
+        )
     if trainer.barebones:
         raise ValueError(
             "trainer.barebones=true is not supported: every run here logs its metrics and "
             "keeps checkpoints; python -m digits.bench measures the raw training speed"
         )
+
+
+MULTIPROCESSING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # and their variants
+
+
+def strategy_starting_processes_here(strategy: Any) -> str | None:
+    """The strategy, said as typed, if Lightning's multiprocessing launcher would start its
+    training processes from this one (spawned or forked) rather than run each anew."""
+    if isinstance(strategy, str):
+        return strategy if strategy.startswith(MULTIPROCESSING_STRATEGIES) else None
+    start_method = getattr(getattr(strategy, "init_args", None), "start_method", "popen")
+    if start_method in (None, "popen"):
+        return None
+    return f"{strategy.class_path.rpartition('.')[2]} with start_method={start_method}"
 
 
 def check_schedule_has_an_end(lr_schedule: str, trainer: Namespace) -> None:

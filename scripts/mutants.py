@@ -1284,6 +1284,13 @@ MUTANTS = [
         "if False:",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
+    Mutant(
+        "ddp_spawn and its kin train, then fail",
+        "digits/cli.py",
+        "    if launched_from_here := strategy_starting_processes_here(trainer.strategy):",
+        "    if launched_from_here := None:",
+        ("tests/test_trainer_flags.py", "-k", "started_from_this_one"),
+    ),
 ]
 
 

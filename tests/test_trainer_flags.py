@@ -247,6 +247,31 @@ def test_barebones_is_refused_in_one_line(capsys):
     assert line.startswith("error: trainer.barebones=true is not supported")
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        ["--trainer.strategy", "ddp_spawn"],
+        ["--trainer.strategy", "ddp_notebook_find_unused_parameters_true"],
+        ["--trainer.strategy", "DDPStrategy", "--trainer.strategy.start_method", "fork"],
+    ],
+)
+def test_strategies_that_train_in_processes_started_from_this_one_are_refused(
+    strategy: list[str], tmp_path: Path, capsys
+):
+    """They failed after training (KeyError: 'digits_yaml', then 'not a Lightning
+    checkpoint', then the summary's checkpoint path None): the callbacks and the summary
+    of this process miss what its children did."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TWO_EPOCHS, "--trainer.devices", "2", *strategy])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(
+        "trains in processes started from this one, whose summary and checkpoints would "
+        "miss what they did; use --trainer.strategy ddp, which starts each process anew"
+    ), line
+    assert not (tmp_path / "lightning_logs").exists()
+
+
 def test_without_validation_the_summary_names_the_last_epochs_checkpoint():
     summary = main([*QUIET, "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0"])
     last = Path(summary.log_dir) / "checkpoints" / "last.ckpt"
