@@ -48,7 +48,7 @@ from digits.training.output import (
     say_where_scores_went,
 )
 from digits.training.own_data import (
-    check_data_class_imports,
+    check_named_data_class,
     further_eval_sets,
     named_data_classes,
     names_other_data,
@@ -265,7 +265,7 @@ class DigitsCLI(CheckpointReadOnce):
         with mark_usage_errors(MisconfigurationException):
             check_old_flags(sys.argv[1:] if args is None else args)
             for flag, class_path in named_data_classes(args):
-                check_data_class_imports(class_path, flag)
+                check_named_data_class(class_path, flag)
             super().parse_arguments(parser, args)
             check_seed(self.stage_config.get("seed_everything"))  # seeded before building
             defaults = self.defaults_parser.get_defaults()

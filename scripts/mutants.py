@@ -1117,7 +1117,7 @@ MUTANTS = [
     Mutant(
         "a data class that cannot be imported is said as a wrong type",
         "digits/cli.py",
-        "                check_data_class_imports(class_path, flag)\n",
+        "                check_named_data_class(class_path, flag)\n",
         "                pass\n",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),

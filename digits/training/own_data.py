@@ -74,10 +74,11 @@ def _tokens(args: Any) -> list[str]:
     return [str(token) for token in args] if isinstance(args, (list, tuple)) else []
 
 
-def check_data_class_imports(class_path: str, flag: str = "--data") -> None:
-    """A data class that cannot be imported, said with the reason and in the words of the
-    ``flag`` that named it (jsonargparse only says that the value is not a
-    ``LightningDataModule``, or not "a dot import path").
+def check_named_data_class(class_path: str, flag: str = "--data") -> None:
+    """A data class named wrongly (none at all, a folder, a file, a module, this project's
+    own by its path, a class not imported) or that cannot be imported, said with the
+    reason and in the words of the ``flag`` that named it (jsonargparse only says that
+    the value is not a ``LightningDataModule``, or not "a dot import path").
 
     A module or package missing is the user's to fix (one line); anything else its
     module raises while imported is a bug in it and keeps its traceback.
@@ -188,7 +189,7 @@ def module_kind(name: str) -> ModuleKind | None:
 def _data_class(value: str, whole_config: bool) -> str | None:
     """The data's class path a ``--data`` or ``--config`` value names, if it names one."""
     if not whole_config and value.endswith(".py"):
-        return value  # a module's file for a class path: check_data_class_imports says so
+        return value  # a module's file for a class path: check_named_data_class says so
     if Path(value).is_file():
         try:
             text = Path(value).read_text()
@@ -197,7 +198,7 @@ def _data_class(value: str, whole_config: bool) -> str | None:
     elif not whole_config and value.lstrip().startswith("{"):
         text = value  # --data '{class_path: ...}'
     elif not whole_config and Path(value).is_dir():
-        return value  # a folder for a class path: check_data_class_imports says so
+        return value  # a folder for a class path: check_named_data_class says so
     elif whole_config or value.endswith((".yaml", ".yml", ".json")) or "/" in value:
         return None  # a file that is not there: the parser says so
     else:
@@ -215,7 +216,7 @@ def _data_class(value: str, whole_config: bool) -> str | None:
 def is_default_data(class_path: str) -> bool:
     """Whether a class path names ``DigitsDataModule`` (also as ``digits.DigitsDataModule``)."""
     if not is_dotted_name(class_path):
-        return False  # a folder, or no name at all: check_data_class_imports says which
+        return False  # a folder, or no name at all: check_named_data_class says which
     try:
         return class_at(class_path) is DigitsDataModule
     except ValueError:
