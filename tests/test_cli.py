@@ -101,7 +101,8 @@ def test_help_says_what_each_subcommand_does():
     [
         ("fit", ["--data.help", "digits.DigitsDataModule"]),
         ("test", ["--model.network.help", "ConvNet"]),
-        ("predict", ["--model.network.help", "MLP"]),
+        # By its path: bare, MLP is ambiguous once kornia (which has two) is imported.
+        ("predict", ["--model.network.help", "digits.networks.MLP"]),
     ],
 )
 def test_nested_help_under_a_subcommand_names_it(subcommand: str, nested: list[str], capsys):
