@@ -120,7 +120,7 @@ class ConvNet(nn.Module):
                 f"ConvNet reads images of one channel, {side}x{side} here "
                 f"({side * side} features), got {size}; the MLP reads any shape"
             )
-        images = pixels.reshape(-1, 1, self.side, self.side)
+        images = pixels.reshape(-1, 1, side, side)
         return self.classifier(self.features(images))
 
 

@@ -506,12 +506,7 @@ def test_a_data_class_that_cannot_be_imported_is_said_with_the_reason(examples: 
             "empty",
             "error: --data empty is a module; name the class in it: --data empty.ClassName",
         ),
-        (
-            "examples",
-            "error: --data examples is a folder, not a data module class: name the class by "
-            "its module, --data module.ClassName (a folder your class reads is one of its "
-            "settings, --data.NAME examples)",
-        ),
+        ("examples", FOLDER_LINE.format(flag="--data", name="examples")),
         ("missing.yaml", "error: Parser key \"data\": Unable to load config 'missing.yaml'"),
     ):
         refused = run("digits.fit", "--data", data)

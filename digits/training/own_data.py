@@ -74,7 +74,7 @@ def _tokens(args: Any) -> list[str]:
     return [str(token) for token in args] if isinstance(args, (list, tuple)) else []
 
 
-def check_named_data_class(class_path: str, flag: str = "--data") -> None:
+def check_named_data_class(class_path: str, flag: str) -> None:
     """A data class named wrongly (none at all, a folder, a file, a module, this project's
     own by its path, a class not imported) or that cannot be imported, said with the
     reason and in the words of the ``flag`` that named it (jsonargparse only says that
