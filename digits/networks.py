@@ -103,15 +103,17 @@ class ConvNet(nn.Module):
         )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        # Rows of side x side features, or square one-channel images; anything else would
-        # be reshaped into squares it is not (8x32 read as 16x16) without a word. Written
-        # out, with no generator, so that TorchScript can script it.
+        # Rows of side x side features, or square one-channel images, the channel first or
+        # last (numpy and PIL put it last); anything else would be reshaped into squares it
+        # is not (8x32 read as 16x16) without a word. Written out, with no generator, so
+        # that TorchScript can script it.
         side = self.side
         sample = pixels.shape[1:] if pixels.dim() > 1 else pixels.shape
         if not torch.jit.is_tracing() and not (  # a trace is of flat rows (export.py)
             (len(sample) == 1 and sample[0] == side * side)
             or (len(sample) == 2 and sample[0] == side and sample[1] == side)
             or (len(sample) == 3 and sample[0] == 1 and sample[1] == side and sample[2] == side)
+            or (len(sample) == 3 and sample[0] == side and sample[1] == side and sample[2] == 1)
         ):
             size = "x".join([str(length) for length in sample])
             if pixels.dim() == 2 and pixels.shape[0] == side and pixels.shape[1] == side:

@@ -1241,6 +1241,14 @@ MUTANTS = [
         ("tests/test_model.py", "-k", "reshape"),
     ),
     Mutant(
+        "ConvNet refuses images with their channel last",
+        "digits/networks.py",
+        "            or (len(sample) == 3 and sample[0] == side and sample[1] == side"
+        " and sample[2] == 1)\n",
+        "",
+        ("tests/test_model.py", "-k", "channel_last"),
+    ),
+    Mutant(
         "nested help under a subcommand does not name it",
         "digits/cli.py",
         "main_parser_class, self.parser_class = self.parser_class, parser_class",

@@ -40,7 +40,8 @@ def test_mlp_flattens_images_as_they_come():
 
 
 @pytest.mark.parametrize(
-    "shape", [(2, 8, 32), (2, 4, 8, 8), (2, 1, 8, 32), (2, 2, 16, 16), (2, 128), (128,)]
+    "shape",
+    [(2, 8, 32), (2, 4, 8, 8), (2, 1, 8, 32), (2, 2, 16, 16), (2, 16, 16, 2), (2, 128), (128,)],
 )
 @pytest.mark.parametrize("scripted", [False, True], ids=["eager", "torchscript"])
 # Scripting is deprecated in torch 2.13 but still what a TorchScript user reaches for.
@@ -54,7 +55,7 @@ def test_convnet_refuses_images_it_would_reshape_into_others(
     network = ConvNet(num_features=256)
     if scripted:
         network = torch.jit.script(network)
-    for fine in ((2, 256), (2, 16, 16), (2, 1, 16, 16)):
+    for fine in ((2, 256), (2, 16, 16), (2, 1, 16, 16), (2, 16, 16, 1)):
         assert network(torch.zeros(fine)).shape == (2, 10)
     assert network(torch.zeros(256)).shape == (1, 10)  # one sample, unbatched
     with pytest.raises((ValueError, torch.jit.Error)) as refused:
@@ -64,6 +65,16 @@ def test_convnet_refuses_images_it_would_reshape_into_others(
         f"ConvNet reads images of one channel, 16x16 here (256 features), got {size}; "
         "the MLP reads any shape"
     ) in str(refused.value)
+
+
+def test_convnet_reads_images_with_their_channel_last_as_numpy_gives_them():
+    """(N, 8, 8, 1), as numpy and PIL lay out one-channel images, was read before the
+    shape check and then refused by it."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        network = ConvNet().eval()
+        images = torch.rand(3, 8, 8)
+    assert torch.equal(network(images[..., None]), network(images[:, None]))
 
 
 def test_convnet_traces_without_a_warning_and_says_how_to_give_one_image():
