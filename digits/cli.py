@@ -264,8 +264,8 @@ class DigitsCLI(CheckpointReadOnce):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         with mark_usage_errors(MisconfigurationException):
             check_old_flags(sys.argv[1:] if args is None else args)
-            for flag, class_path in named_data_classes(args):
-                check_named_data_class(class_path, flag)
+            for named in named_data_classes(args):
+                check_named_data_class(named)
             super().parse_arguments(parser, args)
             check_seed(self.stage_config.get("seed_everything"))  # seeded before building
             defaults = self.defaults_parser.get_defaults()

@@ -139,8 +139,8 @@ MUTANTS = [
     Mutant(
         "--data.help naming this project's own data module is an unrecognized argument",
         "digits/training/own_data.py",
-        "flag == HELP_FLAG or not is_default_data(class_path)",
-        "not is_default_data(class_path)",
+        "named.flag == HELP_FLAG or not is_default_data(named.class_path)",
+        "not is_default_data(named.class_path)",
         ("tests/test_own_data.py", "-k", "help_of_a_data_class"),
     ),
     Mutant(
@@ -1117,7 +1117,7 @@ MUTANTS = [
     Mutant(
         "a data class that cannot be imported is said as a wrong type",
         "digits/cli.py",
-        "                check_named_data_class(class_path, flag)\n",
+        "                check_named_data_class(named)\n",
         "                pass\n",
         ("tests/test_own_data.py", "--runslow", "-k", "cannot_be_imported"),
     ),
@@ -1215,7 +1215,7 @@ MUTANTS = [
     Mutant(
         "--data.help is left to jsonargparse's words",
         "digits/training/own_data.py",
-        "named.append((flag, value))  # a class path or name (or none), never a config",
+        "named.append(NamedData(flag, value))  # a class path or name (or none), never a config",
         "pass",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
@@ -1239,6 +1239,13 @@ MUTANTS = [
         "        if not torch.jit.is_tracing() and not (",
         "        if False and not (",
         ("tests/test_model.py", "-k", "reshape"),
+    ),
+    Mutant(
+        "a config file's data class is said as --data, which nobody typed",
+        "digits/training/own_data.py",
+        '        raise ValueError(f"{named.config}, under data: {error}") from None\n',
+        "        raise\n",
+        ("tests/test_own_data.py", "-k", "misnamed"),
     ),
     Mutant(
         "ConvNet refuses images with their channel last",

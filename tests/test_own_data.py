@@ -584,7 +584,17 @@ FOLDER_LINE = (
             ["--data=digits.data.DigitsDataModule", "--data.batch_size", "32"],
             DEFAULT_LINE.format("digits.data.DigitsDataModule"),
         ),
-        (["--config", "default.yaml"], DEFAULT_LINE.format("digits.DigitsDataModule")),
+        (
+            ["--config", "default.yaml"],
+            "error: default.yaml, under data: class_path: digits.DigitsDataModule is this "
+            "project's data module, used when --data is left out: leave it out and give its "
+            "settings as --data.NAME VALUE (in a config file, under data: without class_path)",
+        ),
+        (
+            ["--config", "bare.yaml"],
+            "error: bare.yaml, under data: class_path: MyOwnData: no data module class of "
+            "that name is imported; name it by its module: class_path: module.MyOwnData",
+        ),
     ],
 )
 def test_a_data_class_misnamed_is_said_in_one_line(
@@ -592,11 +602,13 @@ def test_a_data_class_misnamed_is_said_in_one_line(
 ) -> None:
     """``--data.help`` is read as ``--data`` is, and a class without its module or a
     folder's path is told how to name a class (jsonargparse said "expected one of
-    [LightningDataModule, NoneType]" or "Expected a dot import path string")."""
+    [LightningDataModule, NoneType]" or "Expected a dot import path string"). A config
+    file's class is named by its file and key (it was said as ``--data``, never typed)."""
     (examples / "empty.py").write_text("")
     (examples / "default.yaml").write_text(
         "data:\n  class_path: digits.DigitsDataModule\n  init_args:\n    batch_size: 32\n"
     )
+    (examples / "bare.yaml").write_text("data:\n  class_path: MyOwnData\n")
     monkeypatch.syspath_prepend(examples)  # as python -m finds modules in its folder
     with pytest.raises(SystemExit) as stopped:
         fit_main(words)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import torch
@@ -43,14 +43,21 @@ def names_other_data(args: Any) -> bool:
     subclass mode lists a class's arguments, and help writes nothing.
     """
     return any(
-        flag == HELP_FLAG or not is_default_data(class_path)
-        for flag, class_path in named_data_classes(args)
+        named.flag == HELP_FLAG or not is_default_data(named.class_path)
+        for named in named_data_classes(args)
     )
 
 
-def named_data_classes(args: Any) -> list[tuple[str, str]]:
-    """The class paths a command line names for its data, in its order, each with the flag
-    to name it by (``--data`` for a config file's, ``--data.help`` for help's)."""
+class NamedData(NamedTuple):
+    """A data class as a command line names it: by a flag, or in a config file."""
+
+    flag: str  # how it is written: "--data", "--data.help", or a config's "class_path:"
+    class_path: str  # as written (empty for --data.help with nothing after it)
+    config: str | None = None  # the config file that names it, if one does
+
+
+def named_data_classes(args: Any) -> list[NamedData]:
+    """The class paths a command line names for its data, in its order."""
     args = _tokens(args)
     named = []
     for index, token in enumerate(args):
@@ -58,12 +65,13 @@ def named_data_classes(args: Any) -> list[tuple[str, str]]:
         if flag in ("--data", HELP_FLAG, "--config", "-c") and not equals and index + 1 < len(args):
             value = args[index + 1]  # --data VALUE, not --data=VALUE (nor --data=, empty)
         if flag == HELP_FLAG:
-            named.append((flag, value))  # a class path or name (or none), never a config
+            named.append(NamedData(flag, value))  # a class path or name (or none), never a config
         elif flag == "--data":
-            named.append((flag, _data_class(value, whole_config=False)))
+            named.append(NamedData(flag, _data_class(value, whole_config=False) or ""))
         elif flag in ("--config", "-c"):
-            named.append(("--data", _data_class(value, whole_config=True)))
-    return [(flag, class_path) for flag, class_path in named if class_path or flag == HELP_FLAG]
+            class_path = _data_class(value, whole_config=True) or ""
+            named.append(NamedData("class_path:", class_path, config=value))
+    return [data for data in named if data.class_path or data.flag == HELP_FLAG]
 
 
 def _tokens(args: Any) -> list[str]:
@@ -74,15 +82,24 @@ def _tokens(args: Any) -> list[str]:
     return [str(token) for token in args] if isinstance(args, (list, tuple)) else []
 
 
-def check_named_data_class(class_path: str, flag: str) -> None:
+def check_named_data_class(named: NamedData) -> None:
     """A data class named wrongly (none at all, a folder, a file, a module, this project's
     own by its path, a class not imported) or that cannot be imported, said with the
-    reason and in the words of the ``flag`` that named it (jsonargparse only says that
-    the value is not a ``LightningDataModule``, or not "a dot import path").
+    reason and in the words that named it, a flag or a config file's key (jsonargparse
+    only says that the value is not a ``LightningDataModule``, or not "a dot import path").
 
     A module or package missing is the user's to fix (one line); anything else its
     module raises while imported is a bug in it and keeps its traceback.
     """
+    try:
+        _check_data_class(named.class_path, named.flag)
+    except ValueError as error:  # a BugInYourCode keeps its traceback as it is
+        if named.config is None:
+            raise
+        raise ValueError(f"{named.config}, under data: {error}") from None
+
+
+def _check_data_class(class_path: str, flag: str) -> None:
     if not class_path or class_path.startswith("-"):  # --data.help, --data --other.flag
         raise ValueError(
             f"{flag} needs a class: {flag} module.ClassName (digits.DigitsDataModule is this "
