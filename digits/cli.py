@@ -262,8 +262,9 @@ class DigitsCLI(CheckpointReadOnce):
     # mistake (digits.errors.UsageError); what fails once a subcommand runs is not.
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        args = up_to_nested_help(sys.argv[1:] if args is None else args)
         with mark_usage_errors(MisconfigurationException):
-            check_old_flags(sys.argv[1:] if args is None else args)
+            check_old_flags(args)
             for named in named_data_classes(args):
                 check_named_data_class(named)
             super().parse_arguments(parser, args)
@@ -365,6 +366,23 @@ class DigitsCLI(CheckpointReadOnce):
 def holds_familiarity(checkpoint: dict[str, Any] | None) -> bool:
     """Whether a checkpoint was fitted by ``DeclineUnfamiliar`` (whose state it holds)."""
     return checkpoint is not None and familiarity_state_of(checkpoint) is not None
+
+
+def up_to_nested_help(args: Any) -> Any:
+    """A command line cut after its first nested help flag and that flag's class
+    (``--data.help CLASS``, ``--model.network.help=ConvNet``).
+
+    Help writes nothing and, as ``--help`` does, has no use for the rest of the line; but
+    jsonargparse reads what follows a nested help flag with that class's own parser, so
+    ``--config FILE`` or ``--trainer.max_epochs 3`` after it were "unrecognized arguments".
+    """
+    if not isinstance(args, (list, tuple)):
+        return args  # a dict or Namespace of settings holds no flags
+    for index, token in enumerate(args):
+        flag, equals, _ = str(token).partition("=")
+        if flag.startswith("--") and flag.endswith(".help"):
+            return list(args[: index + (1 if equals else 2)])
+    return args
 
 
 def check_seed(seed: bool | int | None) -> None:

@@ -1248,6 +1248,13 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
     Mutant(
+        "nested help reads the rest of the line as its class's settings",
+        "digits/cli.py",
+        "            return list(args[: index + (1 if equals else 2)])\n",
+        "            return args\n",
+        ("tests/test_cli.py", "-k", "ignores_what_follows"),
+    ),
+    Mutant(
         "ConvNet refuses images with their channel last",
         "digits/networks.py",
         "            or (len(sample) == 3 and sample[0] == side and sample[1] == side"

@@ -116,6 +116,31 @@ def test_nested_help_under_a_subcommand_names_it(subcommand: str, nested: list[s
     assert f"Help for {nested[0]}=" in usage
 
 
+@pytest.mark.parametrize(
+    "after",
+    [["--config", "plain.yaml"], ["--trainer.max_epochs", "3"], ["--data.batch_size=8"]],
+    ids=["config", "trainer-flag", "data-setting"],
+)
+@pytest.mark.parametrize(
+    "nested",
+    [["--data.help", "digits.DigitsDataModule"], ["--model.network.help=ConvNet"]],
+    ids=["data", "network"],
+)
+def test_nested_help_ignores_what_follows_it_as_help_does(
+    nested: list[str], after: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """Help added at the front of a command line said "unrecognized arguments: --config
+    plain.yaml": jsonargparse reads what follows a nested help flag with the class's own
+    parser. Help writes nothing, and the rest of the line is not its business."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain.yaml").write_text("trainer:\n  max_epochs: 3\n")
+    with pytest.raises(SystemExit) as stopped:
+        fit_main([*nested, *after])
+    assert stopped.value.code == 0, capsys.readouterr().err
+    assert f"Help for {nested[0].split('=')[0]}=" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [tmp_path / "plain.yaml"]
+
+
 def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, capsys):
     fitted = digits_main(["fit", *QUIET, "--trainer.max_epochs", "2"])
     run = tmp_path / "lightning_logs/digits/version_0"
