@@ -262,7 +262,7 @@ class DigitsCLI(CheckpointReadOnce):
     # mistake (digits.errors.UsageError); what fails once a subcommand runs is not.
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        args = up_to_nested_help(sys.argv[1:] if args is None else args)
+        args = nested_help_last(sys.argv[1:] if args is None else args)
         with mark_usage_errors(MisconfigurationException):
             check_old_flags(args)
             for named in named_data_classes(args):
@@ -368,21 +368,30 @@ def holds_familiarity(checkpoint: dict[str, Any] | None) -> bool:
     return checkpoint is not None and familiarity_state_of(checkpoint) is not None
 
 
-def up_to_nested_help(args: Any) -> Any:
-    """A command line cut after its first nested help flag and that flag's class
-    (``--data.help CLASS``, ``--model.network.help=ConvNet``).
+def nested_help_last(args: Any) -> Any:
+    """A command line with its nested help flags and their classes moved to its end, in
+    their order (``--data.help CLASS``, ``--model.network.help=ConvNet``).
 
-    Help writes nothing and, as ``--help`` does, has no use for the rest of the line; but
-    jsonargparse reads what follows a nested help flag with that class's own parser, so
-    ``--config FILE`` or ``--trainer.max_epochs 3`` after it were "unrecognized arguments".
+    jsonargparse reads what follows a nested help flag with that class's own parser, which
+    takes only further nested help flags (help of a class inside it), so ``--config FILE``
+    or ``--trainer.max_epochs 3`` after one were "unrecognized arguments". Moved last, the
+    rest of the line is read first, as for ``--help``; no word is dropped.
     """
     if not isinstance(args, (list, tuple)):
         return args  # a dict or Namespace of settings holds no flags
-    for index, token in enumerate(args):
-        flag, equals, _ = str(token).partition("=")
+    words = [str(word) for word in args]
+    helps, others, index = [], [], 0
+    while index < len(words):
+        flag, equals, _ = words[index].partition("=")
         if flag.startswith("--") and flag.endswith(".help"):
-            return list(args[: index + (1 if equals else 2)])
-    return args
+            has_value = not equals and index + 1 < len(words)
+            taken = 2 if has_value and not words[index + 1].startswith("-") else 1
+            helps += words[index : index + taken]
+            index += taken
+        else:
+            others.append(words[index])
+            index += 1
+    return [*others, *helps] if helps else args
 
 
 def check_seed(seed: bool | int | None) -> None:

@@ -104,9 +104,9 @@ class ConvNet(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         # Rows of side x side features, or square one-channel images, the channel first or
-        # last (numpy and PIL put it last); anything else would be reshaped into squares it
-        # is not (8x32 read as 16x16) without a word. Written out, with no generator, so
-        # that TorchScript can script it.
+        # last (as Keras and TensorFlow put it); anything else would be reshaped into
+        # squares it is not (8x32 read as 16x16) without a word. Written out, with no
+        # generator, so that TorchScript can script it.
         side = self.side
         sample = pixels.shape[1:] if pixels.dim() > 1 else pixels.shape
         if not torch.jit.is_tracing() and not (  # a trace is of flat rows (export.py)
@@ -116,7 +116,11 @@ class ConvNet(nn.Module):
             or (len(sample) == 3 and sample[0] == side and sample[1] == side and sample[2] == 1)
         ):
             size = "x".join([str(length) for length in sample])
-            if pixels.dim() == 2 and pixels.shape[0] == side and pixels.shape[1] == side:
+            if (
+                pixels.shape[0] == side
+                and pixels.shape[1] == side
+                and (pixels.dim() == 2 or (pixels.dim() == 3 and pixels.shape[2] == 1))
+            ):
                 size += " (one image? give it a batch dimension: image[None])"
             raise ValueError(
                 f"ConvNet reads images of one channel, {side}x{side} here "

@@ -1243,15 +1243,15 @@ MUTANTS = [
     Mutant(
         "a config file's data class is said as --data, which nobody typed",
         "digits/training/own_data.py",
-        '        raise ValueError(f"{named.config}, under data: {error}") from None\n',
+        '        raise ValueError(f"{named.where}: {error}") from None\n',
         "        raise\n",
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
     Mutant(
         "nested help reads the rest of the line as its class's settings",
         "digits/cli.py",
-        "            return list(args[: index + (1 if equals else 2)])\n",
-        "            return args\n",
+        "    return [*others, *helps] if helps else args\n",
+        "    return args\n",
         ("tests/test_cli.py", "-k", "ignores_what_follows"),
     ),
     Mutant(

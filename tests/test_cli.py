@@ -118,8 +118,8 @@ def test_nested_help_under_a_subcommand_names_it(subcommand: str, nested: list[s
 
 @pytest.mark.parametrize(
     "after",
-    [["--config", "plain.yaml"], ["--trainer.max_epochs", "3"], ["--data.batch_size=8"]],
-    ids=["config", "trainer-flag", "data-setting"],
+    [["--config", "plain.yaml"], ["--trainer.max_epochs", "3"], ["--model.lr=0.01"]],
+    ids=["config", "trainer-flag", "model-setting"],
 )
 @pytest.mark.parametrize(
     "nested",
@@ -131,7 +131,7 @@ def test_nested_help_ignores_what_follows_it_as_help_does(
 ):
     """Help added at the front of a command line said "unrecognized arguments: --config
     plain.yaml": jsonargparse reads what follows a nested help flag with the class's own
-    parser. Help writes nothing, and the rest of the line is not its business."""
+    parser. Moved last, the rest is read first, as for --help, and nothing is written."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plain.yaml").write_text("trainer:\n  max_epochs: 3\n")
     with pytest.raises(SystemExit) as stopped:
@@ -139,6 +139,26 @@ def test_nested_help_ignores_what_follows_it_as_help_does(
     assert stopped.value.code == 0, capsys.readouterr().err
     assert f"Help for {nested[0].split('=')[0]}=" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == [tmp_path / "plain.yaml"]
+
+
+def test_nested_help_of_a_class_inside_another_still_chains(capsys):
+    """jsonargparse's help of a class given to a class (a data module's transform) follows
+    the outer one; moving help flags last keeps them together, in order."""
+    with pytest.raises(SystemExit) as stopped:
+        fit_main(
+            [
+                "--data.help",
+                "digits.DigitsDataModule",
+                "--trainer.max_epochs",
+                "3",
+                "--data.transforms.help",
+                "digits.people.augment.Shift",
+            ]
+        )
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    assert "Help for --data.transforms.help=digits.people.augment.Shift" in out
+    assert "--data.transforms.pixels PIXELS" in out
 
 
 def test_subcommands_fit_then_test_and_predict_a_checkpoint(tmp_path: Path, capsys):

@@ -67,9 +67,9 @@ def test_convnet_refuses_images_it_would_reshape_into_others(
     ) in str(refused.value)
 
 
-def test_convnet_reads_images_with_their_channel_last_as_numpy_gives_them():
-    """(N, 8, 8, 1), as numpy and PIL lay out one-channel images, was read before the
-    shape check and then refused by it."""
+def test_convnet_reads_images_with_their_channel_last():
+    """(N, 8, 8, 1), one-channel images as Keras and TensorFlow lay them out, was read
+    before the shape check and then refused by it."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         network = ConvNet().eval()
@@ -86,12 +86,13 @@ def test_convnet_traces_without_a_warning_and_says_how_to_give_one_image():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace's own
         traced = torch.jit.trace(network, torch.zeros(2, 64))
     assert traced(torch.zeros(5, 64)).shape == (5, 10)
-    with pytest.raises(ValueError) as refused:
-        network(torch.zeros(8, 8))
-    assert str(refused.value) == (
-        "ConvNet reads images of one channel, 8x8 here (64 features), got 8 (one image? "
-        "give it a batch dimension: image[None]); the MLP reads any shape"
-    )
+    for one_image, size in (((8, 8), "8"), ((8, 8, 1), "8x1")):
+        with pytest.raises(ValueError) as refused:
+            network(torch.zeros(one_image))
+        assert str(refused.value) == (
+            f"ConvNet reads images of one channel, 8x8 here (64 features), got {size} (one "
+            "image? give it a batch dimension: image[None]); the MLP reads any shape"
+        )
 
 
 def test_convnet_says_it_reads_one_channel_square_images():

@@ -595,6 +595,17 @@ FOLDER_LINE = (
             "error: bare.yaml, under data: class_path: MyOwnData: no data module class of "
             "that name is imported; name it by its module: class_path: module.MyOwnData",
         ),
+        (
+            ["--data", "data_only.yaml"],
+            "error: data_only.yaml: class_path: MyOwnData: no data module class of that "
+            "name is imported; name it by its module: class_path: module.MyOwnData",
+        ),
+        (
+            ["-c", "folder.yaml"],
+            "error: folder.yaml, under data: class_path: examples is a folder, not a data "
+            "module class: name the class by its module, class_path: module.ClassName (a "
+            "folder your class reads is one of its settings, init_args: {NAME: examples})",
+        ),
     ],
 )
 def test_a_data_class_misnamed_is_said_in_one_line(
@@ -609,6 +620,8 @@ def test_a_data_class_misnamed_is_said_in_one_line(
         "data:\n  class_path: digits.DigitsDataModule\n  init_args:\n    batch_size: 32\n"
     )
     (examples / "bare.yaml").write_text("data:\n  class_path: MyOwnData\n")
+    (examples / "data_only.yaml").write_text("class_path: MyOwnData\n")
+    (examples / "folder.yaml").write_text("data:\n  class_path: examples\n")
     monkeypatch.syspath_prepend(examples)  # as python -m finds modules in its folder
     with pytest.raises(SystemExit) as stopped:
         fit_main(words)

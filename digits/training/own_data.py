@@ -53,7 +53,7 @@ class NamedData(NamedTuple):
 
     flag: str  # how it is written: "--data", "--data.help", or a config's "class_path:"
     class_path: str  # as written (empty for --data.help with nothing after it)
-    config: str | None = None  # the config file that names it, if one does
+    where: str | None = None  # the config file that names it: "FILE, under data", "FILE"
 
 
 def named_data_classes(args: Any) -> list[NamedData]:
@@ -66,11 +66,14 @@ def named_data_classes(args: Any) -> list[NamedData]:
             value = args[index + 1]  # --data VALUE, not --data=VALUE (nor --data=, empty)
         if flag == HELP_FLAG:
             named.append(NamedData(flag, value))  # a class path or name (or none), never a config
+        elif flag == "--data" and not value.endswith(".py") and Path(value).is_file():
+            class_path = _data_class(value, whole_config=False) or ""
+            named.append(NamedData("class_path:", class_path, where=value))  # --data FILE
         elif flag == "--data":
             named.append(NamedData(flag, _data_class(value, whole_config=False) or ""))
         elif flag in ("--config", "-c"):
             class_path = _data_class(value, whole_config=True) or ""
-            named.append(NamedData("class_path:", class_path, config=value))
+            named.append(NamedData("class_path:", class_path, where=f"{value}, under data"))
     return [data for data in named if data.class_path or data.flag == HELP_FLAG]
 
 
@@ -94,9 +97,9 @@ def check_named_data_class(named: NamedData) -> None:
     try:
         _check_data_class(named.class_path, named.flag)
     except ValueError as error:  # a BugInYourCode keeps its traceback as it is
-        if named.config is None:
+        if named.where is None:
             raise
-        raise ValueError(f"{named.config}, under data: {error}") from None
+        raise ValueError(f"{named.where}: {error}") from None
 
 
 def _check_data_class(class_path: str, flag: str) -> None:
@@ -183,10 +186,11 @@ def names_a_module(name: str, kind: ModuleKind, flag: str) -> ValueError:
     """``--data examples.wine`` (or ``--data my_data``, ``--data examples``): a module or a
     package (or a folder) where a class belongs."""
     if kind == "package":
+        setting = f"--data.NAME {name}" if flag.startswith("-") else f"init_args: {{NAME: {name}}}"
         return ValueError(
             f"{flag} {name} is a folder, not a data module class: name the class by its "
             f"module, {flag} module.ClassName (a folder your class reads is one of its "
-            f"settings, --data.NAME {name})"
+            f"settings, {setting})"
         )
     return ValueError(f"{flag} {name} is a module; name the class in it: {flag} {name}.ClassName")
 
