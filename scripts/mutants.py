@@ -1255,6 +1255,13 @@ MUTANTS = [
         ("tests/test_cli.py", "-k", "ignores_what_follows"),
     ),
     Mutant(
+        "--data naming a function or a module inside a module is said as a wrong type",
+        "digits/training/own_data.py",
+        "    if not (isinstance(found, type) and issubclass(found, L.LightningDataModule)):",
+        "    if False:",
+        ("tests/test_own_data.py", "-k", "misnamed"),
+    ),
+    Mutant(
         "ConvNet refuses images with their channel last",
         "digits/networks.py",
         "            or (len(sample) == 3 and sample[0] == side and sample[1] == side"

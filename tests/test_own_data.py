@@ -591,6 +591,21 @@ FOLDER_LINE = (
             "settings as --data.NAME VALUE (in a config file, under data: without class_path)",
         ),
         (
+            ["--data", "digits.data"],
+            "error: --data digits.data is a module; name the class in it: "
+            "--data digits.data.ClassName",
+        ),
+        (
+            ["--data", "examples.wine.load_wine"],
+            "error: --data examples.wine.load_wine is a function, not a LightningDataModule: "
+            "name the data module's class, --data module.ClassName",
+        ),
+        (
+            ["--data", "digits.model.DigitsClassifier"],
+            "error: --data digits.model.DigitsClassifier is another class, not a "
+            "LightningDataModule: name the data module's class, --data module.ClassName",
+        ),
+        (
             ["--config", "bare.yaml"],
             "error: bare.yaml, under data: class_path: MyOwnData: no data module class of "
             "that name is imported; name it by its module: class_path: module.MyOwnData",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import itertools
 import math
 import sys
@@ -160,6 +161,15 @@ def _check_data_class(class_path: str, flag: str) -> None:
         if kind := module_kind(class_path):
             raise names_a_module(class_path, kind, flag)
         raise ValueError(f"{flag} {class_path}: {module_name} has no {name!r}")
+    found = getattr(module, name)
+    if inspect.ismodule(found):
+        raise names_a_module(class_path, module_kind(class_path) or "module", flag)
+    if not (isinstance(found, type) and issubclass(found, L.LightningDataModule)):
+        what = "another class" if isinstance(found, type) else f"a {type(found).__name__}"
+        raise ValueError(
+            f"{flag} {class_path} is {what}, not a LightningDataModule: name the data "
+            f"module's class, {flag} module.ClassName"
+        )
 
 
 def is_dotted_name(name: str) -> bool:
