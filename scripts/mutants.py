@@ -1262,6 +1262,13 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "misnamed"),
     ),
     Mutant(
+        "a config whose data is a file of its own is read as this project's data",
+        "digits/training/own_data.py",
+        "        if isinstance(loaded, str):  # data: its_own.yaml",
+        "        if False:  # data: its_own.yaml",
+        ("tests/test_own_data.py", "-k", "file_of_its_own"),
+    ),
+    Mutant(
         "ConvNet refuses images with their channel last",
         "digits/networks.py",
         "            or (len(sample) == 3 and sample[0] == side and sample[1] == side"

@@ -167,6 +167,34 @@ def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: 
     assert not names_other_data(["--config", str(ROOT / "configs" / "best.yaml")])
 
 
+def test_a_config_whose_data_is_a_file_of_its_own_names_its_class(
+    examples: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``data: wine_data.yaml`` (jsonargparse reads it from beside the config) and ``data:
+    CLASS`` were not seen to name a class: "Group 'data' does not accept option
+    'init_args.batch_size'"."""
+    from digits.training.own_data import names_other_data
+
+    (examples / "configs").mkdir()
+    (examples / "configs" / "wine_data.yaml").write_text(
+        f"class_path: {DATA}\ninit_args:\n  batch_size: 8\n"
+    )
+    (examples / "configs" / "run.yaml").write_text("data: wine_data.yaml\n")
+    (examples / "configs" / "by_name.yaml").write_text(f"data: {DATA}\n")
+    (examples / "configs" / "digits_data.yaml").write_text("batch_size: 32\n")
+    (examples / "configs" / "digits_run.yaml").write_text("data: digits_data.yaml\n")
+    assert names_other_data(["--config", "configs/run.yaml"])
+    assert names_other_data(["--config", "configs/by_name.yaml"])
+    assert not names_other_data(["--config", "configs/digits_run.yaml"])
+    monkeypatch.syspath_prepend(examples)  # as python -m finds modules in its folder
+    with pytest.raises(SystemExit) as printed:
+        fit_main(["--config", "configs/run.yaml", "--print_config"])
+    assert printed.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["class_path"] == DATA
+    assert config["data"]["init_args"]["batch_size"] == 8
+
+
 PLAIN = """
 import lightning as L
 import torch

@@ -240,6 +240,9 @@ def _data_class(value: str, whole_config: bool) -> str | None:
         return None  # the parser itself says what is wrong with it
     if whole_config:
         loaded = loaded.get("data") if isinstance(loaded, dict) else None
+        if isinstance(loaded, str):  # data: its_own.yaml (beside the config), or data: CLASS
+            beside = Path(value).parent / loaded
+            return _data_class(str(beside) if beside.is_file() else loaded, whole_config=False)
     class_path = loaded.get("class_path") if isinstance(loaded, dict) else None
     return str(class_path) if class_path else None
 
