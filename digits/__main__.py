@@ -23,9 +23,11 @@ def main(args: list[str] | None = None) -> DigitsCLI:
     # LightningCLI runs the subcommand while it is built: DigitsCLI marks what it finds
     # while reading and building as a UsageError; anything raised later keeps its
     # traceback, except divergence, SIGTERM and Ctrl-C.
-    with exit_on_training_failure(), exit_2_on_usage_error():
-        cli = DigitsCLI(args=args)
-    close_process_group()
+    try:
+        with exit_on_training_failure(), exit_2_on_usage_error():
+            cli = DigitsCLI(args=args)
+    finally:
+        close_process_group()  # however it ends: refused, diverged, stopped or done
     return cli
 
 

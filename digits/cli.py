@@ -540,10 +540,11 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def close_process_group() -> None:
-    """After DDP, close the process group before the interpreter exits.
+    """After DDP, close the process group before the interpreter exits, however the run
+    ended (done, refused in a callback, diverged, stopped by SIGTERM).
 
-    Otherwise gloo's threads abort at shutdown with "terminate called without an active
-    exception" after a run that succeeded.
+    Otherwise gloo's threads may abort the interpreter's exit with "terminate called
+    without an active exception": SIGABRT, exit -6 where the run meant 0 or 2.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

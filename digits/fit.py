@@ -30,10 +30,12 @@ def main(args: list[str] | None = None) -> FitSummary:
         cli = build(args)
     # A run's length is known once its data is set up: a resumed run that would not fit
     # its schedule is refused there, before anything is written (ScheduleLengthKept).
-    with exit_on_training_failure(), exit_2_on_usage_error():
-        train(cli)
-        cli.after_fit()
-    close_process_group()
+    try:
+        with exit_on_training_failure(), exit_2_on_usage_error():
+            train(cli)
+            cli.after_fit()
+    finally:
+        close_process_group()  # however it ends: refused, diverged, stopped or done
     return cli.summary
 
 

@@ -1269,6 +1269,20 @@ MUTANTS = [
         ("tests/test_own_data.py", "-k", "file_of_its_own"),
     ),
     Mutant(
+        "a DDP run that fails leaves its process group open to abort the exit",
+        "digits/fit.py",
+        "        close_process_group()  # however it ends: refused, diverged, stopped or done\n",
+        "        pass\n",
+        ("tests/test_trust.py", "-k", "closed_however"),
+    ),
+    Mutant(
+        "a DDP subcommand that fails leaves its process group open to abort the exit",
+        "digits/__main__.py",
+        "        close_process_group()  # however it ends: refused, diverged, stopped or done\n",
+        "        pass\n",
+        ("tests/test_trust.py", "-k", "closed_however"),
+    ),
+    Mutant(
         "ConvNet refuses images with their channel last",
         "digits/networks.py",
         "            or (len(sample) == 3 and sample[0] == side and sample[1] == side"

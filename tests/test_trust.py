@@ -966,6 +966,37 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
     assert scalars(run_dir(tmp_path, 1), "test/acc")[0][1] == scalars(run, "test/acc")[0][1]
 
 
+@pytest.mark.parametrize("entry", ["digits.fit", "digits"])
+def test_the_process_group_is_closed_however_a_run_ends(
+    entry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A DDP process that ended with its group still open (a run refused in a callback,
+    SIGTERM) sometimes died at exit instead, SIGABRT: "terminate called without an active
+    exception" from gloo's threads, so torchrun saw -6 where the run said 2."""
+    import digits.__main__
+    import digits.fit
+
+    def refused_once_the_group_is_up(*args, **kwargs):
+        store = f"file://{tmp_path / 'store'}"
+        dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+        raise SystemExit(2)
+
+    if entry == "digits.fit":
+        monkeypatch.setattr(digits.fit, "train", refused_once_the_group_is_up)
+        run = main
+    else:
+        monkeypatch.setattr(digits.__main__, "DigitsCLI", refused_once_the_group_is_up)
+        run = digits_main
+    try:
+        with pytest.raises(SystemExit) as ended:
+            run([*QUIET] if entry == "digits.fit" else ["fit", *QUIET])
+        assert ended.value.code == 2
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():  # left open by the code under test: not for other tests
+            dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def two_nodes(fit_args: list[str]) -> Iterator[list[subprocess.Popen]]:
     """``digits.fit`` started by torchrun as on two machines, one process each; whatever
