@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 
-from digits.cli import DigitsCLI, close_process_group
+from digits.cli import DigitsCLI, process_group_closed_at_the_end
 from digits.errors import exit_2_on_usage_error, exit_on_training_failure
 from digits.training.output import quiet_lightning
 
@@ -23,11 +23,8 @@ def main(args: list[str] | None = None) -> DigitsCLI:
     # LightningCLI runs the subcommand while it is built: DigitsCLI marks what it finds
     # while reading and building as a UsageError; anything raised later keeps its
     # traceback, except divergence, SIGTERM and Ctrl-C.
-    try:
-        with exit_on_training_failure(), exit_2_on_usage_error():
-            cli = DigitsCLI(args=args)
-    finally:
-        close_process_group()  # however it ends: refused, diverged, stopped or done
+    with process_group_closed_at_the_end(), exit_on_training_failure(), exit_2_on_usage_error():
+        cli = DigitsCLI(args=args)
     return cli
 
 

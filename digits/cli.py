@@ -11,6 +11,8 @@ feature (``digits.training``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -539,12 +541,27 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def close_process_group() -> None:
-    """After DDP, close the process group before the interpreter exits, however the run
-    ended (done, refused in a callback, diverged, stopped by SIGTERM).
+@contextmanager
+def process_group_closed_at_the_end() -> Iterator[None]:
+    """After DDP, the process group closed before the interpreter exits: when the run is
+    done, and when it ends with an exit code (refused in a callback, diverged, stopped by
+    SIGTERM or Ctrl-C), each of which has said its word by then.
 
     Otherwise gloo's threads may abort the interpreter's exit with "terminate called
-    without an active exception": SIGABRT, exit -6 where the run meant 0 or 2.
+    without an active exception": SIGABRT, exit -6 where the run meant 0 or 2. A bug's
+    exception is left to propagate with the group open: closing it would first wait for
+    the collectives it left pending (up to the group's timeout, 30 minutes by default),
+    with its traceback not yet printed.
     """
+    try:
+        yield
+    except SystemExit:
+        close_process_group()
+        raise
+    close_process_group()
+
+
+def close_process_group() -> None:
+    """Close the DDP process group, if there is one (a second call does nothing)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -17,7 +17,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from digits.cli import DigitsCLI, close_process_group
+from digits.cli import DigitsCLI, process_group_closed_at_the_end
 from digits.errors import exit_2_on_usage_error, exit_on_training_failure, reading_the_command_line
 from digits.training.output import quiet_lightning
 from digits.training.summary import FitSummary
@@ -30,12 +30,9 @@ def main(args: list[str] | None = None) -> FitSummary:
         cli = build(args)
     # A run's length is known once its data is set up: a resumed run that would not fit
     # its schedule is refused there, before anything is written (ScheduleLengthKept).
-    try:
-        with exit_on_training_failure(), exit_2_on_usage_error():
-            train(cli)
-            cli.after_fit()
-    finally:
-        close_process_group()  # however it ends: refused, diverged, stopped or done
+    with process_group_closed_at_the_end(), exit_on_training_failure(), exit_2_on_usage_error():
+        train(cli)
+        cli.after_fit()
     return cli.summary
 
 

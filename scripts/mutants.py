@@ -938,8 +938,8 @@ MUTANTS = [
     Mutant(
         "a bug while a subcommand runs is called the user's mistake",
         "digits/__main__.py",
-        "with exit_on_training_failure(), exit_2_on_usage_error():",
-        "with exit_on_training_failure(), reading_the_command_line():",
+        " exit_on_training_failure(), exit_2_on_usage_error():",
+        " exit_on_training_failure(), reading_the_command_line():",
         ("tests/test_errors.py",),
         also=(
             (
@@ -1270,17 +1270,17 @@ MUTANTS = [
     ),
     Mutant(
         "a DDP run that fails leaves its process group open to abort the exit",
-        "digits/fit.py",
-        "        close_process_group()  # however it ends: refused, diverged, stopped or done\n",
-        "        pass\n",
-        ("tests/test_trust.py", "-k", "closed_however"),
+        "digits/cli.py",
+        "    except SystemExit:\n        close_process_group()\n        raise\n",
+        "    except SystemExit:\n        raise\n",
+        ("tests/test_trust.py", "-k", "closed_when"),
     ),
     Mutant(
-        "a DDP subcommand that fails leaves its process group open to abort the exit",
+        "a DDP subcommand's process group is not closed at its end",
         "digits/__main__.py",
-        "        close_process_group()  # however it ends: refused, diverged, stopped or done\n",
-        "        pass\n",
-        ("tests/test_trust.py", "-k", "closed_however"),
+        "    with process_group_closed_at_the_end(), exit_on_training_failure(),",
+        "    with exit_on_training_failure(),",
+        ("tests/test_trust.py", "-k", "closed_when"),
     ),
     Mutant(
         "ConvNet refuses images with their channel last",

@@ -167,6 +167,32 @@ def test_a_config_file_naming_the_data_class_is_read_in_subclass_mode(examples: 
     assert not names_other_data(["--config", str(ROOT / "configs" / "best.yaml")])
 
 
+def test_a_data_module_instance_or_factory_is_taken_as_jsonargparse_takes_it(
+    examples: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An importable instance, and a function annotated to return a data module, are
+    what jsonargparse accepts for a class path; the check that refuses a function or
+    another class refused them too (helper-31)."""
+    (examples / "made.py").write_text(
+        "from examples.wine import WineDataModule\n\n"
+        "instance = WineDataModule(batch_size=4)\n\n\n"
+        "def factory(batch_size: int = 4) -> WineDataModule:\n"
+        "    return WineDataModule(batch_size=batch_size)\n"
+    )
+    monkeypatch.syspath_prepend(examples)
+    for words, data in (
+        (["--data", "made.instance"], "made.instance"),
+        (
+            ["--data", "made.factory", "--data.batch_size", "8"],
+            {"class_path": "made.factory", "init_args": {"batch_size": 8}},
+        ),
+    ):
+        with pytest.raises(SystemExit) as printed:
+            fit_main([*words, "--print_config"])
+        assert printed.value.code == 0, capsys.readouterr().err
+        assert yaml.safe_load(capsys.readouterr().out)["data"] == data
+
+
 def test_a_config_whose_data_is_a_file_of_its_own_names_its_class(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,6 +209,10 @@ def test_a_config_whose_data_is_a_file_of_its_own_names_its_class(
     (examples / "configs" / "by_name.yaml").write_text(f"data: {DATA}\n")
     (examples / "configs" / "digits_data.yaml").write_text("batch_size: 32\n")
     (examples / "configs" / "digits_run.yaml").write_text("data: digits_data.yaml\n")
+    # jsonargparse reads data: FILE from beside the config only, not from the working folder
+    (examples / "configs" / "elsewhere.yaml").write_text("data: wine_here.yaml\n")
+    (examples / "wine_here.yaml").write_text(f"class_path: {DATA}\n")
+    assert not names_other_data(["--config", "configs/elsewhere.yaml"])
     assert names_other_data(["--config", "configs/run.yaml"])
     assert names_other_data(["--config", "configs/by_name.yaml"])
     assert not names_other_data(["--config", "configs/digits_run.yaml"])

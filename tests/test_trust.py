@@ -967,7 +967,7 @@ def test_two_nodes_rehearsed_with_torchrun_test_as_one_process_and_write_once(tm
 
 
 @pytest.mark.parametrize("entry", ["digits.fit", "digits"])
-def test_the_process_group_is_closed_however_a_run_ends(
+def test_the_process_group_is_closed_when_a_run_ends_with_an_exit_code(
     entry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A DDP process that ended with its group still open (a run refused in a callback,

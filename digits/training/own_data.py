@@ -15,6 +15,7 @@ import inspect
 import itertools
 import math
 import sys
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,6 +163,8 @@ def _check_data_class(class_path: str, flag: str) -> None:
             raise names_a_module(class_path, kind, flag)
         raise ValueError(f"{flag} {class_path}: {module_name} has no {name!r}")
     found = getattr(module, name)
+    if isinstance(found, L.LightningDataModule) or builds_a_data_module(found):
+        return  # an importable instance, or a function returning one: jsonargparse takes both
     if inspect.ismodule(found):
         raise names_a_module(class_path, module_kind(class_path) or "module", flag)
     if not (isinstance(found, type) and issubclass(found, L.LightningDataModule)):
@@ -170,6 +173,18 @@ def _check_data_class(class_path: str, flag: str) -> None:
             f"{flag} {class_path} is {what}, not a LightningDataModule: name the data "
             f"module's class, {flag} module.ClassName"
         )
+
+
+def builds_a_data_module(found: Any) -> bool:
+    """Whether ``found`` is a function annotated to return a data module (a factory that
+    jsonargparse calls with the settings given, as it would a class)."""
+    if isinstance(found, type) or not callable(found):
+        return False
+    try:
+        returns = typing.get_type_hints(found).get("return")
+    except (NameError, TypeError):  # an annotation that cannot be resolved
+        return False
+    return isinstance(returns, type) and issubclass(returns, L.LightningDataModule)
 
 
 def is_dotted_name(name: str) -> bool:
@@ -242,7 +257,11 @@ def _data_class(value: str, whole_config: bool) -> str | None:
         loaded = loaded.get("data") if isinstance(loaded, dict) else None
         if isinstance(loaded, str):  # data: its_own.yaml (beside the config), or data: CLASS
             beside = Path(value).parent / loaded
-            return _data_class(str(beside) if beside.is_file() else loaded, whole_config=False)
+            if beside.is_file():
+                return _data_class(str(beside), whole_config=False)
+            if loaded.endswith((".yaml", ".yml", ".json")) or "/" in loaded:
+                return None  # read from beside the config only: the parser says it is not there
+            return _data_class(loaded, whole_config=False)
     class_path = loaded.get("class_path") if isinstance(loaded, dict) else None
     return str(class_path) if class_path else None
 
