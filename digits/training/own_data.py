@@ -245,7 +245,7 @@ def _data_class(value: str, whole_config: bool) -> str | None:
         text = value  # --data '{class_path: ...}'
     elif not whole_config and Path(value).is_dir():
         return value  # a folder for a class path: check_named_data_class says so
-    elif whole_config or value.endswith((".yaml", ".yml", ".json")) or "/" in value:
+    elif whole_config or _names_a_file(value):
         return None  # a file that is not there: the parser says so
     else:
         return value  # --data CLASS
@@ -259,11 +259,16 @@ def _data_class(value: str, whole_config: bool) -> str | None:
             beside = Path(value).parent / loaded
             if beside.is_file():
                 return _data_class(str(beside), whole_config=False)
-            if loaded.endswith((".yaml", ".yml", ".json")) or "/" in loaded:
+            if _names_a_file(loaded):
                 return None  # read from beside the config only: the parser says it is not there
             return _data_class(loaded, whole_config=False)
     class_path = loaded.get("class_path") if isinstance(loaded, dict) else None
     return str(class_path) if class_path else None
+
+
+def _names_a_file(value: str) -> bool:
+    """Whether a value that is no file here is meant as one (a config's path), not a class."""
+    return value.endswith((".yaml", ".yml", ".json")) or "/" in value
 
 
 def is_default_data(class_path: str) -> bool:
